@@ -1,0 +1,104 @@
+"""Vault blocks: a connection (address, auth method, TLS) and a reference to one secret."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+from blocks.tls import tls_verify
+from opsapi.errors import ConfigurationError
+from opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultAuth, VaultClient
+
+
+class VaultConnection(Block):
+    """How to reach and log in to Vault or OpenBao.
+
+    Example:
+        >>> vault = VaultConnection.load("lab")                       # doctest: +SKIP
+        >>> vault.get_client().read_secret("opsflow/platform")       # doctest: +SKIP
+    """
+
+    _block_type_name = "Vault Connection"
+    _description = "Address, auth method (token, AppRole, userpass) and TLS settings of Vault."
+
+    url: str = Field(default="http://127.0.0.1:8200", description="Vault's address.")
+    auth_method: Literal["token", "approle", "userpass"] = Field(
+        default="approle", description="How to log in: token, approle or userpass."
+    )
+    token: SecretStr | None = Field(default=None, description="Token, for the token method.")
+    role_id: str | None = Field(default=None, description="AppRole role id, for approle.")
+    secret_id: SecretStr | None = Field(default=None, description="AppRole secret id, for approle.")
+    approle_mount: str = Field(default="approle", description="Mount point of the AppRole method.")
+    username: str | None = Field(default=None, description="User name, for userpass.")
+    password: SecretStr | None = Field(default=None, description="Password, for userpass.")
+    userpass_mount: str = Field(default="userpass", description="Mount point of userpass.")
+    namespace: str | None = Field(default=None, description="Vault namespace, if any.")
+    ca_cert: str | None = Field(default=None, description="Path of the CA bundle for Vault's TLS.")
+    verify_tls: bool = Field(default=True, description="Verify Vault's certificate.")
+    timeout: float = Field(default=10.0, gt=0, description="Seconds per request to Vault.")
+
+    def _auth(self) -> VaultAuth:
+        def need(field: str, value: object) -> None:
+            if not value:
+                raise ConfigurationError(
+                    f"Vault connection: auth_method {self.auth_method!r} needs {field}; "
+                    f"set it on the block"
+                )
+
+        if self.auth_method == "token":
+            need("token", self.token and self.token.get_secret_value())
+            return TokenAuth(self.token.get_secret_value())  # type: ignore[union-attr]
+        if self.auth_method == "approle":
+            need("role_id", self.role_id)
+            need("secret_id", self.secret_id and self.secret_id.get_secret_value())
+            return AppRoleAuth(
+                self.role_id,  # type: ignore[arg-type]
+                self.secret_id.get_secret_value(),  # type: ignore[union-attr]
+                mount_point=self.approle_mount,
+            )
+        need("username", self.username)
+        need("password", self.password and self.password.get_secret_value())
+        return UserpassAuth(
+            self.username,  # type: ignore[arg-type]
+            self.password.get_secret_value(),  # type: ignore[union-attr]
+            mount_point=self.userpass_mount,
+        )
+
+    def get_client(self) -> VaultClient:
+        """A Vault client that logs in on first use."""
+        return VaultClient(
+            self.url,
+            self._auth(),
+            verify=tls_verify("Vault", self.ca_cert, self.verify_tls),
+            namespace=self.namespace,
+            timeout=self.timeout,
+        )
+
+
+class VaultSecret(Block):
+    """One key of one secret in Vault: where a credential lives, never the credential itself.
+
+    Example:
+        >>> ref = VaultSecret(vault=VaultConnection.load("lab"), path="opsflow/platform",
+        ...                   key="token")                          # doctest: +SKIP
+        >>> ref.get().get_secret_value()                            # doctest: +SKIP
+    """
+
+    _block_type_name = "Vault Secret"
+    _description = "A reference to one key of a KV v1 or v2 secret in Vault."
+
+    vault: VaultConnection = Field(description="The Vault connection to read through.")
+    path: str = Field(description="Secret path below the mount point, e.g. opsflow/platform.")
+    key: str = Field(default="token", description="Key within the secret.")
+    mount_point: str = Field(default="secret", description="Mount point of the KV engine.")
+    kv_version: Literal[1, 2] = Field(default=2, description="KV engine version, 1 or 2.")
+
+    def get(self, client: VaultClient | None = None) -> SecretStr:
+        """Read the secret (logging in first) and return it wrapped as a SecretStr."""
+        vault = client or self.vault.get_client()
+        value = vault.read_secret_key(
+            self.path, self.key, mount_point=self.mount_point, kv_version=self.kv_version
+        )
+        return SecretStr(value)

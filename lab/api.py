@@ -1,0 +1,443 @@
+"""The lab ops platform: the design's API table, served by FastAPI (OpenAPI at /openapi.json).
+
+Also: `/metrics` (each host's simulated load and service state, Prometheus text format) and
+`/lab/...` admin endpoints for the lab's command line and tests (not in the OpenAPI document).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import requests
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lab.hosts import base_load_for, current_load, host_dir, set_fail_restart
+from lab.jobs import JobRunner
+from lab.store import Duplicate, LabStore
+
+HOSTNAME_PATTERN = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+JOB_STATUSES = ("pending", "running", "success", "failed", "partial", "cancelled", "timeout")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class HostIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hostname: str = Field(pattern=HOSTNAME_PATTERN, max_length=253)
+    ip: str
+    os: str | None = Field(default=None, max_length=200)
+    owner: str | None = Field(default=None, max_length=200)
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be an IPv4 or IPv6 address") from None
+
+
+class HostPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hostname: str | None = Field(default=None, pattern=HOSTNAME_PATTERN, max_length=253)
+    ip: str | None = None
+    os: str | None = Field(default=None, max_length=200)
+    owner: str | None = Field(default=None, max_length=200)
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=50
+    )
+
+    _ip = field_validator("ip")(HostIn._ip.__func__)  # type: ignore[attr-defined]
+
+
+class Host(HostIn):
+    model_config = ConfigDict(extra="ignore")
+    id: int
+    created_at: float
+
+
+class HostPage(BaseModel):
+    data: list[Host]
+    total: int
+    page: int
+    page_size: int
+
+
+class ExecuteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: list[int] = Field(min_length=1, max_length=100_000)
+    command: str = Field(min_length=1, max_length=10_000)
+    timeout: int = Field(default=60, ge=1, le=3600)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+
+
+class JobResultOut(BaseModel):
+    host_id: int
+    hostname: str | None
+    status: Literal[JOB_STATUSES]  # type: ignore[valid-type]
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobOut(BaseModel):
+    job_id: str
+    command: str
+    timeout: int
+    status: Literal[JOB_STATUSES]  # type: ignore[valid-type]
+    hosts: list[int]
+    created_at: str | None
+    finished_at: str | None
+    results: list[JobResultOut]
+
+
+class ResetIn(BaseModel):
+    hosts: int = Field(default=10, ge=0, le=200_000)
+
+
+class OverloadIn(BaseModel):
+    load: float | None = Field(default=8.0, ge=0, description="None clears the overload.")
+
+
+class FailRestartIn(BaseModel):
+    fail: bool = True
+
+
+class JobPage(BaseModel):
+    data: list[JobOut]
+    total: int
+
+
+ERRORS = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        401: "Missing or wrong token.",
+        404: "No such resource.",
+        409: "Conflict with an existing resource.",
+        422: "Invalid input.",
+    }.items()
+}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(
+    root: Path,
+    token: str,
+    prometheus_url: str | None = None,
+    store: LabStore | None = None,
+) -> FastAPI:
+    """The lab platform app over the lab directory `root`."""
+    store = store or LabStore(root / "platform.db")
+    runner = JobRunner(store, root)
+    app = FastAPI(
+        title="opsflow lab ops platform",
+        version="1.0",
+        description="Reference ops platform: hosts, jobs, monitoring pass-through.",
+    )
+    app.state.store, app.state.runner = store, runner
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):
+            return _error(exc.status_code, exc.detail["code"], exc.detail["message"])
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid_input", "; ".join(problems)[:2000])
+
+    @app.middleware("http")
+    async def _request_id(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        return response
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme not in ("Token", "Bearer") or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise HTTPException(
+                401,
+                {
+                    "code": "unauthorized",
+                    "message": "missing or invalid token: send "
+                    "'Authorization: Token <token>' or 'Bearer <token>'",
+                },
+            )
+
+    def fail(status: int, code: str, message: str) -> HTTPException:
+        return HTTPException(status, {"code": code, "message": message})
+
+    def host_or_404(host_id: int) -> dict[str, Any]:
+        host = store.get_host(host_id)
+        if host is None:
+            raise fail(404, "host_not_found", f"host {host_id} does not exist")
+        return host
+
+    auth = [Depends(authorized)]
+
+    # hosts -------------------------------------------------------------------------------
+
+    @app.get("/api/v1/hosts", response_model=HostPage, dependencies=auth, responses=ERRORS)
+    def list_hosts(
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
+        hostname: str | None = None,
+        ip: str | None = None,
+        tag: str | None = None,
+    ) -> dict[str, Any]:
+        rows, total = store.list_hosts(page, page_size, hostname, ip, tag)
+        return {"data": rows, "total": total, "page": page, "page_size": page_size}
+
+    @app.post(
+        "/api/v1/hosts", response_model=Host, status_code=201, dependencies=auth, responses=ERRORS
+    )
+    def create_host(spec: HostIn) -> dict[str, Any]:
+        try:
+            [host_id] = store.create_hosts([spec.model_dump()], [base_load_for(spec.hostname)])
+        except Duplicate:
+            raise fail(
+                409,
+                "duplicate_host",
+                f"a host with hostname {spec.hostname!r} or ip {spec.ip!r} exists",
+            ) from None
+        host_dir(root, spec.hostname)
+        return host_or_404(host_id)
+
+    @app.get("/api/v1/hosts/{host_id}", response_model=Host, dependencies=auth, responses=ERRORS)
+    def get_host(host_id: int) -> dict[str, Any]:
+        return host_or_404(host_id)
+
+    def change(host_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        host_or_404(host_id)
+        try:
+            store.update_host(host_id, fields)
+        except Duplicate:
+            raise fail(409, "duplicate_host", "another host has that hostname or ip") from None
+        return host_or_404(host_id)
+
+    @app.put("/api/v1/hosts/{host_id}", response_model=Host, dependencies=auth, responses=ERRORS)
+    def replace_host(host_id: int, spec: HostIn) -> dict[str, Any]:
+        return change(host_id, spec.model_dump())
+
+    @app.patch("/api/v1/hosts/{host_id}", response_model=Host, dependencies=auth, responses=ERRORS)
+    def update_host(host_id: int, patch: HostPatch) -> dict[str, Any]:
+        return change(host_id, patch.model_dump(exclude_unset=True, exclude_none=True))
+
+    @app.delete("/api/v1/hosts/{host_id}", status_code=204, dependencies=auth, responses=ERRORS)
+    def delete_host(host_id: int) -> Response:
+        if not store.delete_host(host_id):
+            raise fail(404, "host_not_found", f"host {host_id} does not exist")
+        return Response(status_code=204)
+
+    # jobs --------------------------------------------------------------------------------
+
+    @app.post(
+        "/api/v1/job/execute", response_model=JobAccepted, dependencies=auth, responses=ERRORS
+    )
+    def execute(
+        body: ExecuteIn,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> dict[str, str]:
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        with store.lock:
+            if idempotency_key:
+                earlier = store.job_by_key(idempotency_key)
+                if earlier is not None:
+                    if earlier["fingerprint"] != fingerprint:
+                        raise fail(
+                            422,
+                            "idempotency_key_reused",
+                            "Idempotency-Key was used for a different request",
+                        )
+                    return {"job_id": earlier["id"]}
+            hosts = store.hosts_by_ids(dict.fromkeys(body.hosts))
+            missing = [h for h in dict.fromkeys(body.hosts) if h not in hosts]
+            if missing:
+                raise fail(422, "unknown_hosts", f"hosts do not exist: {missing[:20]}")
+            job_id = uuid.uuid4().hex
+            store.create_job(
+                job_id, body.command, body.timeout, hosts, idempotency_key, fingerprint
+            )
+        runner.submit(job_id, body.command, body.timeout, hosts)
+        return {"job_id": job_id}
+
+    def job_or_404(job_id: str) -> dict[str, Any]:
+        job = store.get_job(job_id)
+        if job is None:
+            raise fail(404, "job_not_found", f"job {job_id} does not exist")
+        return job
+
+    @app.get("/api/v1/job/{job_id}", response_model=JobOut, dependencies=auth, responses=ERRORS)
+    def get_job(job_id: str) -> dict[str, Any]:
+        return job_or_404(job_id)
+
+    @app.post(
+        "/api/v1/job/{job_id}/cancel", response_model=JobOut, dependencies=auth, responses=ERRORS
+    )
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        if job_or_404(job_id)["status"] in ("pending", "running"):
+            runner.cancel(job_id)
+        return job_or_404(job_id)
+
+    @app.get("/api/v1/jobs", response_model=JobPage, dependencies=auth, responses=ERRORS)
+    def list_jobs(
+        host_id: int | None = None,
+        status: Literal[JOB_STATUSES] | None = None,  # type: ignore[valid-type]
+        since: Annotated[float | None, Query(description="Unix time")] = None,
+    ) -> dict[str, Any]:
+        jobs = store.list_jobs(host_id, status, since)
+        return {"data": jobs, "total": len(jobs)}
+
+    # monitoring --------------------------------------------------------------------------
+
+    @app.get("/api/v1/prometheus/query", dependencies=auth, responses=ERRORS)
+    def prometheus_query(
+        query: Annotated[str, Query(min_length=1)], time: float | None = None
+    ) -> Response:
+        if not prometheus_url:
+            raise fail(503, "monitoring_unconfigured", "the lab has no Prometheus configured")
+        params: dict[str, Any] = {"query": query}
+        if time is not None:
+            params["time"] = time
+        try:
+            answer = requests.get(f"{prometheus_url}/api/v1/query", params=params, timeout=10)
+        except requests.RequestException as exc:
+            raise fail(502, "monitoring_unreachable", f"Prometheus: {type(exc).__name__}") from None
+        return Response(
+            answer.content, status_code=answer.status_code, media_type="application/json"
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(render_metrics(store), media_type="text/plain; version=0.0.4")
+
+    # lab admin ---------------------------------------------------------------------------
+
+    @app.post("/lab/reset", dependencies=auth, include_in_schema=False)
+    def reset(body: ResetIn) -> dict[str, Any]:
+        store.delete_all_hosts()
+        shutil.rmtree(root / "hosts", ignore_errors=True)
+        specs = lab_host_specs(body.hosts)
+        store.create_hosts(specs, [base_load_for(s["hostname"]) for s in specs])
+        return {"hosts": body.hosts}
+
+    def by_name(hostname: str) -> dict[str, Any]:
+        host = store.get_host_by_name(hostname)
+        if host is None:
+            raise fail(404, "host_not_found", f"no lab host named {hostname!r}")
+        return host
+
+    @app.post("/lab/hosts/{hostname}/overload", dependencies=auth, include_in_schema=False)
+    def overload(hostname: str, body: OverloadIn) -> dict[str, Any]:
+        host = by_name(hostname)
+        store.set_state(
+            host["id"],
+            overload=body.load,
+            overloaded_at=time.time() if body.load is not None else None,
+        )
+        return lab_state(hostname)
+
+    @app.post("/lab/hosts/{hostname}/fail-restart", dependencies=auth, include_in_schema=False)
+    def fail_restart(hostname: str, body: FailRestartIn) -> dict[str, Any]:
+        host = by_name(hostname)
+        set_fail_restart(root, hostname, body.fail)
+        store.set_state(host["id"], fail_restart=int(body.fail))
+        return lab_state(hostname)
+
+    @app.get("/lab/hosts/{hostname}", dependencies=auth, include_in_schema=False)
+    def lab_state(hostname: str) -> dict[str, Any]:
+        state = store.host_state(by_name(hostname)["id"])
+        return {**dict(state), "load": current_load(state)}  # type: ignore[arg-type]
+
+    @app.get("/lab/hosts", dependencies=auth, include_in_schema=False)
+    def lab_states() -> list[dict[str, Any]]:
+        now = time.time()
+        return [{**dict(s), "load": current_load(s, now)} for s in store.host_states()]
+
+    return app
+
+
+def lab_host_specs(count: int) -> list[dict[str, Any]]:
+    """`count` lab hosts on loopback addresses 127.10.x.y, tagged by role."""
+    specs = []
+    for n in range(1, count + 1):
+        high, low = divmod(n, 250)
+        role = "web" if n % 2 else "db"
+        specs.append(
+            {
+                "hostname": f"lab-{role}-{n:02d}",
+                "ip": f"127.10.{high}.{low + 1}",
+                "os": "Debian 12",
+                "owner": "ops-lab",
+                "tags": ["lab", role],
+            }
+        )
+    return specs
+
+
+def render_metrics(store: LabStore) -> str:
+    """Prometheus text format: node_load1, lab_service_up and lab_host_cpus for every host."""
+    now = time.time()
+    loads, ups, cpus = [], [], []
+    for s in store.host_states():
+        labels = f'instance="{s["ip"]}:9100",hostname="{s["hostname"]}"'
+        loads.append(f"node_load1{{{labels}}} {current_load(s, now)}")
+        ups.append(f'lab_service_up{{{labels},service="nginx"}} {s["service_up"]}')
+        cpus.append(f"lab_host_cpus{{{labels}}} {s['cpus']}")
+    return (
+        "\n".join(
+            [
+                "# HELP node_load1 1m load average (simulated by the opsflow lab).",
+                "# TYPE node_load1 gauge",
+                *loads,
+                "# HELP lab_service_up Whether the host's service is active.",
+                "# TYPE lab_service_up gauge",
+                *ups,
+                "# HELP lab_host_cpus CPU count of the host.",
+                "# TYPE lab_host_cpus gauge",
+                *cpus,
+            ]
+        )
+        + "\n"
+    )

@@ -1,0 +1,126 @@
+"""`opsflow lab ...`: bring the local lab up and down, and make trouble in it on purpose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lab.stack import DEFAULT_DIR, LabAdmin, LabConfig, LabPorts, down, lab_secrets, status, up
+
+app = typer.Typer(
+    help="The local ops lab: platform, OpenBao, Prometheus, Alertmanager.", no_args_is_help=True
+)
+console = Console()
+DirOption = Annotated[Path, typer.Option("--dir", help="Lab directory.", envvar="OPSFLOW_LAB_DIR")]
+
+
+@app.command("up")
+def up_command(
+    directory: DirOption = DEFAULT_DIR,
+    hosts: Annotated[int, typer.Option(help="Lab hosts to create on first start.")] = 10,
+    platform_port: int = 18443,
+    vault_port: int = 18200,
+    prometheus_port: int = 19090,
+    alertmanager_port: int = 19093,
+) -> None:
+    """Start what is not running, seed Vault and save the Prefect blocks named 'lab'."""
+    config = LabConfig(
+        dir=directory.expanduser(),
+        hosts=hosts,
+        ports=LabPorts(platform_port, vault_port, prometheus_port, alertmanager_port),
+    )
+    if (config.dir / "config.json").exists():
+        saved = LabConfig.load(config.dir)
+        config.ports = saved.ports
+    with console.status("bringing the lab up"):
+        urls = up(config)
+    _show(urls)
+
+
+@app.command("down")
+def down_command(directory: DirOption = DEFAULT_DIR) -> None:
+    """Stop exactly the processes `up` started."""
+    stopped = down(LabConfig.load(directory.expanduser()))
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command("status")
+def status_command(directory: DirOption = DEFAULT_DIR) -> None:
+    """What runs where."""
+    _show(status(LabConfig.load(directory.expanduser())))
+
+
+@app.command("overload")
+def overload_command(
+    hostnames: list[str],
+    load: Annotated[float, typer.Option(help="Simulated 1-minute load.")] = 8.0,
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Overload lab hosts (their load stays high until their service restarts)."""
+    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    for hostname in hostnames:
+        admin.overload(hostname, load)
+    console.print(f"overloaded {', '.join(hostnames)} to {load:g}")
+
+
+@app.command("fail-restart")
+def fail_restart_command(
+    hostnames: list[str],
+    undo: Annotated[bool, typer.Option("--undo", help="Let restarts work again.")] = False,
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Make `systemctl restart` fail on lab hosts."""
+    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    for hostname in hostnames:
+        admin.fail_restart(hostname, not undo)
+    console.print(f"restart will {'work' if undo else 'fail'} on {', '.join(hostnames)}")
+
+
+@app.command("hosts")
+def hosts_command(directory: DirOption = DEFAULT_DIR) -> None:
+    """Every lab host with its simulated load, service state and restarts."""
+    table = Table("hostname", "ip", "load", "service", "restarts", "restart fails")
+    for h in LabAdmin(LabConfig.load(directory.expanduser())).hosts():
+        table.add_row(
+            h["hostname"],
+            h["ip"],
+            f"{h['load']:.2f}",
+            "up" if h["service_up"] else "DOWN",
+            str(h["restarts"]),
+            "yes" if h["fail_restart"] else "",
+        )
+    console.print(table)
+
+
+@app.command("reset")
+def reset_command(
+    hosts: Annotated[int, typer.Option(help="How many fresh lab hosts.")] = 10,
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Delete every host and job and create fresh, calm hosts."""
+    LabAdmin(LabConfig.load(directory.expanduser())).reset(hosts)
+    console.print(f"lab reset to {hosts} hosts")
+
+
+@app.command("serve", hidden=True)
+def serve_command(
+    directory: DirOption = DEFAULT_DIR,
+    port: int = 18443,
+    prometheus_url: str | None = None,
+) -> None:
+    """Run the lab platform in the foreground (what `up` starts in the background)."""
+    from lab.server import serve
+
+    config = LabConfig.load(directory.expanduser())
+    serve(config.dir, port, lab_secrets(config)["platform_token"], prometheus_url)
+
+
+def _show(rows: dict[str, str]) -> None:
+    table = Table("component", "address")
+    for name, value in rows.items():
+        table.add_row(name, value)
+    console.print(table)

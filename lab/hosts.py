@@ -1,0 +1,78 @@
+"""Lab hosts: their directories, simulated load, and what the lab `systemctl` recorded.
+
+A host's load is its base load until it is overloaded; after a service restart that succeeds
+the load falls back linearly to the base over `RECOVERY_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+RECOVERY_SECONDS = 3.0
+LAB_BIN = Path(__file__).parent / "bin"
+
+
+def host_dir(root: Path, hostname: str) -> Path:
+    """The working directory of a lab host (created on demand)."""
+    path = root / "hosts" / hostname
+    (path / ".lab").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def base_load_for(hostname: str) -> float:
+    """A calm, stable load between 0.2 and 1.2, the same for the same name."""
+    return round(0.2 + random.Random(hostname).random(), 2)
+
+
+def current_load(state: sqlite3.Row, now: float | None = None) -> float:
+    """The simulated 1-minute load of a host at `now`."""
+    now = time.time() if now is None else now
+    base, overload = state["base_load"], state["overload"]
+    if overload is None:
+        return base
+    restarted, since = state["restarted_at"], state["overloaded_at"] or 0.0
+    if restarted is None or restarted < since:
+        return overload
+    elapsed = now - restarted
+    if elapsed >= RECOVERY_SECONDS:
+        return base
+    return round(overload + (base - overload) * elapsed / RECOVERY_SECONDS, 3)
+
+
+def set_fail_restart(root: Path, hostname: str, fail: bool) -> None:
+    """Make the lab `systemctl restart` fail on this host, or work again."""
+    flag = host_dir(root, hostname) / ".lab" / "fail-restart"
+    if fail:
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)
+
+
+def read_systemctl_record(root: Path, hostname: str) -> tuple[int, float | None, bool]:
+    """(restarts, time of the last restart, whether every service is up) from the host dir."""
+    lab = host_dir(root, hostname) / ".lab"
+    restarts_file = lab / "restarts"
+    restarts, restarted_at = 0, None
+    if restarts_file.exists():
+        lines = restarts_file.read_text().splitlines()
+        restarts = len(lines)
+        if lines:
+            restarted_at = float(lines[-1].split()[0])
+    service_up = not any(p.read_text().strip() != "active" for p in lab.glob("service.*"))
+    return restarts, restarted_at, service_up
+
+
+def command_env(root: Path, hostname: str, ip: str) -> dict[str, str]:
+    """The environment a job's command runs with on a lab host."""
+    return {
+        "PATH": f"{LAB_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(host_dir(root, hostname)),
+        "LAB_HOST_DIR": str(host_dir(root, hostname)),
+        "LAB_HOSTNAME": hostname,
+        "LAB_HOST_IP": ip,
+        "LANG": "C.UTF-8",
+    }

@@ -1,0 +1,146 @@
+"""Running a job's command for real: `/bin/sh -c` in each host's directory, in parallel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lab.hosts import LAB_BIN, command_env, host_dir, read_systemctl_record
+from lab.store import LabStore
+
+OUTPUT_LIMIT = 64 * 1024
+
+
+class JobRunner:
+    """Runs jobs in a thread pool, records per-host results and the overall status."""
+
+    def __init__(self, store: LabStore, root: Path, workers: int = 32) -> None:
+        self.store = store
+        self.root = root
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lab-job")
+        self._running: dict[str, dict[int, subprocess.Popen[bytes]]] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+        systemctl = LAB_BIN / "systemctl"
+        if not os.access(systemctl, os.X_OK):
+            systemctl.chmod(0o755)
+        # A platform restart loses the processes: jobs it left unfinished end as failed.
+        for job_id in store.unfinished_jobs():
+            self._finish(job_id, interrupted=True)
+
+    def submit(
+        self, job_id: str, command: str, timeout: int, hosts: dict[int, dict[str, Any]]
+    ) -> None:
+        with self._lock:
+            self._running[job_id] = {}
+        self.store.set_job(job_id, status="running")
+        remaining = [len(hosts)]
+        for host_id, host in hosts.items():
+            future = self.pool.submit(self._run_one, job_id, host_id, host, command, timeout)
+            future.add_done_callback(lambda _f: self._host_done(job_id, remaining))
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._cancelled.add(job_id)
+            processes = list(self._running.get(job_id, {}).values())
+        for process in processes:
+            _kill_group(process)
+
+    def _host_done(self, job_id: str, remaining: list[int]) -> None:
+        with self._lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            self._finish(job_id)
+
+    def _run_one(
+        self, job_id: str, host_id: int, host: dict[str, Any], command: str, timeout: int
+    ) -> None:
+        if job_id in self._cancelled:
+            self.store.set_result(job_id, host_id, status="cancelled", finished_at=time.time())
+            return
+        hostname = host["hostname"]
+        started = time.time()
+        self.store.set_result(job_id, host_id, status="running", started_at=started)
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=host_dir(self.root, hostname),
+            env=command_env(self.root, hostname, host["ip"]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        with self._lock:
+            self._running[job_id][host_id] = process
+        status = "success"
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            stdout, stderr = process.communicate()
+            status = "timeout"
+        if job_id in self._cancelled and status == "success" and process.returncode < 0:
+            status = "cancelled"
+        elif status == "success" and process.returncode != 0:
+            status = "failed"
+        self._sync_host(host_id, hostname)
+        self.store.set_result(
+            job_id,
+            host_id,
+            status=status,
+            exit_code=process.returncode,
+            stdout=stdout[:OUTPUT_LIMIT].decode("utf-8", "replace"),
+            stderr=stderr[:OUTPUT_LIMIT].decode("utf-8", "replace"),
+            finished_at=time.time(),
+        )
+
+    def _sync_host(self, host_id: int, hostname: str) -> None:
+        """Copy what the lab systemctl recorded into the host's state."""
+        restarts, restarted_at, service_up = read_systemctl_record(self.root, hostname)
+        self.store.set_state(
+            host_id, restarts=restarts, restarted_at=restarted_at, service_up=int(service_up)
+        )
+
+    def _finish(self, job_id: str, interrupted: bool = False) -> None:
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        if interrupted:
+            for result in job["results"]:
+                if result["status"] in ("pending", "running"):
+                    self.store.set_result(
+                        job_id,
+                        result["host_id"],
+                        status="failed",
+                        stderr="lab platform restarted while the command ran",
+                        finished_at=time.time(),
+                    )
+            job = self.store.get_job(job_id)
+        statuses = {r["status"] for r in job["results"]}  # type: ignore[index]
+        if job_id in self._cancelled:
+            overall = "cancelled"
+        elif statuses == {"success"}:
+            overall = "success"
+        elif statuses == {"timeout"}:
+            overall = "timeout"
+        elif "success" in statuses:
+            overall = "partial"
+        else:
+            overall = "failed"
+        self.store.set_job(job_id, status=overall, finished_at=time.time())
+        with self._lock:
+            self._running.pop(job_id, None)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

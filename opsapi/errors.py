@@ -1,0 +1,118 @@
+"""One exception hierarchy for everything opsflow raises.
+
+    OpsAPIError                      base: catch this to catch everything
+    ├── ConfigurationError           bad settings or parameters (names the field)
+    ├── RequestFailed                an HTTP call failed; carries method, URL, status, body snippet
+    │   ├── AuthFailed               401 / 403
+    │   ├── NotFound                 404
+    │   ├── Conflict                 409
+    │   ├── InvalidInput             400 / 422
+    │   ├── RateLimited              429 (after retries)
+    │   ├── ServerError              5xx (after retries)
+    │   ├── ConnectionFailed         refused, reset, DNS, TLS
+    │   ├── RequestTimedOut          no answer within the timeout
+    │   └── BadResponse              not JSON, or not the expected shape
+    ├── VaultError                   Vault login or secret read failed (names the path)
+    ├── JobTimedOut                  a job did not finish in time
+    └── RunbookAborted               a runbook stopped before or during its action
+
+Every argument has a default so that Prefect can pickle and unpickle the exceptions.
+No message ever holds a credential: callers pass URLs without secrets and bodies are
+cut to a short snippet after redaction.
+"""
+
+from __future__ import annotations
+
+
+class OpsAPIError(Exception):
+    """Base of every opsflow error."""
+
+
+class ConfigurationError(OpsAPIError, ValueError):
+    """A setting or parameter is missing or invalid; the message names it and the fix."""
+
+
+class RequestFailed(OpsAPIError):
+    """An HTTP request failed.
+
+    Example:
+        >>> err = NotFound("host 7 not found", method="GET", url="https://ops/api/v1/hosts/7", status=404)
+        >>> str(err)
+        'host 7 not found (404 on GET https://ops/api/v1/hosts/7)'
+    """
+
+    def __init__(
+        self,
+        message: str = "request failed",
+        method: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+        self.status = status
+        self.body = body
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.url}" if self.method else self.url
+        if where is None:
+            return self.message
+        status = f"{self.status} on " if self.status else "on "
+        return f"{self.message} ({status}{where})"
+
+    def __reduce__(self):
+        return (
+            self.__class__,
+            (self.message, self.method, self.url, self.status, self.body),
+        )
+
+
+class AuthFailed(RequestFailed):
+    """The server refused the credentials (401 or 403)."""
+
+
+class NotFound(RequestFailed):
+    """The resource does not exist (404)."""
+
+
+class Conflict(RequestFailed):
+    """The resource already exists or is in a conflicting state (409)."""
+
+
+class InvalidInput(RequestFailed):
+    """The server rejected the request body or parameters (400 or 422)."""
+
+
+class RateLimited(RequestFailed):
+    """The server kept answering 429 after the retries."""
+
+
+class ServerError(RequestFailed):
+    """The server kept failing (5xx) after the retries."""
+
+
+class ConnectionFailed(RequestFailed):
+    """The server could not be reached (refused, reset, name resolution or TLS)."""
+
+
+class RequestTimedOut(RequestFailed):
+    """The server did not answer within the timeout."""
+
+
+class BadResponse(RequestFailed):
+    """The answer was not JSON or did not have the expected shape."""
+
+
+class VaultError(OpsAPIError):
+    """Vault login or a secret read failed; the message names the path or auth method."""
+
+
+class JobTimedOut(OpsAPIError):
+    """A job did not reach a final status within the allowed time."""
+
+
+class RunbookAborted(OpsAPIError):
+    """A runbook stopped on purpose: missing data, a blast-radius breach or too many failures."""

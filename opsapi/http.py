@@ -1,0 +1,230 @@
+"""The one HTTP engine every opsflow client uses.
+
+A pooled `requests.Session` with urllib3 `Retry` mounted once: idempotent methods are retried
+on connection errors, 429, 502, 503 and 504 with backoff, honouring `Retry-After`. POST is
+never retried here; a client that sends an `Idempotency-Key` mounts a POST-retrying adapter
+on exactly that endpoint (see `JSONClient.allow_post_retries`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from opsapi.audit import AuditLog, redact_url
+from opsapi.errors import (
+    AuthFailed,
+    BadResponse,
+    Conflict,
+    ConnectionFailed,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    RequestFailed,
+    RequestTimedOut,
+    ServerError,
+)
+from opsapi.redaction import mask_secrets
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = (429, 502, 503, 504)
+_STATUS_ERRORS: dict[int, type[RequestFailed]] = {
+    400: InvalidInput,
+    401: AuthFailed,
+    403: AuthFailed,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidInput,
+    429: RateLimited,
+}
+_SNIPPET = 300
+
+
+def make_retry(retries: int, backoff: float, methods: frozenset[str]) -> Retry:
+    """The retry policy: `retries` attempts on transient failures of `methods`."""
+    return Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        allowed_methods=methods,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff,
+        backoff_max=30,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def _error_message(response: requests.Response) -> str:
+    """The server's own words: `{"error": {"message"}}`, `{"detail"}`, or the body's start."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text[:_SNIPPET].strip() or response.reason or "no body"
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        for key in ("error", "detail", "message", "errors"):
+            if payload.get(key):
+                return str(payload[key])[:_SNIPPET]
+    return str(payload)[:_SNIPPET]
+
+
+class JSONClient:
+    """Base for a JSON-over-HTTP client: base URL, auth headers, timeout, retries, audit.
+
+    Args:
+        base_url: the server's root, e.g. ``https://127.0.0.1:18443``.
+        headers: headers sent with every request (credentials go here, never in URLs).
+        timeout: seconds for connect and for each read; never infinite.
+        verify: True, False or the path of a CA bundle.
+        retries: attempts for transient failures of idempotent requests.
+        backoff: urllib3 backoff factor in seconds.
+        pool_size: connections kept per host, for concurrent tasks.
+        audit_log: where to record every request, or None.
+        name: what to call this server in error messages ("ops platform", "Prometheus").
+    """
+
+    name = "server"
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        retries: int = 3,
+        backoff: float = 0.5,
+        pool_size: int = 32,
+        audit_log: AuditLog | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.pool_size = pool_size
+        self.session = requests.Session()
+        self.session.verify = verify
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE or a proxy must not override verify
+        self.session.headers.update({"Accept": "application/json", **(headers or {})})
+        adapter = HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=pool_size,
+            max_retries=make_retry(retries, backoff, IDEMPOTENT_METHODS),
+        )
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        if audit_log is not None:
+            self.session.hooks["response"].append(audit_log.record_response)
+
+    def allow_post_retries(self, path: str) -> None:
+        """Retry POST on `path` too: only for endpoints that honour an Idempotency-Key."""
+        adapter = HTTPAdapter(
+            pool_connections=1,
+            pool_maxsize=self.pool_size,
+            max_retries=make_retry(
+                self.retries, self.backoff, IDEMPOTENT_METHODS | frozenset({"POST"})
+            ),
+        )
+        self.session.mount(self.base_url + path, adapter)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> JSONClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        expect_json: bool = True,
+    ) -> Any:
+        """Send one request and return the decoded JSON body (or None for an empty body).
+
+        Raises:
+            RequestFailed: a subclass naming the status, method and URL; never a credential.
+        """
+        url = f"{self.base_url}{path}"
+        shown = redact_url(url)
+        send_headers = {"X-Request-ID": uuid.uuid4().hex, **(headers or {})}
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=send_headers,
+                timeout=self.timeout,
+            )
+        except requests.exceptions.RetryError as exc:
+            raise ServerError(
+                f"{self.name} kept failing after {self.retries} retries",
+                method,
+                shown,
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise RequestTimedOut(
+                f"{self.name} did not answer within {self.timeout:g}s "
+                f"({time.monotonic() - started:.1f}s elapsed)",
+                method,
+                shown,
+            ) from exc
+        except requests.exceptions.SSLError as exc:
+            raise ConnectionFailed(
+                f"TLS verification of {self.name} failed: give the CA bundle that signed its "
+                f"certificate ({mask_secrets(str(exc))[:_SNIPPET]})",
+                method,
+                shown,
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {self.name}: {mask_secrets(str(exc))[:_SNIPPET]}",
+                method,
+                shown,
+            ) from exc
+        return self._decode(response, method, shown, expect_json)
+
+    def _decode(self, response: requests.Response, method: str, url: str, expect_json: bool) -> Any:
+        status = response.status_code
+        if status >= 400:
+            error = _STATUS_ERRORS.get(status, ServerError if status >= 500 else RequestFailed)
+            message = mask_secrets(_error_message(response))
+            raise error(
+                f"{self.name} refused the request: {message}",
+                method,
+                url,
+                status,
+                mask_secrets(response.text[:_SNIPPET]),
+            )
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            if not expect_json:
+                return response.text
+            raise BadResponse(
+                f"{self.name} answered with something that is not JSON: "
+                f"{mask_secrets(response.text[:80])!r}",
+                method,
+                url,
+                status,
+            ) from exc

@@ -1,0 +1,220 @@
+"""Client of the ops platform's REST API: hosts and jobs.
+
+Example:
+    >>> client = OpsPlatformClient("https://127.0.0.1:18443", token="...", verify="ca.pem")
+    >>> hosts = client.list_hosts(tag="web")            # every page, followed to the end
+    >>> job_id = client.execute_job([h.id for h in hosts], "uptime", timeout=30)
+    >>> client.wait_for_job(job_id).status
+    <JobStatus.success: 'success'>
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from opsapi.audit import AuditLog
+from opsapi.errors import BadResponse, ConfigurationError, JobTimedOut
+from opsapi.http import JSONClient
+from opsapi.models import Host, HostSpec, Job
+from opsapi.redaction import register_secret
+
+API = "/api/v1"
+EXECUTE_PATH = f"{API}/job/execute"
+
+
+class OpsPlatformClient(JSONClient):
+    """The ops platform: list, get, create, replace, update and delete hosts; run jobs.
+
+    Args:
+        base_url: the platform's root URL.
+        token: the API token; sent as ``Authorization: <auth_scheme> <token>``.
+        auth_scheme: ``Token`` (the platform's default) or ``Bearer``.
+        page_size: hosts per page when listing.
+        **see** `JSONClient` for timeout, verify, retries, pool_size and audit_log.
+    """
+
+    name = "ops platform"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        auth_scheme: str = "Token",
+        page_size: int = 500,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        retries: int = 3,
+        backoff: float = 0.5,
+        pool_size: int = 32,
+        audit_log: AuditLog | None = None,
+    ) -> None:
+        if not token:
+            raise ConfigurationError("ops platform token is empty: set the block's token")
+        register_secret(token)
+        super().__init__(
+            base_url,
+            headers={"Authorization": f"{auth_scheme} {token}"},
+            timeout=timeout,
+            verify=verify,
+            retries=retries,
+            backoff=backoff,
+            pool_size=pool_size,
+            audit_log=audit_log,
+        )
+        self.page_size = page_size
+        self.allow_post_retries(EXECUTE_PATH)
+
+    # hosts -------------------------------------------------------------------------------
+
+    def iter_hosts(
+        self,
+        hostname: str | None = None,
+        ip: str | None = None,
+        tag: str | None = None,
+    ) -> Iterator[Host]:
+        """Yield every host matching the filters, page by page.
+
+        GET: /api/v1/hosts?page=&page_size=&hostname=&ip=&tag=
+        """
+        filters = {k: v for k, v in {"hostname": hostname, "ip": ip, "tag": tag}.items() if v}
+        page, seen = 1, 0
+        while True:
+            body = self.request(
+                "GET", f"{API}/hosts", params={**filters, "page": page, "page_size": self.page_size}
+            )
+            rows, total = _page(body, f"{self.base_url}{API}/hosts")
+            for row in rows:
+                yield _model(Host, row, "host")
+            seen += len(rows)
+            if not rows or (total is not None and seen >= total):
+                return
+            if total is None and len(rows) < int(body.get("page_size") or self.page_size):
+                return
+            page += 1
+
+    def list_hosts(
+        self, hostname: str | None = None, ip: str | None = None, tag: str | None = None
+    ) -> list[Host]:
+        """Every host matching the filters (all pages)."""
+        return list(self.iter_hosts(hostname=hostname, ip=ip, tag=tag))
+
+    def get_host(self, host_id: str | int) -> Host:
+        """GET: /api/v1/hosts/{id}"""
+        return _model(Host, self.request("GET", f"{API}/hosts/{host_id}"), "host")
+
+    def create_host(self, spec: HostSpec) -> Host:
+        """POST: /api/v1/hosts — 409 (Conflict) on a duplicate hostname or IP."""
+        body = self.request("POST", f"{API}/hosts", json=spec.model_dump(exclude_none=True))
+        return _model(Host, _unwrap(body), "host")
+
+    def replace_host(self, host_id: str | int, spec: HostSpec) -> Host:
+        """PUT: /api/v1/hosts/{id}"""
+        body = self.request("PUT", f"{API}/hosts/{host_id}", json=spec.model_dump())
+        return _model(Host, _unwrap(body), "host")
+
+    def update_host(self, host_id: str | int, changes: dict[str, Any]) -> Host:
+        """PATCH: /api/v1/hosts/{id} with only the fields to change."""
+        body = self.request("PATCH", f"{API}/hosts/{host_id}", json=changes)
+        return _model(Host, _unwrap(body), "host")
+
+    def delete_host(self, host_id: str | int) -> None:
+        """DELETE: /api/v1/hosts/{id}"""
+        self.request("DELETE", f"{API}/hosts/{host_id}")
+
+    # jobs --------------------------------------------------------------------------------
+
+    def execute_job(
+        self,
+        host_ids: Sequence[str | int],
+        command: str,
+        timeout: int = 60,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start `command` on the hosts and return the job id.
+
+        POST: /api/v1/job/execute. The request carries an Idempotency-Key (a new one unless
+        given), so the retries mounted on this endpoint cannot start the job twice.
+        """
+        if not host_ids:
+            raise ConfigurationError("execute_job needs at least one host id")
+        body = self.request(
+            "POST",
+            EXECUTE_PATH,
+            json={"hosts": [str(h) for h in host_ids], "command": command, "timeout": timeout},
+            headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+        )
+        if not isinstance(body, dict) or not body.get("job_id"):
+            raise BadResponse(
+                f"job submission answered without a job_id: {str(body)[:100]}",
+                "POST",
+                f"{self.base_url}{EXECUTE_PATH}",
+            )
+        return str(body["job_id"])
+
+    def get_job(self, job_id: str) -> Job:
+        """GET: /api/v1/job/{job_id}"""
+        return _model(Job, _unwrap(self.request("GET", f"{API}/job/{job_id}")), "job")
+
+    def cancel_job(self, job_id: str) -> Job:
+        """POST: /api/v1/job/{job_id}/cancel — cancelling twice is harmless."""
+        self.request("POST", f"{API}/job/{job_id}/cancel")
+        return self.get_job(job_id)
+
+    def list_jobs(
+        self, host_id: str | None = None, status: str | None = None, since: str | None = None
+    ) -> list[Job]:
+        """GET: /api/v1/jobs?host_id=&status=&since="""
+        params = {
+            k: v for k, v in {"host_id": host_id, "status": status, "since": since}.items() if v
+        }
+        body = self.request("GET", f"{API}/jobs", params=params)
+        rows, _ = _page(body, f"{self.base_url}{API}/jobs")
+        return [_model(Job, row, "job") for row in rows]
+
+    def wait_for_job(
+        self, job_id: str, max_wait_seconds: float = 300, poll_frequency_seconds: float = 1.0
+    ) -> Job:
+        """Poll until the job is final; raise `JobTimedOut` after `max_wait_seconds`."""
+        deadline = time.monotonic() + max_wait_seconds
+        while True:
+            job = self.get_job(job_id)
+            if job.status.is_final:
+                return job
+            if time.monotonic() >= deadline:
+                raise JobTimedOut(
+                    f"job {job_id} still {job.status.value} after {max_wait_seconds:g}s"
+                )
+            time.sleep(poll_frequency_seconds)
+
+
+def _unwrap(body: Any) -> Any:
+    """Some platforms wrap single objects as ``{"data": {...}}``."""
+    if isinstance(body, dict) and isinstance(body.get("data"), dict):
+        return body["data"]
+    return body
+
+
+def _page(body: Any, url: str) -> tuple[list[dict[str, Any]], int | None]:
+    if isinstance(body, list):
+        return body, len(body)
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise BadResponse(f"expected {{'data': [...]}} but got {str(body)[:100]!r}", "GET", url)
+    total = body.get("total")
+    return body["data"], int(total) if isinstance(total, int | str) and str(
+        total
+    ).isdigit() else None
+
+
+def _model(model: type[Any], data: Any, what: str) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
+        raise BadResponse(
+            f"the platform returned a {what} with bad or missing fields: {fields}"
+        ) from None

@@ -1,0 +1,65 @@
+"""Keeping credentials out of everything opsflow writes.
+
+Two layers: fields and headers are redacted by name (Authorization, X-Vault-Token, anything
+named like password, token or secret), and every secret value opsflow has handled is masked
+wherever it appears in text, exception messages included.
+
+Example:
+    >>> register_secret("s3cr3t-value")
+    >>> mask_secrets("login with s3cr3t-value failed")
+    'login with *** failed'
+    >>> redact_mapping({"Authorization": "Token abc", "page": 2})
+    {'Authorization': '***', 'page': 2}
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+SENSITIVE_NAME = re.compile(r"authorization|password|passwd|token|secret|api[-_]?key|cookie", re.I)
+# "Token abc", "Bearer abc" in free text, whatever registered secrets we know of.
+_AUTH_SCHEME = re.compile(r"\b(Token|Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that `mask_secrets` hides it from now on.
+
+    Values shorter than 6 characters are not registered: masking them would mangle
+    ordinary text, and no real credential is that short.
+    """
+    if value and len(value) >= 6:
+        with _lock:
+            _secrets.add(value)
+
+
+def mask_secrets(text: str) -> str:
+    """Return `text` with every registered secret and `Token/Bearer <value>` masked."""
+    if not text:
+        return text
+    with _lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    return _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+
+def redact_mapping(data: Any) -> Any:
+    """Copy `data` (dicts, lists, scalars) with sensitive-looking keys replaced by the mask."""
+    if isinstance(data, Mapping):
+        return {
+            key: MASK if SENSITIVE_NAME.search(str(key)) else redact_mapping(value)
+            for key, value in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [redact_mapping(item) for item in data]
+    if isinstance(data, str):
+        return mask_secrets(data)
+    return data

@@ -1,0 +1,212 @@
+"""Vault (or OpenBao) through hvac: log in by method, read KV v1/v2 secrets, re-login on 403.
+
+hvac's own exceptions are turned into `VaultError`s that name the path or the auth method and
+say what to check; nothing of hvac's internals or any credential reaches the message.
+
+Example:
+    >>> vault = VaultClient("https://127.0.0.1:8200", AppRoleAuth(role_id="...", secret_id="..."),
+    ...                     verify="vault-ca.pem")
+    >>> vault.read_secret("opsflow/platform")["token"]            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import hvac
+import requests
+from hvac import exceptions as hvac_errors
+
+from opsapi.errors import ConfigurationError, VaultError
+from opsapi.redaction import mask_secrets, register_secret
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """Use a token as it is."""
+
+    token: str = field(repr=False)
+    method: str = "token"
+
+
+@dataclass(frozen=True)
+class AppRoleAuth:
+    """Log in with an AppRole role id and secret id."""
+
+    role_id: str
+    secret_id: str = field(repr=False)
+    mount_point: str = "approle"
+    method: str = "approle"
+
+
+@dataclass(frozen=True)
+class UserpassAuth:
+    """Log in with a username and password."""
+
+    username: str
+    password: str = field(repr=False)
+    mount_point: str = "userpass"
+    method: str = "userpass"
+
+
+VaultAuth = TokenAuth | AppRoleAuth | UserpassAuth
+
+
+class VaultClient:
+    """A logged-in Vault client that reads secrets and logs in again when its token is refused.
+
+    Args:
+        url: Vault's address.
+        auth: how to log in.
+        verify: True, False or a CA bundle path.
+        namespace: Vault Enterprise / OpenBao namespace, if any.
+        timeout: seconds per request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: VaultAuth,
+        verify: bool | str = True,
+        namespace: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        register_secret(
+            getattr(auth, "token", None)
+            or getattr(auth, "secret_id", None)
+            or getattr(auth, "password", None)
+        )
+        self.url = url.rstrip("/")
+        self.auth = auth
+        session = requests.Session()
+        session.trust_env = False  # VAULT_TOKEN, ~/.vault-token and REQUESTS_CA_BUNDLE stay out
+        session.verify = verify  # hvac prefers the session's verify over its own argument
+        self._hvac = hvac.Client(
+            url=self.url, verify=verify, namespace=namespace, timeout=timeout, session=session
+        )
+        self._hvac.token = None
+        self._lock = threading.Lock()
+        self.logins = 0
+
+    def login(self) -> None:
+        """Log in with the configured method (for a token: check that it is valid)."""
+        with self._lock:
+            self._login()
+
+    def _login(self) -> None:
+        auth = self.auth
+        where = f"{auth.method} auth at {self.url}"
+        try:
+            if isinstance(auth, TokenAuth):
+                if not auth.token:
+                    raise ConfigurationError("Vault token is empty: set the block's token")
+                self._hvac.token = auth.token
+                self._hvac.auth.token.lookup_self()
+            elif isinstance(auth, AppRoleAuth):
+                answer = self._hvac.auth.approle.login(
+                    role_id=auth.role_id, secret_id=auth.secret_id, mount_point=auth.mount_point
+                )
+                self._hvac.token = answer["auth"]["client_token"]
+            else:
+                answer = self._hvac.auth.userpass.login(
+                    username=auth.username, password=auth.password, mount_point=auth.mount_point
+                )
+                self._hvac.token = answer["auth"]["client_token"]
+        except (hvac_errors.InvalidRequest, hvac_errors.Forbidden, hvac_errors.Unauthorized):
+            raise VaultError(
+                f"Vault login failed ({where}): the credentials were rejected; "
+                f"check the {_credential_names(auth)} in the Vault connection block"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - every other failure gets the same clear shape
+            raise _unavailable(exc, f"logging in ({where})") from None
+        register_secret(self._hvac.token)
+        self.logins += 1
+
+    def read_secret(
+        self, path: str, mount_point: str = "secret", kv_version: int = 2
+    ) -> dict[str, Any]:
+        """Read the key-value pairs at `mount_point/path` (KV v1 or v2).
+
+        GET: /v1/{mount_point}/data/{path} (v2) or /v1/{mount_point}/{path} (v1)
+
+        Raises:
+            VaultError: not found, permission denied (after one re-login), sealed, unreachable.
+        """
+        if kv_version not in (1, 2):
+            raise ConfigurationError(f"kv_version must be 1 or 2, not {kv_version}")
+        shown = f"{mount_point}/{path}"
+        with self._lock:
+            if not self._hvac.token:
+                self._login()
+            for attempt in (1, 2):
+                try:
+                    return self._read(path, mount_point, kv_version)
+                except hvac_errors.Forbidden:
+                    # An expired token looks exactly like a forbidden path: log in once more.
+                    if attempt == 1 and not isinstance(self.auth, TokenAuth):
+                        self._login()
+                        continue
+                    raise VaultError(
+                        f"Vault denied reading {shown!r} (KV v{kv_version}): the policy of "
+                        f"{self.auth.method} login does not allow it, or the token expired"
+                    ) from None
+                except hvac_errors.InvalidPath:
+                    raise VaultError(
+                        f"no secret at {shown!r} (KV v{kv_version}) in Vault at {self.url}: "
+                        "check the path, the mount point and the KV version"
+                    ) from None
+                except Exception as exc:  # noqa: BLE001
+                    raise _unavailable(exc, f"reading {shown!r}") from None
+        raise AssertionError("unreachable")
+
+    def _read(self, path: str, mount_point: str, kv_version: int) -> dict[str, Any]:
+        if kv_version == 2:
+            answer = self._hvac.secrets.kv.v2.read_secret_version(
+                path=path, mount_point=mount_point, raise_on_deleted_version=True
+            )
+            data = answer["data"]["data"]
+        else:
+            data = self._hvac.secrets.kv.v1.read_secret(path=path, mount_point=mount_point)["data"]
+        for value in data.values():
+            if isinstance(value, str):
+                register_secret(value)
+        return data
+
+    def read_secret_key(
+        self, path: str, key: str, mount_point: str = "secret", kv_version: int = 2
+    ) -> str:
+        """One value of a secret; a clear error when the key is missing."""
+        data = self.read_secret(path, mount_point=mount_point, kv_version=kv_version)
+        if key not in data:
+            raise VaultError(
+                f"secret {mount_point}/{path!s} has no key {key!r} (keys: {sorted(data)})"
+            )
+        return str(data[key])
+
+
+def _credential_names(auth: VaultAuth) -> str:
+    return {
+        "token": "token",
+        "approle": "role_id and secret_id",
+        "userpass": "username and password",
+    }[auth.method]
+
+
+def _unavailable(exc: Exception, doing: str) -> VaultError:
+    if isinstance(exc, VaultError | ConfigurationError):
+        return exc  # type: ignore[return-value]
+    if isinstance(exc, hvac_errors.VaultDown):
+        return VaultError(f"Vault is sealed or down while {doing}: unseal it and retry")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return VaultError(
+            f"TLS verification failed while {doing}: give the CA bundle of Vault's certificate"
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return VaultError(f"Vault did not answer in time while {doing}")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return VaultError(f"cannot reach Vault while {doing}: is it running at that address?")
+    return VaultError(
+        f"Vault failed while {doing}: {type(exc).__name__}: {mask_secrets(str(exc))[:200]}"
+    )
