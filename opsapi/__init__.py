@@ -19,7 +19,7 @@ from opsapi.errors import (
     ServerError,
     VaultError,
 )
-from opsapi.models import Host, HostSpec, Job, JobResult, JobStatus
+from opsapi.models import Host, HostSelector, HostSpec, Job, JobResult, JobStatus
 from opsapi.platform import OpsPlatformClient
 from opsapi.prometheus import PrometheusClient
 from opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultClient

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import datetime
 from enum import Enum
 from ipaddress import ip_address
@@ -104,3 +105,23 @@ class Job(_APIModel):
     def result_for(self, host_id: str) -> JobResult | None:
         """The result of one host, or None when the platform did not report it."""
         return next((r for r in self.results if r.host_id == str(host_id)), None)
+
+
+class HostSelector(_APIModel):
+    """Which hosts a runbook may touch: all of `tags`, and a hostname glob.
+
+    Example:
+        >>> HostSelector(tags=["web"], hostname_pattern="lab-web-*").matches(
+        ...     Host(id="1", hostname="lab-web-01", ip="127.10.0.2", tags=["lab", "web"]))
+        True
+    """
+
+    tags: list[str] = Field(default_factory=list, description="Every tag a host must have.")
+    hostname_pattern: str | None = Field(
+        default=None, description="Shell-style hostname pattern, e.g. web-*; empty for any."
+    )
+
+    def matches(self, host: Host) -> bool:
+        if not set(self.tags) <= set(host.tags):
+            return False
+        return not self.hostname_pattern or fnmatch.fnmatchcase(host.hostname, self.hostname_pattern)

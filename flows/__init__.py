@@ -1,0 +1,1 @@
+"""Runbooks: Prefect flows that chain tasks, and the `opsflow` command line."""

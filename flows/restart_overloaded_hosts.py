@@ -1,0 +1,136 @@
+"""Runbook: restart overloaded hosts in batches and verify that they recovered.
+
+    1. clients from blocks, the platform token from Vault
+    2. load from Prometheus, hosts from the platform, joined; no data, no action
+    3. plan: over the threshold, selected, ordered by load, capped; dry run stops here
+    6. rolling restart: restart job, health-check job, load under the recovery threshold
+    7. report artifact and a typed result
+
+Example:
+    >>> from flows.restart_overloaded_hosts import restart_overloaded_hosts, RestartPolicy
+    >>> report = restart_overloaded_hosts(RestartPolicy(threshold=4, dry_run=True))  # doctest: +SKIP
+    >>> report.outcome                                                               # doctest: +SKIP
+    'dry_run'
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from blocks import OpsPlatform, Prometheus
+from opsapi.errors import JobTimedOut, OpsAPIError, RunbookAborted
+from opsapi.models import Job
+from tasks.hosts import list_hosts
+from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
+from tasks.monitoring import query_load, wait_for_recovery
+from tasks.restart_plan import RestartPlan, RestartPolicy, plan_restarts
+from tasks.restart_report import (
+    HostOutcome,
+    RestartReport,
+    judge_batch,
+    planned_outcomes,
+    publish_report,
+)
+
+
+@flow(name="restart-overloaded-hosts", log_prints=False)
+def restart_overloaded_hosts(policy: RestartPolicy | None = None) -> State:
+    """Find hosts whose load is over the threshold, restart their service batch by batch,
+    verify each recovered, and stop the rollout once failures reach the limit."""
+    policy = policy or RestartPolicy()
+    platform = OpsPlatform.load(policy.platform_block)
+    prometheus = Prometheus.load(policy.prometheus_block)
+
+    try:
+        loads = query_load(prometheus, policy.query)  # what is overloaded
+    except OpsAPIError as exc:
+        raise RunbookAborted(f"no load data, so nothing was restarted: {exc}") from exc
+    inventory = list_hosts(platform)
+    selected = [h for h in inventory if policy.selector.matches(h)]
+    plan = plan_restarts(loads, selected, {h.ip for h in inventory}, policy)  # what we touch
+
+    if plan.blast_radius_exceeded:
+        reason = (f"{len(plan.candidates)} hosts over {policy.threshold:g} exceeds the "
+                  f"blast-radius cap of {policy.max_hosts}: looks fleet-wide, nothing restarted")
+        return finish(plan, "aborted", reason, planned_outcomes(plan, "not touched"))
+    if not plan.batches:
+        return finish(plan, "nothing_to_do", f"no host over {policy.threshold:g}", [])
+    if policy.dry_run:
+        return finish(plan, "dry_run", "dry run: nothing restarted", planned_outcomes(plan, "planned"))
+
+    outcomes = rolling_restart(platform, prometheus, plan, policy)  # act and verify
+    failed = [o for o in outcomes if o.result not in ("verified", "not touched")]
+    if failed:
+        untouched = sum(o.result == "not touched" for o in outcomes)
+        reason = (f"{len(failed)} hosts failed (limit {policy.max_failures}); "
+                  f"{untouched} hosts not touched")
+        return finish(plan, "failed", reason, outcomes)
+    return finish(plan, "completed", f"{len(outcomes)} hosts restarted and verified", outcomes)
+
+
+def rolling_restart(
+    platform: OpsPlatform, prometheus: Prometheus, plan: RestartPlan, policy: RestartPolicy
+) -> list[HostOutcome]:
+    """Batch by batch: restart, health-check, wait for the load to fall; stop at the limit."""
+    logger = get_run_logger()
+    run_key = str(flow_run.get_id() or "adhoc")
+    outcomes: list[HostOutcome] = []
+    failures = 0
+    for number, batch in enumerate(plan.batches, 1):
+        if failures >= policy.max_failures:
+            skipped = [o for o in planned_outcomes(plan, "not touched") if o.batch == number]
+            for outcome in skipped:
+                outcome.detail = f"rollout stopped after {failures} failures"
+            outcomes += skipped
+            continue
+        logger.info("batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch))
+        restart = run_job(platform, [c.host_id for c in batch], policy.restart_command,
+                          policy, f"{run_key}:restart:{number}")
+        restarted = [c for c in batch if (r := restart.result_for(c.host_id)) and r.succeeded]
+        health = None
+        if restarted:
+            health = run_job(platform, [c.host_id for c in restarted], policy.health_command,
+                             policy, f"{run_key}:health:{number}")
+        healthy = [c for c in restarted if health and (r := health.result_for(c.host_id)) and r.succeeded]
+        loads = {}
+        if healthy:
+            loads = wait_for_recovery(prometheus, policy.query, [c.ip for c in healthy],
+                                      policy.recovery_threshold, policy.verify_window_seconds,
+                                      policy.poll_seconds)
+        judged = judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
+        failures += sum(not o.verified for o in judged)
+        outcomes += judged
+        if failures >= policy.max_failures and number < len(plan.batches):
+            logger.error("rollout stopped: %d failures reached the limit of %d",
+                         failures, policy.max_failures)
+    return outcomes
+
+
+def run_job(platform: OpsPlatform, host_ids: list[str], command: str, policy: RestartPolicy,
+            key: str) -> Job:
+    """Start a job and wait for it; a job that outlives its time is cancelled."""
+    job_id = execute_job(platform, host_ids, command, policy.job_timeout_seconds, key)
+    try:
+        return wait_for_job(platform, job_id, policy.job_timeout_seconds + 30, policy.poll_seconds)
+    except JobTimedOut:
+        cancel_job(platform, job_id)
+        return get_job(platform, job_id)
+
+
+def finish(plan: RestartPlan, outcome: str, reason: str, hosts: list[HostOutcome]) -> State:
+    """Publish the report; the run fails (with the report as its data) on failure or abort."""
+    report = publish_report(
+        RestartReport(outcome=outcome, reason=reason, plan_digest=plan.digest,
+                      threshold=plan.threshold, hosts=hosts,
+                      hosts_without_data=plan.hosts_without_data,
+                      series_without_host=plan.series_without_host),
+        plan,
+    )
+    logger = get_run_logger()
+    if outcome in ("failed", "aborted"):
+        logger.error(report.summary)
+        return Failed(message=report.summary, data=report)
+    logger.info(report.summary)
+    return Completed(message=report.summary, data=report)

@@ -1,0 +1,68 @@
+"""Tasks over the platform's host inventory: one per API operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from blocks.ops_platform import OpsPlatform
+from opsapi.models import Host, HostSelector, HostSpec
+from tasks.retrying import transient_failure
+
+READ = {"retries": 2, "retry_delay_seconds": 3, "retry_condition_fn": transient_failure,
+        "cache_policy": NO_CACHE}
+
+
+@task(name="List hosts", **READ)
+def list_hosts(platform: OpsPlatform, selector: HostSelector | None = None) -> list[Host]:
+    """Every host in the inventory that the selector matches (all pages).
+
+    Example:
+        >>> list_hosts(OpsPlatform.load("lab"), HostSelector(tags=["web"]))   # doctest: +SKIP
+    """
+    selector = selector or HostSelector()
+    with platform.get_client() as client:
+        hosts = client.list_hosts(tag=selector.tags[0] if selector.tags else None)
+    chosen = [h for h in hosts if selector.matches(h)]
+    get_run_logger().info("inventory: %d hosts listed, %d selected", len(hosts), len(chosen))
+    return chosen
+
+
+@task(name="Get host", **READ)
+def get_host(platform: OpsPlatform, host_id: str) -> Host:
+    """One host by id; `NotFound` when it does not exist."""
+    with platform.get_client() as client:
+        return client.get_host(host_id)
+
+
+@task(name="Create host", cache_policy=NO_CACHE)
+def create_host(platform: OpsPlatform, spec: HostSpec) -> Host:
+    """Register a host; `Conflict` when its hostname or IP exists. Never retried blindly."""
+    with platform.get_client() as client:
+        host = client.create_host(spec)
+    get_run_logger().info("created host %s (%s) as id %s", host.hostname, host.ip, host.id)
+    return host
+
+
+@task(name="Replace host", **READ)
+def replace_host(platform: OpsPlatform, host_id: str, spec: HostSpec) -> Host:
+    """Overwrite a host's record (PUT, idempotent)."""
+    with platform.get_client() as client:
+        return client.replace_host(host_id, spec)
+
+
+@task(name="Update host", cache_policy=NO_CACHE)
+def update_host(platform: OpsPlatform, host_id: str, changes: dict[str, Any]) -> Host:
+    """Change some fields of a host (PATCH)."""
+    with platform.get_client() as client:
+        return client.update_host(host_id, changes)
+
+
+@task(name="Delete host", cache_policy=NO_CACHE)
+def delete_host(platform: OpsPlatform, host_id: str) -> None:
+    """Remove a host from the inventory."""
+    with platform.get_client() as client:
+        client.delete_host(host_id)
+    get_run_logger().info("deleted host %s", host_id)

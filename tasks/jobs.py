@@ -1,0 +1,66 @@
+"""Tasks over the platform's jobs: run a command on many hosts, follow it, cancel it."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from blocks.ops_platform import OpsPlatform
+from opsapi.models import Job
+from tasks.hosts import READ
+
+
+@task(name="Execute job", cache_policy=NO_CACHE)
+def execute_job(
+    platform: OpsPlatform,
+    host_ids: list[str],
+    command: str,
+    timeout: int = 60,
+    idempotency_key: str | None = None,
+) -> str:
+    """Start `command` on the hosts; return the job id.
+
+    Not retried by Prefect: the client's own retries reuse the Idempotency-Key, so the
+    platform starts the job once however often the request is sent.
+
+    Example:
+        >>> execute_job(OpsPlatform.load("lab"), ["1", "2"], "uptime")        # doctest: +SKIP
+    """
+    with platform.get_client() as client:
+        job_id = client.execute_job(host_ids, command, timeout, idempotency_key=idempotency_key)
+    get_run_logger().info("job %s: %r on %d hosts", job_id, command, len(host_ids))
+    return job_id
+
+
+@task(name="Get job", **READ)
+def get_job(platform: OpsPlatform, job_id: str) -> Job:
+    """The job's status and per-host results now."""
+    with platform.get_client() as client:
+        return client.get_job(job_id)
+
+
+@task(name="Wait for job", cache_policy=NO_CACHE)
+def wait_for_job(
+    platform: OpsPlatform,
+    job_id: str,
+    max_wait_seconds: float = 300,
+    poll_frequency_seconds: float = 1.0,
+) -> Job:
+    """Poll until the job is final; `JobTimedOut` after `max_wait_seconds`."""
+    with platform.get_client() as client:
+        job = client.wait_for_job(job_id, max_wait_seconds, poll_frequency_seconds)
+    failed = [r.hostname or r.host_id for r in job.results if not r.succeeded]
+    get_run_logger().info(
+        "job %s %s: %d hosts ok, %d not%s", job_id, job.status.value,
+        len(job.results) - len(failed), len(failed), f" ({', '.join(failed[:10])})" if failed else "",
+    )
+    return job
+
+
+@task(name="Cancel job", cache_policy=NO_CACHE)
+def cancel_job(platform: OpsPlatform, job_id: str) -> Job:
+    """Cancel a job that is still running (harmless when it is final)."""
+    with platform.get_client() as client:
+        job = client.cancel_job(job_id)
+    get_run_logger().warning("job %s cancelled (now %s)", job_id, job.status.value)
+    return job

@@ -1,0 +1,113 @@
+"""Tasks over Prometheus: queries, the load of the fleet, waiting for hosts to recover."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from blocks.monitoring import Prometheus
+from opsapi.errors import RunbookAborted
+from tasks.hosts import READ
+
+
+@task(name="Query Prometheus", **READ)
+def query_instant(prometheus: Prometheus, promql: str) -> pd.DataFrame:
+    """An instant query as a DataFrame (labels as columns, `value`, `timestamp`).
+
+    Example:
+        >>> query_instant(Prometheus.load("lab"), "up")                          # doctest: +SKIP
+    """
+    with prometheus.get_client() as client:
+        return client.query(promql)
+
+
+@task(name="Query Prometheus range", **READ)
+def query_range(
+    prometheus: Prometheus, promql: str, start: datetime, end: datetime, step: float = 15.0
+) -> pd.DataFrame:
+    """A range query in long form: one row per series and sample."""
+    with prometheus.get_client() as client:
+        return client.query_range(promql, start, end, step)
+
+
+def instance_ip(instance: str) -> str:
+    """`10.0.0.7:9100` -> `10.0.0.7`; `[::1]:9100` -> `::1`; a bare address stays as it is."""
+    if instance.startswith("["):
+        return instance[1:].split("]", 1)[0]
+    host, sep, port = instance.rpartition(":")
+    return host if sep and port.isdigit() and ":" not in host else instance
+
+
+def load_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per instance: `instance`, `ip`, `load` (the highest if several series)."""
+    if frame.empty or "instance" not in frame.columns:
+        return pd.DataFrame({"instance": [], "ip": [], "load": []})
+    loads = frame[["instance", "value"]].rename(columns={"value": "load"})
+    loads = loads.groupby("instance", as_index=False)["load"].max()
+    loads["ip"] = loads["instance"].map(instance_ip)
+    return loads
+
+
+@task(name="Query load", **READ)
+def query_load(prometheus: Prometheus, promql: str = "node_load1") -> pd.DataFrame:
+    """Current load per instance; stops the runbook when there is no usable data.
+
+    Raises:
+        RunbookAborted: the query returned no series, or only NaN, or series without
+            an `instance` label; nothing should be acted on then.
+    """
+    with prometheus.get_client() as client:
+        frame = client.query(promql)
+    if frame.empty:
+        raise RunbookAborted(
+            f"Prometheus returned no series for {promql!r}: no load data, so no action; "
+            "check the query and that the exporters are scraped"
+        )
+    if "instance" not in frame.columns:
+        raise RunbookAborted(f"series of {promql!r} have no 'instance' label to match hosts by")
+    loads = load_by_instance(frame)
+    usable = loads.dropna(subset=["load"])
+    if usable.empty:
+        raise RunbookAborted(f"every series of {promql!r} is NaN: no usable load data")
+    get_run_logger().info(
+        "load: %d instances, max %.2f, %d NaN dropped",
+        len(usable), usable["load"].max(), len(loads) - len(usable),
+    )
+    return usable
+
+
+@task(name="Wait for recovery", cache_policy=NO_CACHE)
+def wait_for_recovery(
+    prometheus: Prometheus,
+    promql: str,
+    ips: list[str],
+    threshold: float,
+    window_seconds: float,
+    poll_seconds: float = 2.0,
+) -> dict[str, float | None]:
+    """Poll `promql` until every IP's load is under `threshold` or the window ends.
+
+    Returns:
+        The last load seen per IP (None when Prometheus had no value for it).
+    """
+    deadline = time.monotonic() + window_seconds
+    last: dict[str, float | None] = dict.fromkeys(ips)
+    with prometheus.get_client() as client:
+        while True:
+            loads = load_by_instance(client.query(promql)).dropna(subset=["load"])
+            seen = dict(zip(loads["ip"], loads["load"], strict=True))
+            last = {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
+            waiting = [ip for ip, load in last.items() if load is None or load >= threshold]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(poll_seconds)
+    if waiting:
+        get_run_logger().warning(
+            "%d of %d hosts still at or over %.2f after %.0fs: %s",
+            len(waiting), len(ips), threshold, window_seconds, ", ".join(waiting[:10]),
+        )
+    return last

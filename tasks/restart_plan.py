@@ -1,0 +1,169 @@
+"""Planning a rolling restart: the policy (the runbook's parameters), the plan, the plan task."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field, model_validator
+
+from opsapi.models import Host, HostSelector
+
+SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,127}$"
+
+
+class RestartPolicy(BaseModel):
+    """What to restart, how carefully, and how to tell that it worked.
+
+    Example:
+        >>> RestartPolicy(threshold=4, recovery_threshold=2, batch_size=2).restart_command
+        'systemctl restart nginx'
+    """
+
+    platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
+    prometheus_block: str = Field(default="lab", description="Name of the Prometheus block.")
+    query: str = Field(default="node_load1", min_length=1, description="PromQL giving load per instance.")
+    threshold: float = Field(default=4.0, gt=0, description="Restart hosts whose load is above this.")
+    recovery_threshold: float = Field(
+        default=2.0, gt=0, description="A restarted host is healthy again below this load."
+    )
+    selector: HostSelector = Field(
+        default_factory=HostSelector, description="Only hosts with these tags / hostname pattern."
+    )
+    max_hosts: int = Field(
+        default=5, ge=1, le=10_000,
+        description="Blast-radius cap: more candidates than this aborts the run (fleet-wide incident?).",
+    )
+    batch_size: int = Field(default=2, ge=1, le=1000, description="Hosts restarted at once.")
+    max_failures: int = Field(
+        default=1, ge=1, description="Stop the rollout once this many hosts failed (all batches)."
+    )
+    service: str = Field(default="nginx", pattern=SERVICE_NAME, description="Service to restart.")
+    job_timeout_seconds: int = Field(
+        default=120, ge=1, le=3600, description="Per-host timeout of the restart and check jobs."
+    )
+    verify_window_seconds: float = Field(
+        default=60, ge=0, le=3600, description="How long a restarted host may take to recover."
+    )
+    poll_seconds: float = Field(default=1.0, gt=0, le=60, description="Polling interval.")
+    dry_run: bool = Field(default=False, description="Plan and report, restart nothing.")
+
+    @model_validator(mode="after")
+    def _recovery_below_threshold(self) -> RestartPolicy:
+        if self.recovery_threshold > self.threshold:
+            raise ValueError(
+                f"recovery_threshold ({self.recovery_threshold:g}) must not be above "
+                f"threshold ({self.threshold:g}): lower recovery_threshold or raise threshold"
+            )
+        return self
+
+    @property
+    def restart_command(self) -> str:
+        return f"systemctl restart {self.service}"
+
+    @property
+    def health_command(self) -> str:
+        return f"systemctl is-active {self.service}"
+
+
+class Candidate(BaseModel):
+    """A host the plan will restart, with the load that put it there."""
+
+    host_id: str
+    hostname: str
+    ip: str
+    instance: str
+    load: float
+
+
+class RestartPlan(BaseModel):
+    """The hosts to restart, in batches, and everything that was left out and why."""
+
+    threshold: float
+    candidates: list[Candidate] = Field(default_factory=list)
+    batches: list[list[Candidate]] = Field(default_factory=list)
+    blast_radius_exceeded: bool = False
+    max_hosts: int = 0
+    hosts_without_data: list[str] = Field(default_factory=list)
+    series_without_host: list[str] = Field(default_factory=list)
+    hosts_considered: int = 0
+
+    @property
+    def digest(self) -> str:
+        """A short hash of what will be touched, in which order (for approvals)."""
+        layout = [[c.host_id for c in batch] for batch in self.batches]
+        return hashlib.sha256(json.dumps(layout).encode()).hexdigest()[:16]
+
+
+def build_plan(
+    loads: pd.DataFrame, hosts: list[Host], all_ips: set[str], policy: RestartPolicy
+) -> RestartPlan:
+    """Join load with the selected hosts and decide; pure, so it is easy to test.
+
+    Args:
+        loads: one row per instance with `instance`, `ip`, `load`.
+        hosts: the selected hosts.
+        all_ips: every IP in the inventory, to tell unselected hosts from unknown series.
+        policy: thresholds, cap and batch size.
+    """
+    by_ip = {ip: (instance, load) for instance, ip, load in loads[["instance", "ip", "load"]].itertuples(index=False)}
+    without_data = sorted(h.hostname for h in hosts if h.ip not in by_ip)
+    unknown = sorted(inst for inst, ip in zip(loads["instance"], loads["ip"], strict=True) if ip not in all_ips)
+    over = [
+        Candidate(host_id=h.id, hostname=h.hostname, ip=h.ip, instance=by_ip[h.ip][0], load=float(by_ip[h.ip][1]))
+        for h in hosts
+        if h.ip in by_ip and by_ip[h.ip][1] > policy.threshold
+    ]
+    over.sort(key=lambda c: (-c.load, c.hostname))
+    exceeded = len(over) > policy.max_hosts
+    batches = [] if exceeded else [
+        over[i : i + policy.batch_size] for i in range(0, len(over), policy.batch_size)
+    ]
+    return RestartPlan(
+        threshold=policy.threshold, candidates=over, batches=batches,
+        blast_radius_exceeded=exceeded, max_hosts=policy.max_hosts,
+        hosts_without_data=without_data, series_without_host=unknown,
+        hosts_considered=len(hosts),
+    )
+
+
+@task(name="Plan restarts", cache_policy=NO_CACHE)
+def plan_restarts(
+    loads: pd.DataFrame, hosts: list[Host], all_ips: set[str], policy: RestartPolicy
+) -> RestartPlan:
+    """Decide what to restart and publish the plan as an artifact."""
+    plan = build_plan(loads, hosts, all_ips, policy)
+    logger = get_run_logger()
+    logger.info(
+        "plan %s: %d of %d hosts over %.2f, %d batches", plan.digest, len(plan.candidates),
+        plan.hosts_considered, policy.threshold, len(plan.batches),
+    )
+    if plan.hosts_without_data:
+        logger.warning("no load data for %d hosts (not acted on): %s", len(plan.hosts_without_data),
+                       ", ".join(plan.hosts_without_data[:20]))
+    if plan.series_without_host:
+        logger.warning("%d series match no host in the inventory: %s", len(plan.series_without_host),
+                       ", ".join(plan.series_without_host[:20]))
+    rows = [
+        {"batch": n, "hostname": c.hostname, "ip": c.ip, "load": round(c.load, 2)}
+        for n, batch in enumerate(plan.batches, 1) for c in batch
+    ] or [{"batch": "-", "hostname": c.hostname, "ip": c.ip, "load": round(c.load, 2)} for c in plan.candidates]
+    create_table_artifact(rows, key="restart-plan", description=f"Restart plan {plan.digest}")
+    return plan
+
+
+def plan_markdown(plan: RestartPlan) -> str:
+    """The plan's caveats as markdown: hosts without data, unknown series, the cap."""
+    lines = [f"**Plan {plan.digest}**: {len(plan.candidates)} of {plan.hosts_considered} hosts over {plan.threshold:g}."]
+    if plan.blast_radius_exceeded:
+        lines.append(f"- Blast radius exceeded: {len(plan.candidates)} candidates > cap {plan.max_hosts}.")
+    if plan.hosts_without_data:
+        lines.append(f"- No load data (not acted on): {', '.join(plan.hosts_without_data[:50])}")
+    if plan.series_without_host:
+        lines.append(f"- Series without a host: {', '.join(plan.series_without_host[:50])}")
+    return "\n".join(lines)
+

@@ -1,0 +1,136 @@
+"""The outcome of a rolling restart: per-host results, the typed report and its artifacts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from opsapi.models import Job
+from tasks.restart_plan import Candidate, RestartPlan, plan_markdown
+
+HostResult = Literal[
+    "verified", "restart failed", "unhealthy", "load did not recover", "not touched", "planned"
+]
+Outcome = Literal["dry_run", "nothing_to_do", "completed", "failed", "aborted"]
+
+
+class HostOutcome(BaseModel):
+    """What happened to one planned host."""
+
+    hostname: str
+    host_id: str
+    ip: str
+    load_before: float
+    load_after: float | None = None
+    batch: int | None = None
+    job_id: str | None = None
+    result: HostResult = "not touched"
+    verified: bool = False
+    detail: str = ""
+
+
+class RestartReport(BaseModel):
+    """The runbook's typed result."""
+
+    outcome: Outcome
+    reason: str
+    plan_digest: str
+    threshold: float
+    hosts: list[HostOutcome] = Field(default_factory=list)
+    hosts_without_data: list[str] = Field(default_factory=list)
+    series_without_host: list[str] = Field(default_factory=list)
+
+    def hostnames(self, result: HostResult) -> list[str]:
+        return [h.hostname for h in self.hosts if h.result == result]
+
+    @property
+    def verified(self) -> list[str]:
+        return [h.hostname for h in self.hosts if h.verified]
+
+    @property
+    def failed(self) -> list[str]:
+        return [h.hostname for h in self.hosts if h.result not in ("verified", "not touched", "planned")]
+
+    @property
+    def not_touched(self) -> list[str]:
+        return self.hostnames("not touched")
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.outcome}: {self.reason} — {len(self.verified)} verified, "
+            f"{len(self.failed)} failed, {len(self.not_touched)} not touched"
+        )
+
+
+def planned_outcomes(plan: RestartPlan, result: HostResult) -> list[HostOutcome]:
+    """Every candidate of the plan, all marked `result` (before anything ran)."""
+    batch_of = {c.host_id: n for n, batch in enumerate(plan.batches, 1) for c in batch}
+    return [
+        HostOutcome(hostname=c.hostname, host_id=c.host_id, ip=c.ip, load_before=c.load,
+                    batch=batch_of.get(c.host_id), result=result)
+        for c in plan.candidates
+    ]
+
+
+def judge_batch(
+    batch: list[Candidate],
+    number: int,
+    restart: Job,
+    health: Job | None,
+    loads: dict[str, float | None],
+    recovery_threshold: float,
+) -> list[HostOutcome]:
+    """Each host of a batch: restarted, healthy, and back under the recovery threshold?"""
+    outcomes = []
+    for c in batch:
+        outcome = HostOutcome(hostname=c.hostname, host_id=c.host_id, ip=c.ip, load_before=c.load,
+                              batch=number, job_id=restart.job_id, load_after=loads.get(c.ip))
+        restarted = restart.result_for(c.host_id)
+        checked = health.result_for(c.host_id) if health else None
+        if restarted is None or not restarted.succeeded:
+            outcome.result = "restart failed"
+            outcome.detail = _why(restarted, f"restart job {restart.status.value}")
+        elif checked is None or not checked.succeeded:
+            outcome.result = "unhealthy"
+            outcome.detail = _why(checked, "health check did not run")
+        elif outcome.load_after is None or outcome.load_after >= recovery_threshold:
+            outcome.result = "load did not recover"
+            shown = "no data" if outcome.load_after is None else f"{outcome.load_after:.2f}"
+            outcome.detail = f"load {shown}, needs < {recovery_threshold:g}"
+        else:
+            outcome.result, outcome.verified = "verified", True
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _why(result: object, fallback: str) -> str:
+    if result is None:
+        return fallback
+    text = (getattr(result, "stderr", "") or getattr(result, "stdout", "") or "").strip()
+    return f"{result.status.value}, exit {result.exit_code}: {text[:200]}"  # type: ignore[attr-defined]
+
+
+@task(name="Publish report", cache_policy=NO_CACHE)
+def publish_report(report: RestartReport, plan: RestartPlan) -> RestartReport:
+    """The report as a table artifact and a markdown summary."""
+    rows = [
+        {
+            "host": h.hostname, "ip": h.ip, "load before": round(h.load_before, 2),
+            "load after": None if h.load_after is None else round(h.load_after, 2),
+            "batch": h.batch, "job": h.job_id, "result": h.result, "verified": h.verified,
+            "detail": h.detail,
+        }
+        for h in report.hosts
+    ]
+    create_table_artifact(rows or [{"host": "-", "result": report.outcome}], key="restart-report",
+                          description=report.summary)
+    create_markdown_artifact(
+        f"## Restart overloaded hosts: {report.outcome}\n\n{report.summary}\n\n{plan_markdown(plan)}",
+        key="restart-summary",
+    )
+    return report
