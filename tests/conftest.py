@@ -1,0 +1,118 @@
+"""Real servers for the tests: a Prefect API (test harness) and the whole lab stack.
+
+Nothing here skips: when a server cannot be started the fixture fails, in CI and locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from prefect.testing.utilities import prefect_test_harness
+
+from lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports() -> LabPorts:
+    """Four ports (vault needs its port + 1 too) that nothing listens on."""
+    chosen: list[int] = []
+    while len(chosen) < 4:
+        port = random.randint(21000, 59000)
+        if all(_free(p) and p not in chosen for p in (port, port + 1)):
+            chosen.append(port)
+    return LabPorts(platform=chosen[0], vault=chosen[1], prometheus=chosen[2],
+                    alertmanager=chosen[3])
+
+
+@dataclass
+class Lab:
+    """The running lab as the tests see it."""
+
+    config: LabConfig
+    admin: LabAdmin
+    secrets: dict[str, str]
+
+    @property
+    def approle(self) -> dict[str, str]:
+        return json.loads((self.config.dir / "approle.json").read_text())
+
+    def prometheus_loads(self) -> dict[str, float]:
+        """hostname -> node_load1 as Prometheus has it now."""
+        answer = requests.get(f"{self.config.prometheus_url}/api/v1/query",
+                              params={"query": "node_load1"}, timeout=5).json()
+        return {r["metric"]["hostname"]: float(r["value"][1]) for r in answer["data"]["result"]}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.admin._call("GET", "/api/v1/jobs")["data"]
+
+    def reset(self, hosts: int = 10) -> None:
+        """Fresh calm hosts, no jobs; returns once Prometheus shows exactly them, all calm."""
+        self.admin.reset(hosts)
+        names = {h["hostname"] for h in self.admin.hosts()}
+        wait_until(lambda: (loads := self.prometheus_loads()).keys() == names
+                   and max(loads.values()) < 2, 20, "Prometheus to see the calm lab")
+
+    def overload(self, load: float = 8.0, *hostnames: str) -> None:
+        """Overload hosts; returns once Prometheus shows it."""
+        for name in hostnames:
+            self.admin.overload(name, load)
+        wait_until(lambda: all(self.prometheus_loads().get(n) == load for n in hostnames), 20,
+                   f"Prometheus to see {hostnames} at {load}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> Iterator[None]:
+    """A real Prefect API (SQLite) for the whole session."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def lab(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """OpenBao, Prometheus, Alertmanager and the lab platform, with the 'lab' blocks saved."""
+    config = LabConfig(dir=Path(tmp_path_factory.mktemp("lab")), ports=free_ports(), hosts=10)
+    try:
+        up(config)
+        yield Lab(config, LabAdmin(config), lab_secrets(config))
+    finally:
+        down(config)
+
+
+@pytest.fixture
+def fresh_lab(lab: Lab) -> Lab:
+    """The lab with 10 fresh, calm hosts and no jobs."""
+    lab.reset(10)
+    return lab
