@@ -14,8 +14,9 @@ from rich.table import Table
 from opsapi.errors import OpsAPIError
 
 app = typer.Typer(help="Ops runbooks as Prefect flows.", no_args_is_help=True)
-run_app = typer.Typer(help="Run a runbook now (Prefect's embedded API or PREFECT_API_URL).",
-                      no_args_is_help=True)
+run_app = typer.Typer(
+    help="Run a runbook now (Prefect's embedded API or PREFECT_API_URL).", no_args_is_help=True
+)
 app.add_typer(run_app, name="run")
 console = Console()
 
@@ -24,8 +25,12 @@ console = Console()
 def restart_overloaded_hosts_command(
     threshold: Annotated[float, typer.Option(help="Restart hosts whose load is above this.")] = 4.0,
     recovery_threshold: Annotated[float, typer.Option(help="Healthy again below this load.")] = 2.0,
-    tag: Annotated[list[str] | None, typer.Option(help="Only hosts with this tag (repeatable).")] = None,
-    hostname_pattern: Annotated[str | None, typer.Option(help="Only hosts matching this glob.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Only hosts with this tag (repeatable).")
+    ] = None,
+    hostname_pattern: Annotated[
+        str | None, typer.Option(help="Only hosts matching this glob.")
+    ] = None,
     max_hosts: Annotated[int, typer.Option(help="Blast-radius cap: more candidates aborts.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Hosts restarted at once.")] = 2,
     max_failures: Annotated[int, typer.Option(help="Stop the rollout at this many failures.")] = 1,
@@ -43,12 +48,19 @@ def restart_overloaded_hosts_command(
 
     try:
         policy = RestartPolicy(
-            threshold=threshold, recovery_threshold=recovery_threshold,
+            threshold=threshold,
+            recovery_threshold=recovery_threshold,
             selector={"tags": tag or [], "hostname_pattern": hostname_pattern},
-            max_hosts=max_hosts, batch_size=batch_size, max_failures=max_failures,
-            service=service, query=query, verify_window_seconds=verify_window,
-            job_timeout_seconds=job_timeout, platform_block=platform_block,
-            prometheus_block=prometheus_block, dry_run=dry_run,
+            max_hosts=max_hosts,
+            batch_size=batch_size,
+            max_failures=max_failures,
+            service=service,
+            query=query,
+            verify_window_seconds=verify_window,
+            job_timeout_seconds=job_timeout,
+            platform_block=platform_block,
+            prometheus_block=prometheus_block,
+            dry_run=dry_run,
         )
     except ValidationError as exc:
         for error in exc.errors():
@@ -78,13 +90,19 @@ def show_report(report: object) -> None:
     for h in report.hosts:  # type: ignore[attr-defined]
         colour = colours.get(h.result, "red")
         table.add_row(
-            h.hostname, h.ip, str(h.batch or "-"), f"{h.load_before:.2f}",
+            h.hostname,
+            h.ip,
+            str(h.batch or "-"),
+            f"{h.load_before:.2f}",
             "-" if h.load_after is None else f"{h.load_after:.2f}",
-            f"[{colour}]{h.result}[/]", h.detail[:80],
+            f"[{colour}]{h.result}[/]",
+            h.detail[:80],
         )
     console.print(table)
-    for label, names in (("no load data", report.hosts_without_data),  # type: ignore[attr-defined]
-                         ("series without a host", report.series_without_host)):  # type: ignore[attr-defined]
+    for label, names in (
+        ("no load data", report.hosts_without_data),  # type: ignore[attr-defined]
+        ("series without a host", report.series_without_host),
+    ):  # type: ignore[attr-defined]
         if names:
             console.print(f"[yellow]{label}[/]: {', '.join(names[:20])}")
     console.print(report.summary)  # type: ignore[attr-defined]
@@ -92,8 +110,11 @@ def show_report(report: object) -> None:
 
 @app.command(
     "lab",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                      "help_option_names": []},
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
 )
 def lab_command(ctx: typer.Context) -> None:
     """The local ops lab (up, down, status, overload, fail-restart, hosts, reset)."""

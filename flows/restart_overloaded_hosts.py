@@ -52,20 +52,26 @@ def restart_overloaded_hosts(policy: RestartPolicy | None = None) -> State:
     plan = plan_restarts(loads, selected, {h.ip for h in inventory}, policy)  # what we touch
 
     if plan.blast_radius_exceeded:
-        reason = (f"{len(plan.candidates)} hosts over {policy.threshold:g} exceeds the "
-                  f"blast-radius cap of {policy.max_hosts}: looks fleet-wide, nothing restarted")
+        reason = (
+            f"{len(plan.candidates)} hosts over {policy.threshold:g} exceeds the "
+            f"blast-radius cap of {policy.max_hosts}: looks fleet-wide, nothing restarted"
+        )
         return finish(plan, "aborted", reason, planned_outcomes(plan, "not touched"))
     if not plan.batches:
         return finish(plan, "nothing_to_do", f"no host over {policy.threshold:g}", [])
     if policy.dry_run:
-        return finish(plan, "dry_run", "dry run: nothing restarted", planned_outcomes(plan, "planned"))
+        return finish(
+            plan, "dry_run", "dry run: nothing restarted", planned_outcomes(plan, "planned")
+        )
 
     outcomes = rolling_restart(platform, prometheus, plan, policy)  # act and verify
     failed = [o for o in outcomes if o.result not in ("verified", "not touched")]
     if failed:
         untouched = sum(o.result == "not touched" for o in outcomes)
-        reason = (f"{len(failed)} hosts failed (limit {policy.max_failures}); "
-                  f"{untouched} hosts not touched")
+        reason = (
+            f"{len(failed)} hosts failed (limit {policy.max_failures}); "
+            f"{untouched} hosts not touched"
+        )
         return finish(plan, "failed", reason, outcomes)
     return finish(plan, "completed", f"{len(outcomes)} hosts restarted and verified", outcomes)
 
@@ -85,31 +91,54 @@ def rolling_restart(
                 outcome.detail = f"rollout stopped after {failures} failures"
             outcomes += skipped
             continue
-        logger.info("batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch))
-        restart = run_job(platform, [c.host_id for c in batch], policy.restart_command,
-                          policy, f"{run_key}:restart:{number}")
+        logger.info(
+            "batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch)
+        )
+        restart = run_job(
+            platform,
+            [c.host_id for c in batch],
+            policy.restart_command,
+            policy,
+            f"{run_key}:restart:{number}",
+        )
         restarted = [c for c in batch if (r := restart.result_for(c.host_id)) and r.succeeded]
         health = None
         if restarted:
-            health = run_job(platform, [c.host_id for c in restarted], policy.health_command,
-                             policy, f"{run_key}:health:{number}")
-        healthy = [c for c in restarted if health and (r := health.result_for(c.host_id)) and r.succeeded]
+            health = run_job(
+                platform,
+                [c.host_id for c in restarted],
+                policy.health_command,
+                policy,
+                f"{run_key}:health:{number}",
+            )
+        healthy = [
+            c for c in restarted if health and (r := health.result_for(c.host_id)) and r.succeeded
+        ]
         loads = {}
         if healthy:
-            loads = wait_for_recovery(prometheus, policy.query, [c.ip for c in healthy],
-                                      policy.recovery_threshold, policy.verify_window_seconds,
-                                      policy.poll_seconds)
+            loads = wait_for_recovery(
+                prometheus,
+                policy.query,
+                [c.ip for c in healthy],
+                policy.recovery_threshold,
+                policy.verify_window_seconds,
+                policy.poll_seconds,
+            )
         judged = judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
         failures += sum(not o.verified for o in judged)
         outcomes += judged
         if failures >= policy.max_failures and number < len(plan.batches):
-            logger.error("rollout stopped: %d failures reached the limit of %d",
-                         failures, policy.max_failures)
+            logger.error(
+                "rollout stopped: %d failures reached the limit of %d",
+                failures,
+                policy.max_failures,
+            )
     return outcomes
 
 
-def run_job(platform: OpsPlatform, host_ids: list[str], command: str, policy: RestartPolicy,
-            key: str) -> Job:
+def run_job(
+    platform: OpsPlatform, host_ids: list[str], command: str, policy: RestartPolicy, key: str
+) -> Job:
     """Start a job and wait for it; a job that outlives its time is cancelled."""
     job_id = execute_job(platform, host_ids, command, policy.job_timeout_seconds, key)
     try:
@@ -122,10 +151,15 @@ def run_job(platform: OpsPlatform, host_ids: list[str], command: str, policy: Re
 def finish(plan: RestartPlan, outcome: str, reason: str, hosts: list[HostOutcome]) -> State:
     """Publish the report; the run fails (with the report as its data) on failure or abort."""
     report = publish_report(
-        RestartReport(outcome=outcome, reason=reason, plan_digest=plan.digest,
-                      threshold=plan.threshold, hosts=hosts,
-                      hosts_without_data=plan.hosts_without_data,
-                      series_without_host=plan.series_without_host),
+        RestartReport(
+            outcome=outcome,
+            reason=reason,
+            plan_digest=plan.digest,
+            threshold=plan.threshold,
+            hosts=hosts,
+            hosts_without_data=plan.hosts_without_data,
+            series_without_host=plan.series_without_host,
+        ),
         plan,
     )
     logger = get_run_logger()

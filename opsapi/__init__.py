@@ -34,6 +34,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Host",
+    "HostSelector",
     "HostSpec",
     "InvalidInput",
     "Job",

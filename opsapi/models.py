@@ -124,4 +124,6 @@ class HostSelector(_APIModel):
     def matches(self, host: Host) -> bool:
         if not set(self.tags) <= set(host.tags):
             return False
-        return not self.hostname_pattern or fnmatch.fnmatchcase(host.hostname, self.hostname_pattern)
+        return not self.hostname_pattern or fnmatch.fnmatchcase(
+            host.hostname, self.hostname_pattern
+        )

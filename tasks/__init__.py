@@ -5,7 +5,18 @@ from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
 from tasks.monitoring import query_instant, query_load, query_range, wait_for_recovery
 
 __all__ = [
-    "cancel_job", "create_host", "delete_host", "execute_job", "get_host", "get_job",
-    "list_hosts", "query_instant", "query_load", "query_range", "replace_host", "update_host",
-    "wait_for_job", "wait_for_recovery",
+    "cancel_job",
+    "create_host",
+    "delete_host",
+    "execute_job",
+    "get_host",
+    "get_job",
+    "list_hosts",
+    "query_instant",
+    "query_load",
+    "query_range",
+    "replace_host",
+    "update_host",
+    "wait_for_job",
+    "wait_for_recovery",
 ]

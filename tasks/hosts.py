@@ -11,8 +11,12 @@ from blocks.ops_platform import OpsPlatform
 from opsapi.models import Host, HostSelector, HostSpec
 from tasks.retrying import transient_failure
 
-READ = {"retries": 2, "retry_delay_seconds": 3, "retry_condition_fn": transient_failure,
-        "cache_policy": NO_CACHE}
+READ = {
+    "retries": 2,
+    "retry_delay_seconds": 3,
+    "retry_condition_fn": transient_failure,
+    "cache_policy": NO_CACHE,
+}
 
 
 @task(name="List hosts", **READ)

@@ -51,8 +51,12 @@ def wait_for_job(
         job = client.wait_for_job(job_id, max_wait_seconds, poll_frequency_seconds)
     failed = [r.hostname or r.host_id for r in job.results if not r.succeeded]
     get_run_logger().info(
-        "job %s %s: %d hosts ok, %d not%s", job_id, job.status.value,
-        len(job.results) - len(failed), len(failed), f" ({', '.join(failed[:10])})" if failed else "",
+        "job %s %s: %d hosts ok, %d not%s",
+        job_id,
+        job.status.value,
+        len(job.results) - len(failed),
+        len(failed),
+        f" ({', '.join(failed[:10])})" if failed else "",
     )
     return job
 

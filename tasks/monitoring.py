@@ -75,7 +75,9 @@ def query_load(prometheus: Prometheus, promql: str = "node_load1") -> pd.DataFra
         raise RunbookAborted(f"every series of {promql!r} is NaN: no usable load data")
     get_run_logger().info(
         "load: %d instances, max %.2f, %d NaN dropped",
-        len(usable), usable["load"].max(), len(loads) - len(usable),
+        len(usable),
+        usable["load"].max(),
+        len(loads) - len(usable),
     )
     return usable
 
@@ -108,6 +110,10 @@ def wait_for_recovery(
     if waiting:
         get_run_logger().warning(
             "%d of %d hosts still at or over %.2f after %.0fs: %s",
-            len(waiting), len(ips), threshold, window_seconds, ", ".join(waiting[:10]),
+            len(waiting),
+            len(ips),
+            threshold,
+            window_seconds,
+            ", ".join(waiting[:10]),
         )
     return last

@@ -26,8 +26,12 @@ class RestartPolicy(BaseModel):
 
     platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
     prometheus_block: str = Field(default="lab", description="Name of the Prometheus block.")
-    query: str = Field(default="node_load1", min_length=1, description="PromQL giving load per instance.")
-    threshold: float = Field(default=4.0, gt=0, description="Restart hosts whose load is above this.")
+    query: str = Field(
+        default="node_load1", min_length=1, description="PromQL giving load per instance."
+    )
+    threshold: float = Field(
+        default=4.0, gt=0, description="Restart hosts whose load is above this."
+    )
     recovery_threshold: float = Field(
         default=2.0, gt=0, description="A restarted host is healthy again below this load."
     )
@@ -35,7 +39,9 @@ class RestartPolicy(BaseModel):
         default_factory=HostSelector, description="Only hosts with these tags / hostname pattern."
     )
     max_hosts: int = Field(
-        default=5, ge=1, le=10_000,
+        default=5,
+        ge=1,
+        le=10_000,
         description="Blast-radius cap: more candidates than this aborts the run (fleet-wide incident?).",
     )
     batch_size: int = Field(default=2, ge=1, le=1000, description="Hosts restarted at once.")
@@ -110,23 +116,40 @@ def build_plan(
         all_ips: every IP in the inventory, to tell unselected hosts from unknown series.
         policy: thresholds, cap and batch size.
     """
-    by_ip = {ip: (instance, load) for instance, ip, load in loads[["instance", "ip", "load"]].itertuples(index=False)}
+    by_ip = {
+        ip: (instance, load)
+        for instance, ip, load in loads[["instance", "ip", "load"]].itertuples(index=False)
+    }
     without_data = sorted(h.hostname for h in hosts if h.ip not in by_ip)
-    unknown = sorted(inst for inst, ip in zip(loads["instance"], loads["ip"], strict=True) if ip not in all_ips)
+    unknown = sorted(
+        inst for inst, ip in zip(loads["instance"], loads["ip"], strict=True) if ip not in all_ips
+    )
     over = [
-        Candidate(host_id=h.id, hostname=h.hostname, ip=h.ip, instance=by_ip[h.ip][0], load=float(by_ip[h.ip][1]))
+        Candidate(
+            host_id=h.id,
+            hostname=h.hostname,
+            ip=h.ip,
+            instance=by_ip[h.ip][0],
+            load=float(by_ip[h.ip][1]),
+        )
         for h in hosts
         if h.ip in by_ip and by_ip[h.ip][1] > policy.threshold
     ]
     over.sort(key=lambda c: (-c.load, c.hostname))
     exceeded = len(over) > policy.max_hosts
-    batches = [] if exceeded else [
-        over[i : i + policy.batch_size] for i in range(0, len(over), policy.batch_size)
-    ]
+    batches = (
+        []
+        if exceeded
+        else [over[i : i + policy.batch_size] for i in range(0, len(over), policy.batch_size)]
+    )
     return RestartPlan(
-        threshold=policy.threshold, candidates=over, batches=batches,
-        blast_radius_exceeded=exceeded, max_hosts=policy.max_hosts,
-        hosts_without_data=without_data, series_without_host=unknown,
+        threshold=policy.threshold,
+        candidates=over,
+        batches=batches,
+        blast_radius_exceeded=exceeded,
+        max_hosts=policy.max_hosts,
+        hosts_without_data=without_data,
+        series_without_host=unknown,
         hosts_considered=len(hosts),
     )
 
@@ -139,31 +162,48 @@ def plan_restarts(
     plan = build_plan(loads, hosts, all_ips, policy)
     logger = get_run_logger()
     logger.info(
-        "plan %s: %d of %d hosts over %.2f, %d batches", plan.digest, len(plan.candidates),
-        plan.hosts_considered, policy.threshold, len(plan.batches),
+        "plan %s: %d of %d hosts over %.2f, %d batches",
+        plan.digest,
+        len(plan.candidates),
+        plan.hosts_considered,
+        policy.threshold,
+        len(plan.batches),
     )
     if plan.hosts_without_data:
-        logger.warning("no load data for %d hosts (not acted on): %s", len(plan.hosts_without_data),
-                       ", ".join(plan.hosts_without_data[:20]))
+        logger.warning(
+            "no load data for %d hosts (not acted on): %s",
+            len(plan.hosts_without_data),
+            ", ".join(plan.hosts_without_data[:20]),
+        )
     if plan.series_without_host:
-        logger.warning("%d series match no host in the inventory: %s", len(plan.series_without_host),
-                       ", ".join(plan.series_without_host[:20]))
+        logger.warning(
+            "%d series match no host in the inventory: %s",
+            len(plan.series_without_host),
+            ", ".join(plan.series_without_host[:20]),
+        )
     rows = [
         {"batch": n, "hostname": c.hostname, "ip": c.ip, "load": round(c.load, 2)}
-        for n, batch in enumerate(plan.batches, 1) for c in batch
-    ] or [{"batch": "-", "hostname": c.hostname, "ip": c.ip, "load": round(c.load, 2)} for c in plan.candidates]
+        for n, batch in enumerate(plan.batches, 1)
+        for c in batch
+    ] or [
+        {"batch": "-", "hostname": c.hostname, "ip": c.ip, "load": round(c.load, 2)}
+        for c in plan.candidates
+    ]
     create_table_artifact(rows, key="restart-plan", description=f"Restart plan {plan.digest}")
     return plan
 
 
 def plan_markdown(plan: RestartPlan) -> str:
     """The plan's caveats as markdown: hosts without data, unknown series, the cap."""
-    lines = [f"**Plan {plan.digest}**: {len(plan.candidates)} of {plan.hosts_considered} hosts over {plan.threshold:g}."]
+    lines = [
+        f"**Plan {plan.digest}**: {len(plan.candidates)} of {plan.hosts_considered} hosts over {plan.threshold:g}."
+    ]
     if plan.blast_radius_exceeded:
-        lines.append(f"- Blast radius exceeded: {len(plan.candidates)} candidates > cap {plan.max_hosts}.")
+        lines.append(
+            f"- Blast radius exceeded: {len(plan.candidates)} candidates > cap {plan.max_hosts}."
+        )
     if plan.hosts_without_data:
         lines.append(f"- No load data (not acted on): {', '.join(plan.hosts_without_data[:50])}")
     if plan.series_without_host:
         lines.append(f"- Series without a host: {', '.join(plan.series_without_host[:50])}")
     return "\n".join(lines)
-

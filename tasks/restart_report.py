@@ -53,7 +53,9 @@ class RestartReport(BaseModel):
 
     @property
     def failed(self) -> list[str]:
-        return [h.hostname for h in self.hosts if h.result not in ("verified", "not touched", "planned")]
+        return [
+            h.hostname for h in self.hosts if h.result not in ("verified", "not touched", "planned")
+        ]
 
     @property
     def not_touched(self) -> list[str]:
@@ -71,8 +73,14 @@ def planned_outcomes(plan: RestartPlan, result: HostResult) -> list[HostOutcome]
     """Every candidate of the plan, all marked `result` (before anything ran)."""
     batch_of = {c.host_id: n for n, batch in enumerate(plan.batches, 1) for c in batch}
     return [
-        HostOutcome(hostname=c.hostname, host_id=c.host_id, ip=c.ip, load_before=c.load,
-                    batch=batch_of.get(c.host_id), result=result)
+        HostOutcome(
+            hostname=c.hostname,
+            host_id=c.host_id,
+            ip=c.ip,
+            load_before=c.load,
+            batch=batch_of.get(c.host_id),
+            result=result,
+        )
         for c in plan.candidates
     ]
 
@@ -88,8 +96,15 @@ def judge_batch(
     """Each host of a batch: restarted, healthy, and back under the recovery threshold?"""
     outcomes = []
     for c in batch:
-        outcome = HostOutcome(hostname=c.hostname, host_id=c.host_id, ip=c.ip, load_before=c.load,
-                              batch=number, job_id=restart.job_id, load_after=loads.get(c.ip))
+        outcome = HostOutcome(
+            hostname=c.hostname,
+            host_id=c.host_id,
+            ip=c.ip,
+            load_before=c.load,
+            batch=number,
+            job_id=restart.job_id,
+            load_after=loads.get(c.ip),
+        )
         restarted = restart.result_for(c.host_id)
         checked = health.result_for(c.host_id) if health else None
         if restarted is None or not restarted.succeeded:
@@ -120,15 +135,23 @@ def publish_report(report: RestartReport, plan: RestartPlan) -> RestartReport:
     """The report as a table artifact and a markdown summary."""
     rows = [
         {
-            "host": h.hostname, "ip": h.ip, "load before": round(h.load_before, 2),
+            "host": h.hostname,
+            "ip": h.ip,
+            "load before": round(h.load_before, 2),
             "load after": None if h.load_after is None else round(h.load_after, 2),
-            "batch": h.batch, "job": h.job_id, "result": h.result, "verified": h.verified,
+            "batch": h.batch,
+            "job": h.job_id,
+            "result": h.result,
+            "verified": h.verified,
             "detail": h.detail,
         }
         for h in report.hosts
     ]
-    create_table_artifact(rows or [{"host": "-", "result": report.outcome}], key="restart-report",
-                          description=report.summary)
+    create_table_artifact(
+        rows or [{"host": "-", "result": report.outcome}],
+        key="restart-report",
+        description=report.summary,
+    )
     create_markdown_artifact(
         f"## Restart overloaded hosts: {report.outcome}\n\n{report.summary}\n\n{plan_markdown(plan)}",
         key="restart-summary",

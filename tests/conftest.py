@@ -53,8 +53,9 @@ def free_ports() -> LabPorts:
         port = random.randint(21000, 59000)
         if all(_free(p) and p not in chosen for p in (port, port + 1)):
             chosen.append(port)
-    return LabPorts(platform=chosen[0], vault=chosen[1], prometheus=chosen[2],
-                    alertmanager=chosen[3])
+    return LabPorts(
+        platform=chosen[0], vault=chosen[1], prometheus=chosen[2], alertmanager=chosen[3]
+    )
 
 
 @dataclass
@@ -71,8 +72,9 @@ class Lab:
 
     def prometheus_loads(self) -> dict[str, float]:
         """hostname -> node_load1 as Prometheus has it now."""
-        answer = requests.get(f"{self.config.prometheus_url}/api/v1/query",
-                              params={"query": "node_load1"}, timeout=5).json()
+        answer = requests.get(
+            f"{self.config.prometheus_url}/api/v1/query", params={"query": "node_load1"}, timeout=5
+        ).json()
         return {r["metric"]["hostname"]: float(r["value"][1]) for r in answer["data"]["result"]}
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -82,15 +84,21 @@ class Lab:
         """Fresh calm hosts, no jobs; returns once Prometheus shows exactly them, all calm."""
         self.admin.reset(hosts)
         names = {h["hostname"] for h in self.admin.hosts()}
-        wait_until(lambda: (loads := self.prometheus_loads()).keys() == names
-                   and max(loads.values()) < 2, 20, "Prometheus to see the calm lab")
+        wait_until(
+            lambda: (loads := self.prometheus_loads()).keys() == names and max(loads.values()) < 2,
+            20,
+            "Prometheus to see the calm lab",
+        )
 
     def overload(self, load: float = 8.0, *hostnames: str) -> None:
         """Overload hosts; returns once Prometheus shows it."""
         for name in hostnames:
             self.admin.overload(name, load)
-        wait_until(lambda: all(self.prometheus_loads().get(n) == load for n in hostnames), 20,
-                   f"Prometheus to see {hostnames} at {load}")
+        wait_until(
+            lambda: all(self.prometheus_loads().get(n) == load for n in hostnames),
+            20,
+            f"Prometheus to see {hostnames} at {load}",
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,7 +14,12 @@ from flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsapi import RunbookAborted
 from tasks.restart_plan import RestartPolicy
 
-FAST = {"batch_size": 2, "poll_seconds": 0.5, "verify_window_seconds": 30, "job_timeout_seconds": 30}
+FAST = {
+    "batch_size": 2,
+    "poll_seconds": 0.5,
+    "verify_window_seconds": 30,
+    "job_timeout_seconds": 30,
+}
 
 
 def run(policy: RestartPolicy):
@@ -30,7 +35,9 @@ def artifacts_of(flow_run_id) -> dict[str, object]:
     async def read():
         async with get_client() as client:
             found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
             )
             return {a.key: a.data for a in found}
 
@@ -100,7 +107,7 @@ def test_prometheus_down_fails_before_any_job(fresh_lab):
 
 
 def test_failed_restart_stops_the_rollout_and_names_untouched_hosts(fresh_lab):
-    fresh_lab.overload(9.0, "lab-web-01")            # highest load: first batch
+    fresh_lab.overload(9.0, "lab-web-01")  # highest load: first batch
     fresh_lab.overload(8.0, "lab-db-04", "lab-web-05", "lab-db-08")
     fresh_lab.admin.fail_restart("lab-web-01")
 

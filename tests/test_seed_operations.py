@@ -24,12 +24,16 @@ def test_list_hosts_follows_every_page(fresh_lab):
 
     hosts = list_hosts(platform)
 
-    assert sorted(h.hostname for h in hosts) == sorted(h["hostname"] for h in fresh_lab.admin.hosts())
+    assert sorted(h.hostname for h in hosts) == sorted(
+        h["hostname"] for h in fresh_lab.admin.hosts()
+    )
     assert len({h.id for h in hosts}) == 10
 
 
 def test_list_hosts_applies_the_selector(fresh_lab):
-    hosts = list_hosts(OpsPlatform.load("lab"), HostSelector(tags=["web"], hostname_pattern="*-0[1-5]"))
+    hosts = list_hosts(
+        OpsPlatform.load("lab"), HostSelector(tags=["web"], hostname_pattern="*-0[1-5]")
+    )
 
     assert sorted(h.hostname for h in hosts) == ["lab-web-01", "lab-web-03", "lab-web-05"]
 
@@ -94,7 +98,9 @@ def test_query_prometheus_returns_every_host_as_a_dataframe(fresh_lab):
 def test_platform_passes_prometheus_queries_through(fresh_lab):
     client = OpsPlatform.load("lab").get_client()
 
-    answer = client.request("GET", "/api/v1/prometheus/query", params={"query": "count(node_load1)"})
+    answer = client.request(
+        "GET", "/api/v1/prometheus/query", params={"query": "count(node_load1)"}
+    )
 
     assert answer["status"] == "success"
     assert answer["data"]["result"][0]["value"][1] == "10"

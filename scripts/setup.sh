@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything opsflow and its lab need on a fresh Debian machine:
+# Debian's prometheus and prometheus-alertmanager when missing, a virtual environment in .venv,
+# and the project with its lab and test extras. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    # The packages' postinst would start the daemons on 0.0.0.0; the lab runs its own on
+    # 127.0.0.1, so forbid service starts for the duration of the install.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        added_policy=1
+    fi
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -n "$added_policy" ] && as_root rm -f "$policy"
+    if [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now prometheus prometheus-alertmanager 2>/dev/null || true
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[lab,test]"
+echo "setup: ready ($(.venv/bin/python -c 'import prefect; print("prefect", prefect.__version__)'))"
