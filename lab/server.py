@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -10,12 +11,19 @@ from lab.api import create_app
 from lab.tls import ensure_certificates
 
 
+class _LabServer(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Stop at once: idle keep-alive clients (Prometheus, runbooks) would hold a graceful
+        # shutdown open for as long as they stay connected.
+        self.force_exit = True
+        super().handle_exit(sig, frame)
+
+
 def serve(directory: Path, port: int, token: str, prometheus_url: str | None) -> None:
     """Run the platform in the foreground until interrupted."""
     _, cert, key = ensure_certificates(directory / "tls")
-    app = create_app(directory, token, prometheus_url)
-    uvicorn.run(
-        app,
+    config = uvicorn.Config(
+        create_app(directory, token, prometheus_url),
         host="127.0.0.1",
         port=port,
         ssl_certfile=str(cert),
@@ -24,3 +32,4 @@ def serve(directory: Path, port: int, token: str, prometheus_url: str | None) ->
         access_log=False,
         timeout_keep_alive=30,
     )
+    _LabServer(config).run()

@@ -1,0 +1,121 @@
+"""The lab itself: its API contract, auth, persistence, and `up` being harmless twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from blocks import OpsPlatform
+from lab.stack import _alive, _processes, up
+from opsapi import AuthFailed, ConnectionFailed, OpsPlatformClient
+from tests.conftest import wait_until
+
+
+def test_openapi_describes_every_endpoint_of_the_contract(lab):
+    spec = requests.get(
+        f"{lab.config.platform_url}/openapi.json", verify=str(lab.config.ca_cert), timeout=5
+    ).json()
+
+    operations = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    assert operations == {
+        ("GET", "/api/v1/hosts"),
+        ("POST", "/api/v1/hosts"),
+        ("GET", "/api/v1/hosts/{host_id}"),
+        ("PUT", "/api/v1/hosts/{host_id}"),
+        ("PATCH", "/api/v1/hosts/{host_id}"),
+        ("DELETE", "/api/v1/hosts/{host_id}"),
+        ("POST", "/api/v1/job/execute"),
+        ("GET", "/api/v1/job/{job_id}"),
+        ("POST", "/api/v1/job/{job_id}/cancel"),
+        ("GET", "/api/v1/jobs"),
+        ("GET", "/api/v1/prometheus/query"),
+    }
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Bearer"])
+def test_platform_accepts_token_and_bearer(lab, scheme):
+    client = OpsPlatformClient(
+        lab.config.platform_url,
+        lab.secrets["platform_token"],
+        auth_scheme=scheme,
+        verify=str(lab.config.ca_cert),
+    )
+
+    assert len(client.list_hosts()) >= 1
+
+
+def test_wrong_token_is_refused_with_the_documented_error_shape(lab):
+    client = OpsPlatformClient(
+        lab.config.platform_url, "not-the-token", verify=str(lab.config.ca_cert)
+    )
+
+    with pytest.raises(AuthFailed) as caught:
+        client.list_hosts()
+
+    assert caught.value.status == 401
+    assert '"code":"unauthorized"' in caught.value.body
+    assert "not-the-token" not in str(caught.value)
+
+
+def test_platform_certificate_is_refused_without_the_lab_ca(lab):
+    client = OpsPlatformClient(
+        lab.config.platform_url, lab.secrets["platform_token"], verify=True, retries=0
+    )
+
+    with pytest.raises(ConnectionFailed, match="TLS verification of ops platform failed"):
+        client.list_hosts()
+
+
+def test_job_submission_with_the_same_idempotency_key_starts_one_job(fresh_lab):
+    client = OpsPlatform.load("lab").get_client()
+    host = client.list_hosts()[0]
+
+    first = client.execute_job([host.id], "systemctl restart nginx", idempotency_key="k-1")
+    second = client.execute_job([host.id], "systemctl restart nginx", idempotency_key="k-1")
+    client.wait_for_job(first, 30, 0.2)
+
+    assert first == second
+    assert len(fresh_lab.jobs()) == 1
+    assert fresh_lab.admin.restarts() == {host.hostname: 1}
+
+
+def test_platform_restart_keeps_hosts_and_jobs_and_up_restarts_only_what_stopped(fresh_lab):
+    client = OpsPlatform.load("lab").get_client()
+    created = client.request(
+        "POST", "/api/v1/hosts", json={"hostname": "survivor-01", "ip": "127.10.8.1"}
+    )
+    job_id = client.execute_job([created["id"]], "echo kept", timeout=10)
+    client.wait_for_job(job_id, 30, 0.2)
+    before = _processes(fresh_lab.config)
+    os.killpg(before["platform"]["pid"], signal.SIGTERM)
+    wait_until(lambda: not _alive(before["platform"]), 15, "the platform to stop")
+
+    up(fresh_lab.config, save_blocks=False)
+
+    after = _processes(fresh_lab.config)
+    assert after["platform"]["pid"] != before["platform"]["pid"]
+    assert {n: after[n]["pid"] for n in ("vault", "prometheus", "alertmanager")} == {
+        n: before[n]["pid"] for n in ("vault", "prometheus", "alertmanager")
+    }
+    assert client.get_host(created["id"]).hostname == "survivor-01"
+    assert client.get_job(job_id).result_for(str(created["id"])).stdout == "kept\n"
+
+
+def test_blocks_register_with_the_prefect_cli(lab):
+    from prefect.settings import PREFECT_API_URL
+
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Successfully registered 5 blocks" in result.stdout
