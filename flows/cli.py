@@ -18,7 +18,7 @@ run_app = typer.Typer(
     help="Run a runbook now (Prefect's embedded API or PREFECT_API_URL).", no_args_is_help=True
 )
 app.add_typer(run_app, name="run")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 @run_app.command("restart-overloaded-hosts")
