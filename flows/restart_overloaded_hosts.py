@@ -2,9 +2,13 @@
 
     1. clients from blocks, the platform token from Vault
     2. load from Prometheus, hosts from the platform, joined; no data, no action
-    3. plan: over the threshold, selected, ordered by load, capped; dry run stops here
-    6. rolling restart: restart job, health-check job, load under the recovery threshold
-    7. report artifact and a typed result
+    3. plan: over the threshold, selected, not in cooldown, ordered by load, capped;
+       the plan is an artifact and a dry run stops here
+    4. optional approval in the Prefect UI (no answer in time = reject)
+    5. per-host locks shared by every run; optional Alertmanager silence
+    6. rolling restart: restart job, health-check job, load under the recovery threshold;
+       stop once failures reach the limit
+    7. silence expired, report artifact, notification, typed result
 
 Example:
     >>> from flows.restart_overloaded_hosts import restart_overloaded_hosts, RestartPolicy
@@ -19,13 +23,17 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from blocks import OpsPlatform, Prometheus
+from blocks import Alertmanager, OpsPlatform, Prometheus
+from flows.approval import request_approval
 from opsapi.errors import JobTimedOut, OpsAPIError, RunbookAborted
 from opsapi.models import Job
+from tasks.alerts import expire_silence, silence_hosts
+from tasks.host_locks import host_locks, recently_restarted
 from tasks.hosts import list_hosts
 from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
 from tasks.monitoring import query_load, wait_for_recovery
-from tasks.restart_plan import RestartPlan, RestartPolicy, plan_restarts
+from tasks.notify import notify
+from tasks.restart_plan import RestartPlan, RestartPolicy, plan_markdown, plan_restarts
 from tasks.restart_report import (
     HostOutcome,
     RestartReport,
@@ -40,6 +48,26 @@ def restart_overloaded_hosts(policy: RestartPolicy | None = None) -> State:
     """Find hosts whose load is over the threshold, restart their service batch by batch,
     verify each recovered, and stop the rollout once failures reach the limit."""
     policy = policy or RestartPolicy()
+    try:
+        state = _restart_overloaded_hosts(policy)
+    except Exception as exc:
+        if policy.notify_block:
+            notify(
+                policy.notify_block, "restart-overloaded-hosts failed", str(exc), return_state=True
+            )
+        raise
+    if policy.notify_block:
+        report = state.data
+        notify(
+            policy.notify_block,
+            f"restart-overloaded-hosts {report.outcome}",
+            report.summary,
+            return_state=True,
+        )
+    return state
+
+
+def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
     platform = OpsPlatform.load(policy.platform_block)
     prometheus = Prometheus.load(policy.prometheus_block)
 
@@ -49,31 +77,77 @@ def restart_overloaded_hosts(policy: RestartPolicy | None = None) -> State:
         raise RunbookAborted(f"no load data, so nothing was restarted: {exc}") from exc
     inventory = list_hosts(platform)
     selected = [h for h in inventory if policy.selector.matches(h)]
-    plan = plan_restarts(loads, selected, {h.ip for h in inventory}, policy)  # what we touch
+    recent = recently_restarted(platform, policy.restart_command, policy.cooldown_minutes)
+    plan = plan_restarts(loads, selected, {h.ip for h in inventory}, policy, recent)
 
     if plan.blast_radius_exceeded:
         reason = (
-            f"{len(plan.candidates)} hosts over {policy.threshold:g} exceeds the "
+            f"{plan.over_threshold} hosts over {policy.threshold:g} exceeds the "
             f"blast-radius cap of {policy.max_hosts}: looks fleet-wide, nothing restarted"
         )
         return finish(plan, "aborted", reason, planned_outcomes(plan, "not touched"))
     if not plan.batches:
-        return finish(plan, "nothing_to_do", f"no host over {policy.threshold:g}", [])
+        return finish(plan, "nothing_to_do", f"no host to restart over {policy.threshold:g}", [])
     if policy.dry_run:
         return finish(
             plan, "dry_run", "dry run: nothing restarted", planned_outcomes(plan, "planned")
         )
-
-    outcomes = rolling_restart(platform, prometheus, plan, policy)  # act and verify
-    failed = [o for o in outcomes if o.result not in ("verified", "not touched")]
-    if failed:
-        untouched = sum(o.result == "not touched" for o in outcomes)
-        reason = (
-            f"{len(failed)} hosts failed (limit {policy.max_failures}); "
-            f"{untouched} hosts not touched"
+    if policy.approval:
+        answer = request_approval(
+            plan_markdown(plan), policy.approval_timeout_seconds, policy.poll_seconds
         )
+        if not answer.approve:
+            return finish(
+                plan,
+                "aborted",
+                f"not approved: {answer.note or 'rejected'}",
+                planned_outcomes(plan, "not touched"),
+            )
+
+    with host_locks([c.host_id for c in plan.candidates]) as (_, locked_elsewhere):
+        # Checked again under the locks: another run may have restarted them meanwhile.
+        again = recently_restarted(platform, policy.restart_command, policy.cooldown_minutes)
+        busy = set(locked_elsewhere) | {c.host_id for c in plan.candidates if c.host_id in again}
+        skipped = [o for o in planned_outcomes(plan, "not touched") if o.host_id in busy]
+        for outcome in skipped:
+            outcome.detail = (
+                "locked by another run"
+                if outcome.host_id in locked_elsewhere
+                else "restarted by another run meanwhile"
+            )
+        to_run = plan.without(busy, policy.batch_size)
+        outcomes = skipped + silenced_rollout(platform, prometheus, to_run, policy)
+
+    failed = [o for o in outcomes if o.result not in ("verified", "not touched")]
+    untouched = sum(o.result == "not touched" for o in outcomes)
+    if failed:
+        reason = f"{len(failed)} hosts failed (limit {policy.max_failures}); {untouched} hosts not touched"
         return finish(plan, "failed", reason, outcomes)
-    return finish(plan, "completed", f"{len(outcomes)} hosts restarted and verified", outcomes)
+    verified = len(outcomes) - untouched
+    return finish(plan, "completed", f"{verified} hosts restarted and verified", outcomes)
+
+
+def silenced_rollout(
+    platform: OpsPlatform, prometheus: Prometheus, plan: RestartPlan, policy: RestartPolicy
+) -> list[HostOutcome]:
+    """The rolling restart, inside an Alertmanager silence when one is configured."""
+    if not plan.batches:
+        return []
+    if not policy.alertmanager_block:
+        return rolling_restart(platform, prometheus, plan, policy)
+    alertmanager = Alertmanager.load(policy.alertmanager_block)
+    per_batch = 2 * (policy.job_timeout_seconds + 30) + policy.verify_window_seconds
+    minutes = max(5.0, len(plan.batches) * per_batch / 60)
+    silence_id = silence_hosts(
+        alertmanager,
+        [c.instance for c in plan.candidates],
+        minutes,
+        f"opsflow restart-overloaded-hosts, plan {plan.digest}",
+    )
+    try:
+        return rolling_restart(platform, prometheus, plan, policy)
+    finally:
+        expire_silence(alertmanager, silence_id)
 
 
 def rolling_restart(

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from opsapi.redaction import redact_mapping
+from opsapi.redaction import mask_secrets, redact_mapping
 
 _BODY_LIMIT = 2000
 
@@ -27,7 +27,7 @@ def redact_url(url: str) -> str:
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
     query = urlencode(redact_mapping(dict(parse_qsl(parts.query, keep_blank_values=True))))
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, mask_secrets(parts.path), query, parts.fragment))
 
 
 def _body(raw: bytes | str | None) -> object:

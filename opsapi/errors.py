@@ -13,6 +13,7 @@
     │   ├── RequestTimedOut          no answer within the timeout
     │   └── BadResponse              not JSON, or not the expected shape
     ├── VaultError                   Vault login or secret read failed (names the path)
+    ├── NotificationFailed           a chat webhook refused the message (errcode in a 200 answer)
     ├── JobTimedOut                  a job did not finish in time
     └── RunbookAborted               a runbook stopped before or during its action
 
@@ -108,6 +109,10 @@ class BadResponse(RequestFailed):
 
 class VaultError(OpsAPIError):
     """Vault login or a secret read failed; the message names the path or auth method."""
+
+
+class NotificationFailed(OpsAPIError):
+    """A chat webhook did not take the message; names the service and its error code."""
 
 
 class JobTimedOut(OpsAPIError):

@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 MASK = "***"
-SENSITIVE_NAME = re.compile(r"authorization|password|passwd|token|secret|api[-_]?key|cookie", re.I)
+SENSITIVE_NAME = re.compile(
+    r"authorization|password|passwd|token|secret|api[-_]?key|cookie|^key$|^sign$", re.I
+)
 # "Token abc", "Bearer abc" in free text, whatever registered secrets we know of.
 _AUTH_SCHEME = re.compile(r"\b(Token|Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
 

@@ -56,6 +56,24 @@ class RestartPolicy(BaseModel):
         default=60, ge=0, le=3600, description="How long a restarted host may take to recover."
     )
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="Polling interval.")
+    cooldown_minutes: float = Field(
+        default=30,
+        ge=0,
+        le=10_080,
+        description="Skip hosts whose service was restarted within this many minutes.",
+    )
+    approval: bool = Field(
+        default=False, description="Pause for approval in the Prefect UI before acting."
+    )
+    approval_timeout_seconds: int = Field(
+        default=3600, ge=1, le=604_800, description="No answer within this time means reject."
+    )
+    alertmanager_block: str | None = Field(
+        default=None, description="Alertmanager block: silence the hosts while they restart."
+    )
+    notify_block: str | None = Field(
+        default=None, description="Notification block told of completion, abort and failure."
+    )
     dry_run: bool = Field(default=False, description="Plan and report, restart nothing.")
 
     @model_validator(mode="after")
@@ -97,6 +115,16 @@ class RestartPlan(BaseModel):
     hosts_without_data: list[str] = Field(default_factory=list)
     series_without_host: list[str] = Field(default_factory=list)
     hosts_considered: int = 0
+    over_threshold: int = 0
+    cooling_down: dict[str, float] = Field(
+        default_factory=dict, description="hostname -> minutes since its last restart"
+    )
+
+    def without(self, host_ids: set[str], batch_size: int) -> RestartPlan:
+        """The same plan minus some hosts, re-batched."""
+        kept = [c for c in self.candidates if c.host_id not in host_ids]
+        batches = [kept[i : i + batch_size] for i in range(0, len(kept), batch_size)]
+        return self.model_copy(update={"candidates": kept, "batches": batches})
 
     @property
     def digest(self) -> str:
@@ -106,7 +134,11 @@ class RestartPlan(BaseModel):
 
 
 def build_plan(
-    loads: pd.DataFrame, hosts: list[Host], all_ips: set[str], policy: RestartPolicy
+    loads: pd.DataFrame,
+    hosts: list[Host],
+    all_ips: set[str],
+    policy: RestartPolicy,
+    recent: dict[str, float] | None = None,
 ) -> RestartPlan:
     """Join load with the selected hosts and decide; pure, so it is easy to test.
 
@@ -115,7 +147,9 @@ def build_plan(
         hosts: the selected hosts.
         all_ips: every IP in the inventory, to tell unselected hosts from unknown series.
         policy: thresholds, cap and batch size.
+        recent: host id -> minutes since its last restart, for hosts within the cooldown.
     """
+    recent = recent or {}
     by_ip = {
         ip: (instance, load)
         for instance, ip, load in loads[["instance", "ip", "load"]].itertuples(index=False)
@@ -136,7 +170,10 @@ def build_plan(
         if h.ip in by_ip and by_ip[h.ip][1] > policy.threshold
     ]
     over.sort(key=lambda c: (-c.load, c.hostname))
+    # The cap counts every host over the threshold: cooling-down hosts are part of the incident.
     exceeded = len(over) > policy.max_hosts
+    cooling = {c.hostname: round(recent[c.host_id], 1) for c in over if c.host_id in recent}
+    over = [c for c in over if c.host_id not in recent]
     batches = (
         []
         if exceeded
@@ -151,15 +188,21 @@ def build_plan(
         hosts_without_data=without_data,
         series_without_host=unknown,
         hosts_considered=len(hosts),
+        over_threshold=len(over) + len(cooling),
+        cooling_down=cooling,
     )
 
 
 @task(name="Plan restarts", cache_policy=NO_CACHE)
 def plan_restarts(
-    loads: pd.DataFrame, hosts: list[Host], all_ips: set[str], policy: RestartPolicy
+    loads: pd.DataFrame,
+    hosts: list[Host],
+    all_ips: set[str],
+    policy: RestartPolicy,
+    recent: dict[str, float] | None = None,
 ) -> RestartPlan:
     """Decide what to restart and publish the plan as an artifact."""
-    plan = build_plan(loads, hosts, all_ips, policy)
+    plan = build_plan(loads, hosts, all_ips, policy, recent)
     logger = get_run_logger()
     logger.info(
         "plan %s: %d of %d hosts over %.2f, %d batches",
@@ -200,8 +243,11 @@ def plan_markdown(plan: RestartPlan) -> str:
     ]
     if plan.blast_radius_exceeded:
         lines.append(
-            f"- Blast radius exceeded: {len(plan.candidates)} candidates > cap {plan.max_hosts}."
+            f"- Blast radius exceeded: {plan.over_threshold} hosts over the threshold > cap {plan.max_hosts}."
         )
+    if plan.cooling_down:
+        cooling = ", ".join(f"{h} ({m:g} min ago)" for h, m in list(plan.cooling_down.items())[:50])
+        lines.append(f"- Skipped, restarted within the cooldown: {cooling}")
     if plan.hosts_without_data:
         lines.append(f"- No load data (not acted on): {', '.join(plan.hosts_without_data[:50])}")
     if plan.series_without_host:

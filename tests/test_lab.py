@@ -118,4 +118,4 @@ def test_blocks_register_with_the_prefect_cli(lab):
     )
 
     assert result.returncode == 0, result.stderr
-    assert "Successfully registered 5 blocks" in result.stdout
+    assert "Successfully registered 8 blocks" in result.stdout

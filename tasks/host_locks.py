@@ -1,0 +1,80 @@
+"""Per-host locks shared by every runbook, and the cooldown after a restart.
+
+A lock is a Prefect global concurrency limit of 1 named ``opsflow-host-<id>``, created before it
+is taken (a limit that does not exist locks nothing) and held with a lease, so a crashed run
+frees its hosts when the lease runs out. The cooldown is read from the platform's own job
+history, so it holds across process restarts and for every tool that uses the platform.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from prefect import get_run_logger, task
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+
+from blocks.ops_platform import OpsPlatform
+from opsapi.models import JobStatus
+from tasks.hosts import READ
+
+LOCK_PREFIX = "opsflow-host-"
+
+
+def lock_name(host_id: str) -> str:
+    return f"{LOCK_PREFIX}{host_id}"
+
+
+@contextmanager
+def host_locks(
+    host_ids: list[str], wait_seconds: float = 2.0, lease_seconds: float = 300
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Take the lock of each host; yield (locked by us, held by another run).
+
+    Fails closed: a host whose lock cannot be taken is in the second list, never the first.
+    """
+    with get_client(sync_client=True) as client:
+        for host_id in host_ids:
+            client.upsert_global_concurrency_limit_by_name(lock_name(host_id), limit=1)
+    ours, theirs = [], []
+    with ExitStack() as stack:
+        for host_id in host_ids:
+            try:
+                stack.enter_context(
+                    concurrency(
+                        lock_name(host_id),
+                        occupy=1,
+                        timeout_seconds=wait_seconds,
+                        lease_duration=lease_seconds,
+                        strict=True,
+                    )
+                )
+                ours.append(host_id)
+            except TimeoutError:
+                theirs.append(host_id)
+        if theirs:
+            get_run_logger().warning(
+                "%d hosts are locked by another run: %s", len(theirs), ", ".join(theirs[:20])
+            )
+        yield ours, theirs
+
+
+@task(name="Find recent restarts", **READ)
+def recently_restarted(platform: OpsPlatform, command: str, minutes: float) -> dict[str, float]:
+    """Host id -> minutes since `command` last ran (or is running) there, within `minutes`."""
+    if minutes <= 0:
+        return {}
+    now = time.time()
+    with platform.get_client() as client:
+        jobs = client.list_jobs(since=str(now - minutes * 60))
+    recent: dict[str, float] = {}
+    for job in jobs:
+        if job.command != command or job.created_at is None:
+            continue
+        age = (now - job.created_at.timestamp()) / 60
+        for result in job.results:
+            if result.status in (JobStatus.success, JobStatus.running, JobStatus.pending):
+                recent[result.host_id] = min(age, recent.get(result.host_id, age))
+    return recent
