@@ -105,6 +105,10 @@ def show_report(report: object) -> None:
     ):  # type: ignore[attr-defined]
         if names:
             console.print(f"[yellow]{label}[/]: {', '.join(names[:20])}")
+    cooling = report.cooling_down  # type: ignore[attr-defined]
+    if cooling:
+        shown = ", ".join(f"{name} ({minutes:g} min ago)" for name, minutes in cooling.items())
+        console.print(f"[yellow]skipped, restarted within the cooldown[/]: {shown}")
     console.print(report.summary)  # type: ignore[attr-defined]
 
 

@@ -233,6 +233,7 @@ def finish(plan: RestartPlan, outcome: str, reason: str, hosts: list[HostOutcome
             hosts=hosts,
             hosts_without_data=plan.hosts_without_data,
             series_without_host=plan.series_without_host,
+            cooling_down=plan.cooling_down,
         ),
         plan,
     )

@@ -29,7 +29,7 @@ def lock_name(host_id: str) -> str:
 
 @contextmanager
 def host_locks(
-    host_ids: list[str], wait_seconds: float = 2.0, lease_seconds: float = 300
+    host_ids: list[str], wait_seconds: float = 10.0, lease_seconds: float = 300
 ) -> Iterator[tuple[list[str], list[str]]]:
     """Take the lock of each host; yield (locked by us, held by another run).
 

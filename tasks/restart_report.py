@@ -43,6 +43,9 @@ class RestartReport(BaseModel):
     hosts: list[HostOutcome] = Field(default_factory=list)
     hosts_without_data: list[str] = Field(default_factory=list)
     series_without_host: list[str] = Field(default_factory=list)
+    cooling_down: dict[str, float] = Field(
+        default_factory=dict, description="hostname -> minutes since its last restart"
+    )
 
     def hostnames(self, result: HostResult) -> list[str]:
         return [h.hostname for h in self.hosts if h.result == result]

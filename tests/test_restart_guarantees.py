@@ -1,0 +1,180 @@
+"""Approval, silences, per-host locks and the cooldown of the restart runbook."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import resume_flow_run
+from prefect.settings import PREFECT_API_URL
+
+from flows.restart_overloaded_hosts import restart_overloaded_hosts
+from lab.stack import LabAdmin
+from tasks.restart_plan import RestartPolicy
+from tests.conftest import wait_until
+from tests.test_restart_runbook import artifacts_of
+
+FAST = {
+    "batch_size": 2,
+    "poll_seconds": 0.5,
+    "verify_window_seconds": 30,
+    "job_timeout_seconds": 30,
+}
+
+
+def run_in_thread(policy: RestartPolicy) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def target() -> None:
+        box["state"] = restart_overloaded_hosts(policy, return_state=True)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, box
+
+
+def paused_run_id():
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+            )
+        )
+    return runs[0].id if runs else None
+
+
+def test_approved_rollout_runs(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+    thread, box = run_in_thread(RestartPolicy(approval=True, approval_timeout_seconds=120, **FAST))
+
+    run_id = wait_until(paused_run_id, 60, "the run to pause for approval")
+    assert fresh_lab.jobs() == []  # nothing happens before the answer
+    resume_flow_run(run_id, run_input={"approve": True, "note": "go ahead"})
+    thread.join(120)
+
+    report = box["state"].result()
+    assert report.outcome == "completed"
+    assert fresh_lab.admin.restarts() == {"lab-web-01": 1}
+
+
+def test_rejected_rollout_restarts_nothing_and_says_why(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+    thread, box = run_in_thread(RestartPolicy(approval=True, approval_timeout_seconds=120, **FAST))
+
+    resume_flow_run(
+        wait_until(paused_run_id, 60, "the pause"),
+        run_input={"approve": False, "note": "change freeze"},
+    )
+    thread.join(120)
+
+    report = box["state"].result(raise_on_failure=False)
+    assert report.outcome == "aborted"
+    assert report.reason == "not approved: change freeze"
+    assert fresh_lab.jobs() == []
+
+
+def test_no_answer_in_time_is_a_reject(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+
+    state = restart_overloaded_hosts(
+        RestartPolicy(approval=True, approval_timeout_seconds=3, **FAST), return_state=True
+    )
+
+    # Prefect itself fails a run whose pause timed out; the report artifact still says why.
+    assert state.is_failed()
+    summary = artifacts_of(state.state_details.flow_run_id)["restart-summary"]
+    assert "aborted: not approved: no answer within 3s" in summary
+    assert fresh_lab.jobs() == []
+
+
+def silences(lab) -> list[dict]:
+    import requests
+
+    return requests.get(f"{lab.config.alertmanager_url}/api/v2/silences", timeout=5).json()
+
+
+def test_silence_covers_exactly_the_planned_hosts_and_is_expired_after(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01", "lab-db-02")
+    thread, box = run_in_thread(RestartPolicy(alertmanager_block="lab", **FAST))
+
+    active = wait_until(
+        lambda: [s for s in silences(fresh_lab) if s["status"]["state"] == "active"],
+        30,
+        "an active silence",
+    )
+    thread.join(120)
+
+    assert box["state"].is_completed()
+    [silence] = active
+    ips = {h["hostname"]: h["ip"] for h in fresh_lab.admin.hosts()}
+    assert silence["matchers"] == [
+        {
+            "name": "instance",
+            "isRegex": True,
+            "isEqual": True,
+            "value": "|".join(
+                sorted(f"{ips[n]}:9100".replace(".", r"\.") for n in ("lab-web-01", "lab-db-02"))
+            ),
+        }
+    ]
+    after = next(s for s in silences(fresh_lab) if s["id"] == silence["id"])
+    assert after["status"]["state"] == "expired"
+
+
+def test_silence_is_expired_even_when_the_rollout_fails(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+    fresh_lab.admin.fail_restart("lab-web-01")
+    before = {s["id"] for s in silences(fresh_lab)}
+
+    state = restart_overloaded_hosts(
+        RestartPolicy(alertmanager_block="lab", **FAST), return_state=True
+    )
+
+    assert state.is_failed()
+    [new] = [s for s in silences(fresh_lab) if s["id"] not in before]
+    assert new["status"]["state"] == "expired"
+
+
+def test_two_concurrent_runs_restart_each_host_once(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01", "lab-db-02", "lab-web-03")
+
+    runs = [run_in_thread(RestartPolicy(**{**FAST, "batch_size": 1})) for _ in range(2)]
+    for thread, _ in runs:
+        thread.join(180)
+
+    assert fresh_lab.admin.restarts() == {"lab-web-01": 1, "lab-db-02": 1, "lab-web-03": 1}
+    reports = [box["state"].result(raise_on_failure=False) for _, box in runs]
+    assert sorted(name for r in reports for name in r.verified) == [
+        "lab-db-02",
+        "lab-web-01",
+        "lab-web-03",
+    ]
+
+
+def test_a_later_run_in_another_process_skips_hosts_within_the_cooldown(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+    first = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True)
+    assert first.is_completed()
+    fresh_lab.overload(8.0, "lab-web-01")  # load is back up right after the restart
+
+    again = subprocess.run(
+        [sys.executable, "-m", "flows", "run", "restart-overloaded-hosts", "--verify-window", "30"],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipped, restarted within the cooldown: lab-web-01" in again.stdout
+    assert LabAdmin(fresh_lab.config).restarts() == {"lab-web-01": 1}
+    no_cooldown = restart_overloaded_hosts(
+        RestartPolicy(cooldown_minutes=0, **FAST), return_state=True
+    )
+    assert no_cooldown.result().verified == ["lab-web-01"]
+    assert fresh_lab.admin.restarts() == {"lab-web-01": 2}
