@@ -22,13 +22,22 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lab.hosts import base_load_for, current_load, host_dir, set_fail_restart
+from lab.hosts import (
+    DISK_SIZE_BYTES,
+    base_load_for,
+    current_load,
+    disk_used,
+    fill_disk,
+    host_dir,
+    set_fail_restart,
+)
 from lab.jobs import JobRunner
 from lab.store import Duplicate, LabStore
 
 HOSTNAME_PATTERN = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
+BASE_DISK = 3 * 1024**3  # what the OS takes on every lab host: 30 % used when calm
 JOB_STATUSES = ("pending", "running", "success", "failed", "partial", "cancelled", "timeout")
 
 
@@ -128,6 +137,10 @@ class ResetIn(BaseModel):
 
 class OverloadIn(BaseModel):
     load: float | None = Field(default=8.0, ge=0, description="None clears the overload.")
+
+
+class FillDiskIn(BaseModel):
+    gigabytes: float = Field(default=8.0, gt=0, le=10)
 
 
 class FailRestartIn(BaseModel):
@@ -385,6 +398,13 @@ def create_app(
         store.set_state(host["id"], fail_restart=int(body.fail))
         return lab_state(hostname)
 
+    @app.post("/lab/hosts/{hostname}/fill-disk", dependencies=auth, include_in_schema=False)
+    def fill(hostname: str, body: FillDiskIn) -> dict[str, Any]:
+        host = by_name(hostname)
+        fill_disk(root, hostname, body.gigabytes)
+        store.set_state(host["id"], disk_used=disk_used(root, hostname))
+        return lab_state(hostname)
+
     @app.get("/lab/hosts/{hostname}", dependencies=auth, include_in_schema=False)
     def lab_state(hostname: str) -> dict[str, Any]:
         state = store.host_state(by_name(hostname)["id"])
@@ -417,27 +437,31 @@ def lab_host_specs(count: int) -> list[dict[str, Any]]:
 
 
 def render_metrics(store: LabStore) -> str:
-    """Prometheus text format: node_load1, lab_service_up and lab_host_cpus for every host."""
+    """Prometheus text format for every host: load, service, CPUs and the root filesystem."""
     now = time.time()
-    loads, ups, cpus = [], [], []
+    families: dict[str, tuple[str, list[str]]] = {
+        "node_load1": ("1m load average (simulated by the opsflow lab).", []),
+        "lab_service_up": ("Whether the host's service is active.", []),
+        "lab_host_cpus": ("CPU count of the host.", []),
+        "node_filesystem_size_bytes": ("Filesystem size (simulated).", []),
+        "node_filesystem_avail_bytes": ("Filesystem space available (simulated).", []),
+    }
     for s in store.host_states():
         labels = f'instance="{s["ip"]}:9100",hostname="{s["hostname"]}"'
-        loads.append(f"node_load1{{{labels}}} {current_load(s, now)}")
-        ups.append(f'lab_service_up{{{labels},service="nginx"}} {s["service_up"]}')
-        cpus.append(f"lab_host_cpus{{{labels}}} {s['cpus']}")
-    return (
-        "\n".join(
-            [
-                "# HELP node_load1 1m load average (simulated by the opsflow lab).",
-                "# TYPE node_load1 gauge",
-                *loads,
-                "# HELP lab_service_up Whether the host's service is active.",
-                "# TYPE lab_service_up gauge",
-                *ups,
-                "# HELP lab_host_cpus CPU count of the host.",
-                "# TYPE lab_host_cpus gauge",
-                *cpus,
-            ]
+        disk = f'{labels},mountpoint="/"'
+        avail = max(0.0, DISK_SIZE_BYTES - BASE_DISK - s["disk_used"])
+        families["node_load1"][1].append(f"node_load1{{{labels}}} {current_load(s, now)}")
+        families["lab_service_up"][1].append(
+            f'lab_service_up{{{labels},service="nginx"}} {s["service_up"]}'
         )
-        + "\n"
-    )
+        families["lab_host_cpus"][1].append(f"lab_host_cpus{{{labels}}} {s['cpus']}")
+        families["node_filesystem_size_bytes"][1].append(
+            f"node_filesystem_size_bytes{{{disk}}} {DISK_SIZE_BYTES}"
+        )
+        families["node_filesystem_avail_bytes"][1].append(
+            f"node_filesystem_avail_bytes{{{disk}}} {avail}"
+        )
+    lines = []
+    for name, (text, samples) in families.items():
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", *samples]
+    return "\n".join(lines) + "\n"

@@ -80,15 +80,29 @@ def fail_restart_command(
     console.print(f"restart will {'work' if undo else 'fail'} on {', '.join(hostnames)}")
 
 
+@app.command("fill-disk")
+def fill_disk_command(
+    hostnames: list[str],
+    gigabytes: Annotated[float, typer.Option(help="Size of the old log to add.")] = 6.0,
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Fill lab hosts' disks with an old compressed log (var/log/*.gz, 10 days old)."""
+    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    for hostname in hostnames:
+        admin.fill_disk(hostname, gigabytes)
+    console.print(f"added {gigabytes:g} GiB of old logs on {', '.join(hostnames)}")
+
+
 @app.command("hosts")
 def hosts_command(directory: DirOption = DEFAULT_DIR) -> None:
     """Every lab host with its simulated load, service state and restarts."""
-    table = Table("hostname", "ip", "load", "service", "restarts", "restart fails")
+    table = Table("hostname", "ip", "load", "disk used", "service", "restarts", "restart fails")
     for h in LabAdmin(LabConfig.load(directory.expanduser())).hosts():
         table.add_row(
             h["hostname"],
             h["ip"],
             f"{h['load']:.2f}",
+            f"{h['disk_used'] / 1024**3:.1f} GiB",
             "up" if h["service_up"] else "DOWN",
             str(h["restarts"]),
             "yes" if h["fail_restart"] else "",

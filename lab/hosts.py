@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 RECOVERY_SECONDS = 3.0
+DISK_SIZE_BYTES = 10 * 1024**3  # every lab host has a simulated 10 GiB root filesystem
 LAB_BIN = Path(__file__).parent / "bin"
 
 
@@ -41,6 +42,26 @@ def current_load(state: sqlite3.Row, now: float | None = None) -> float:
     if elapsed >= RECOVERY_SECONDS:
         return base
     return round(overload + (base - overload) * elapsed / RECOVERY_SECONDS, 3)
+
+
+def disk_used(root: Path, hostname: str) -> float:
+    """Apparent size of everything under the host's var/ (sparse files count in full)."""
+    var = host_dir(root, hostname) / "var"
+    return (
+        float(sum(p.stat().st_size for p in var.rglob("*") if p.is_file())) if var.exists() else 0.0
+    )
+
+
+def fill_disk(root: Path, hostname: str, gigabytes: float, age_days: float = 10) -> Path:
+    """Add an old compressed log of `gigabytes` (sparse: it takes no real space)."""
+    logs = host_dir(root, hostname) / "var" / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"app-{int(time.time() * 1000)}.log.gz"
+    with path.open("wb") as handle:
+        handle.truncate(int(gigabytes * 1024**3))
+    old = time.time() - age_days * 86400
+    os.utime(path, (old, old))
+    return path
 
 
 def set_fail_restart(root: Path, hostname: str, fail: bool) -> None:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lab.hosts import LAB_BIN, command_env, host_dir, read_systemctl_record
+from lab.hosts import LAB_BIN, command_env, disk_used, host_dir, read_systemctl_record
 from lab.store import LabStore
 
 OUTPUT_LIMIT = 64 * 1024
@@ -105,7 +105,11 @@ class JobRunner:
         """Copy what the lab systemctl recorded into the host's state."""
         restarts, restarted_at, service_up = read_systemctl_record(self.root, hostname)
         self.store.set_state(
-            host_id, restarts=restarts, restarted_at=restarted_at, service_up=int(service_up)
+            host_id,
+            restarts=restarts,
+            restarted_at=restarted_at,
+            service_up=int(service_up),
+            disk_used=disk_used(self.root, hostname),
         )
 
     def _finish(self, job_id: str, interrupted: bool = False) -> None:

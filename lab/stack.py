@@ -435,6 +435,9 @@ class LabAdmin:
     def fail_restart(self, hostname: str, fail: bool = True) -> dict[str, Any]:
         return self._call("POST", f"/lab/hosts/{hostname}/fail-restart", json={"fail": fail})
 
+    def fill_disk(self, hostname: str, gigabytes: float = 8.0) -> dict[str, Any]:
+        return self._call("POST", f"/lab/hosts/{hostname}/fill-disk", json={"gigabytes": gigabytes})
+
     def host(self, hostname: str) -> dict[str, Any]:
         return self._call("GET", f"/lab/hosts/{hostname}")
 

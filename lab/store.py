@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS host_state (
     restarted_at REAL,
     restarts INTEGER NOT NULL DEFAULT 0,
     service_up INTEGER NOT NULL DEFAULT 1,
-    fail_restart INTEGER NOT NULL DEFAULT 0
+    fail_restart INTEGER NOT NULL DEFAULT 0,
+    disk_used REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -76,6 +77,9 @@ class LabStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(host_state)")}
+        if "disk_used" not in columns:  # labs made before disk usage was simulated
+            self._db.execute("ALTER TABLE host_state ADD COLUMN disk_used REAL NOT NULL DEFAULT 0")
         self.lock = threading.RLock()
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:

@@ -70,3 +70,23 @@ def delete_host(platform: OpsPlatform, host_id: str) -> None:
     with platform.get_client() as client:
         client.delete_host(host_id)
     get_run_logger().info("deleted host %s", host_id)
+
+
+@task(name="Create hosts", cache_policy=NO_CACHE)
+def create_hosts(platform: OpsPlatform, specs: list[HostSpec]) -> list[Host]:
+    """Register many hosts in one task run; stops at the first refusal (nothing is retried)."""
+    created: list[Host] = []
+    with platform.get_client() as client:
+        for spec in specs:
+            created.append(client.create_host(spec))
+    get_run_logger().info("created %d hosts", len(created))
+    return created
+
+
+@task(name="Replace hosts", **READ)
+def replace_hosts(platform: OpsPlatform, changes: list[tuple[str, HostSpec]]) -> list[Host]:
+    """Overwrite many host records (PUT, idempotent) in one task run."""
+    with platform.get_client() as client:
+        replaced = [client.replace_host(host_id, spec) for host_id, spec in changes]
+    get_run_logger().info("updated %d hosts", len(replaced))
+    return replaced

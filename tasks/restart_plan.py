@@ -137,7 +137,9 @@ def build_plan(
     loads: pd.DataFrame,
     hosts: list[Host],
     all_ips: set[str],
-    policy: RestartPolicy,
+    threshold: float,
+    max_hosts: int,
+    batch_size: int,
     recent: dict[str, float] | None = None,
 ) -> RestartPlan:
     """Join load with the selected hosts and decide; pure, so it is easy to test.
@@ -146,7 +148,9 @@ def build_plan(
         loads: one row per instance with `instance`, `ip`, `load`.
         hosts: the selected hosts.
         all_ips: every IP in the inventory, to tell unselected hosts from unknown series.
-        policy: thresholds, cap and batch size.
+        threshold: act on hosts whose value is above this.
+        max_hosts: the blast-radius cap.
+        batch_size: hosts per batch.
         recent: host id -> minutes since its last restart, for hosts within the cooldown.
     """
     recent = recent or {}
@@ -167,24 +171,22 @@ def build_plan(
             load=float(by_ip[h.ip][1]),
         )
         for h in hosts
-        if h.ip in by_ip and by_ip[h.ip][1] > policy.threshold
+        if h.ip in by_ip and by_ip[h.ip][1] > threshold
     ]
     over.sort(key=lambda c: (-c.load, c.hostname))
     # The cap counts every host over the threshold: cooling-down hosts are part of the incident.
-    exceeded = len(over) > policy.max_hosts
+    exceeded = len(over) > max_hosts
     cooling = {c.hostname: round(recent[c.host_id], 1) for c in over if c.host_id in recent}
     over = [c for c in over if c.host_id not in recent]
     batches = (
-        []
-        if exceeded
-        else [over[i : i + policy.batch_size] for i in range(0, len(over), policy.batch_size)]
+        [] if exceeded else [over[i : i + batch_size] for i in range(0, len(over), batch_size)]
     )
     return RestartPlan(
-        threshold=policy.threshold,
+        threshold=threshold,
         candidates=over,
         batches=batches,
         blast_radius_exceeded=exceeded,
-        max_hosts=policy.max_hosts,
+        max_hosts=max_hosts,
         hosts_without_data=without_data,
         series_without_host=unknown,
         hosts_considered=len(hosts),
@@ -202,7 +204,9 @@ def plan_restarts(
     recent: dict[str, float] | None = None,
 ) -> RestartPlan:
     """Decide what to restart and publish the plan as an artifact."""
-    plan = build_plan(loads, hosts, all_ips, policy, recent)
+    plan = build_plan(
+        loads, hosts, all_ips, policy.threshold, policy.max_hosts, policy.batch_size, recent
+    )
     logger = get_run_logger()
     logger.info(
         "plan %s: %d of %d hosts over %.2f, %d batches",

@@ -77,6 +77,14 @@ class Lab:
         ).json()
         return {r["metric"]["hostname"]: float(r["value"][1]) for r in answer["data"]["result"]}
 
+    def prometheus_query(self, promql: str, above: float) -> dict[str, float]:
+        """hostname -> value for the series of `promql` above `above`."""
+        answer = requests.get(
+            f"{self.config.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5
+        ).json()
+        values = {r["metric"]["hostname"]: float(r["value"][1]) for r in answer["data"]["result"]}
+        return {name: value for name, value in values.items() if value > above}
+
     def jobs(self) -> list[dict[str, Any]]:
         return self.admin._call("GET", "/api/v1/jobs")["data"]
 

@@ -1,0 +1,166 @@
+"""Runbook: hosts whose root filesystem is nearly full get their old logs cleaned, then verified.
+
+The daily chore behind most "disk 90 %" pages: find the full hosts, delete compressed logs
+older than a week, check that usage fell under the target. Same discipline as the restart
+runbook: no data, no action; a blast-radius cap; batches; a report.
+
+Example:
+    >>> disk_cleanup(DiskCleanupParams(threshold_percent=85, dry_run=True))       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+from pydantic import BaseModel, Field, model_validator
+
+from blocks import OpsPlatform, Prometheus
+from opsapi.errors import OpsAPIError, RunbookAborted
+from opsapi.models import HostSelector
+from tasks.hosts import list_hosts
+from tasks.jobs import execute_job, wait_for_job
+from tasks.monitoring import query_load, wait_for_recovery
+from tasks.restart_plan import build_plan
+
+USAGE_QUERY = (
+    '100 * (1 - node_filesystem_avail_bytes{mountpoint="/"} '
+    '/ node_filesystem_size_bytes{mountpoint="/"})'
+)
+
+
+class DiskCleanupParams(BaseModel):
+    """Which hosts count as full, what cleaning means, and what counts as fixed."""
+
+    threshold_percent: float = Field(
+        default=85, gt=0, lt=100, description="Clean hosts above this usage."
+    )
+    target_percent: float = Field(
+        default=80, gt=0, lt=100, description="Cleaned hosts must fall under this."
+    )
+    usage_query: str = Field(default=USAGE_QUERY, description="PromQL: used percent per instance.")
+    cleanup_command: str = Field(
+        default="find var/log -name '*.gz' -mtime +7 -delete",
+        description="Run on each full host (lab default is relative to the host directory; "
+        "on real hosts use an absolute path such as /var/log).",
+    )
+    selector: HostSelector = Field(default_factory=HostSelector, description="Which hosts.")
+    max_hosts: int = Field(
+        default=20, ge=1, description="Blast-radius cap: more full hosts aborts."
+    )
+    batch_size: int = Field(default=10, ge=1, description="Hosts cleaned at once.")
+    verify_window_seconds: float = Field(default=60, ge=0, description="Time to fall under target.")
+    job_timeout_seconds: int = Field(default=300, ge=1, le=3600, description="Per-host timeout.")
+    platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
+    prometheus_block: str = Field(default="lab", description="Name of the Prometheus block.")
+    dry_run: bool = Field(default=False, description="Report the full hosts, clean nothing.")
+
+    @model_validator(mode="after")
+    def _target_below_threshold(self) -> DiskCleanupParams:
+        if self.target_percent > self.threshold_percent:
+            raise ValueError(
+                f"target_percent ({self.target_percent:g}) must not be above "
+                f"threshold_percent ({self.threshold_percent:g})"
+            )
+        return self
+
+
+class CleanedHost(BaseModel):
+    hostname: str
+    used_before: float
+    used_after: float | None = None
+    result: str = "planned"
+
+
+class DiskCleanupResult(BaseModel):
+    outcome: str
+    hosts: list[CleanedHost] = Field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        fixed = sum(h.result == "cleaned" for h in self.hosts)
+        return f"{self.outcome}: {fixed} of {len(self.hosts)} full hosts cleaned under target"
+
+
+@flow(name="disk-cleanup")
+def disk_cleanup(params: DiskCleanupParams | None = None) -> State:
+    """Find full disks, clean old logs batch by batch, verify usage fell under the target."""
+    params = params or DiskCleanupParams()
+    platform = OpsPlatform.load(params.platform_block)
+    prometheus = Prometheus.load(params.prometheus_block)
+    try:
+        usage = query_load(prometheus, params.usage_query)
+    except OpsAPIError as exc:
+        raise RunbookAborted(f"no disk usage data, so nothing was cleaned: {exc}") from exc
+    inventory = list_hosts(platform)
+    selected = [h for h in inventory if params.selector.matches(h)]
+    plan = build_plan(
+        usage,
+        selected,
+        {h.ip for h in inventory},
+        params.threshold_percent,
+        params.max_hosts,
+        params.batch_size,
+    )
+    hosts = {
+        c.host_id: CleanedHost(hostname=c.hostname, used_before=round(c.load, 1))
+        for c in plan.candidates
+    }
+
+    if plan.blast_radius_exceeded:
+        return _finish(
+            "aborted",
+            list(hosts.values()),
+            f"{plan.over_threshold} full hosts exceed the cap of {params.max_hosts}",
+        )
+    if params.dry_run or not plan.batches:
+        return _finish("dry_run" if params.dry_run else "nothing_to_do", list(hosts.values()))
+
+    run_key = str(flow_run.get_id() or "adhoc")
+    for number, batch in enumerate(plan.batches, 1):
+        job_id = execute_job(
+            platform,
+            [c.host_id for c in batch],
+            params.cleanup_command,
+            params.job_timeout_seconds,
+            f"{run_key}:cleanup:{number}",
+        )
+        job = wait_for_job(platform, job_id, params.job_timeout_seconds + 60, 1.0)
+        ran = [c for c in batch if (r := job.result_for(c.host_id)) and r.succeeded]
+        after = (
+            wait_for_recovery(
+                prometheus,
+                params.usage_query,
+                [c.ip for c in ran],
+                params.target_percent,
+                params.verify_window_seconds,
+            )
+            if ran
+            else {}
+        )
+        for c in batch:
+            host = hosts[c.host_id]
+            host.used_after = None if after.get(c.ip) is None else round(after[c.ip], 1)
+            if c not in ran:
+                host.result = "cleanup failed"
+            elif host.used_after is not None and host.used_after < params.target_percent:
+                host.result = "cleaned"
+            else:
+                host.result = "still full"
+    failed = [h for h in hosts.values() if h.result != "cleaned"]
+    return _finish("failed" if failed else "completed", list(hosts.values()))
+
+
+def _finish(outcome: str, hosts: list[CleanedHost], reason: str = "") -> State:
+    result = DiskCleanupResult(outcome=outcome, hosts=hosts)
+    create_table_artifact(
+        [h.model_dump() for h in hosts] or [{"hostname": "-", "result": outcome}],
+        key="disk-cleanup",
+        description=f"{result.summary} {reason}".strip(),
+    )
+    message = f"{result.summary}{'; ' + reason if reason else ''}"
+    get_run_logger().info(message)
+    if outcome in ("failed", "aborted"):
+        return Failed(message=message, data=result)
+    return Completed(message=message, data=result)

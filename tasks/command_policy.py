@@ -1,0 +1,39 @@
+"""Which commands a runbook may send: an allowlist that shell syntax cannot get around.
+
+With an allowlist, a command must be one plain command (no `;`, `&`, `|`, `$`, backquotes,
+redirections, sub-shells, globs or newlines) and match one pattern completely.
+
+Example:
+    >>> check_command("systemctl restart nginx", [r"systemctl (restart|status) [\\w@.-]+"])
+    'systemctl restart nginx'
+"""
+
+from __future__ import annotations
+
+import re
+
+from opsapi.errors import ConfigurationError
+
+SHELL_SYNTAX = re.compile(r"[;&|$`<>(){}\\\n\r*?\[\]~!#'\"]")
+
+
+class CommandNotAllowed(ConfigurationError):
+    """The command is not on the allowlist (or uses shell syntax an allowlist forbids)."""
+
+
+def check_command(command: str, allowlist: list[str] | None) -> str:
+    """Return the command if allowed; raise `CommandNotAllowed` naming it otherwise."""
+    command = command.strip()
+    if not command:
+        raise ConfigurationError("command is empty")
+    if not allowlist:
+        return command
+    shell = SHELL_SYNTAX.search(command)
+    if shell:
+        raise CommandNotAllowed(
+            f"command {command!r} uses shell syntax {shell.group()!r}, which an allowlist "
+            "forbids: send one plain command"
+        )
+    if not any(re.fullmatch(pattern, command) for pattern in allowlist):
+        raise CommandNotAllowed(f"command {command!r} matches no allowlist pattern {allowlist}")
+    return command

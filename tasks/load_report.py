@@ -1,0 +1,76 @@
+"""The fleet's load as one table: per host, per CPU, flagged against thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from opsapi.models import Host
+
+STATUS_ORDER = {"critical": 0, "warning": 1, "no data": 2, "ok": 3}
+ARTIFACT_ROWS = 200  # the UI table shows the worst hosts; the CSV has every one
+
+
+def load_table(
+    loads: pd.DataFrame,
+    cpus: pd.DataFrame,
+    hosts: list[Host],
+    warning: float,
+    critical: float,
+) -> pd.DataFrame:
+    """One row per host: hostname, ip, load, cpus, load_per_cpu, status; worst first.
+
+    `loads` and `cpus` have one row per instance (`ip`, `load`); the per-CPU figure is used for
+    the flags where the CPU count is known, the raw load otherwise.
+    """
+    inventory = pd.DataFrame(
+        {
+            "hostname": [h.hostname for h in hosts],
+            "ip": [h.ip for h in hosts],
+            "tags": [",".join(h.tags) for h in hosts],
+        }
+    )
+    table = inventory.merge(loads[["ip", "load"]], on="ip", how="left")
+    cpu_counts = (
+        cpus.rename(columns={"load": "cpus"})[["ip", "cpus"]]
+        if not cpus.empty
+        else pd.DataFrame({"ip": pd.Series(dtype=str), "cpus": pd.Series(dtype=float)})
+    )
+    table = table.merge(cpu_counts, on="ip", how="left")
+    table["load_per_cpu"] = (table["load"] / table["cpus"]).round(3)
+    measure = table["load_per_cpu"].fillna(table["load"])
+    table["status"] = np.select(
+        [table["load"].isna(), measure >= critical, measure >= warning],
+        ["no data", "critical", "warning"],
+        default="ok",
+    )
+    table["rank"] = table["status"].map(STATUS_ORDER)
+    table = table.sort_values(["rank", "load"], ascending=[True, False], kind="stable")
+    return table.drop(columns="rank").reset_index(drop=True)
+
+
+@task(name="Publish load report", cache_policy=NO_CACHE)
+def publish_load_report(table: pd.DataFrame, csv_path: str | None) -> dict[str, int]:
+    """Table artifact (worst hosts), markdown counts, optional CSV of every host."""
+    counts = {status: int((table["status"] == status).sum()) for status in STATUS_ORDER}
+    shown = table.head(ARTIFACT_ROWS).replace({np.nan: None})
+    create_table_artifact(
+        shown.to_dict("records"),
+        key="load-report",
+        description=f"{len(table)} hosts, worst {len(shown)} shown",
+    )
+    lines = [f"## Load report: {len(table)} hosts", ""]
+    lines += [f"- **{status}**: {count}" for status, count in counts.items()]
+    if csv_path:
+        path = Path(csv_path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
+        lines.append(f"\nEvery host in `{path}`.")
+    create_markdown_artifact("\n".join(lines), key="load-report-summary")
+    get_run_logger().info("load report: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return counts

@@ -1,0 +1,141 @@
+"""The other runbooks against the lab: load report, register hosts, run command, disk cleanup."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from blocks import OpsPlatform
+from flows.disk_cleanup import DiskCleanupParams, disk_cleanup
+from flows.load_report import LoadReportParams, load_report
+from flows.register_hosts import RegisterHostsParams, register_hosts
+from flows.run_command import RunCommandParams, run_command
+from tasks.command_policy import CommandNotAllowed
+from tasks.host_import import InvalidHostRows
+
+
+def test_load_report_flags_overloaded_hosts_per_cpu_and_writes_csv(fresh_lab, tmp_path):
+    fresh_lab.overload(8.0, "lab-web-01", "lab-db-04")
+    csv = tmp_path / "load.csv"
+
+    report = load_report(LoadReportParams(csv_path=str(csv)))
+
+    assert (report.hosts, report.critical, report.warning, report.ok) == (10, 2, 0, 8)
+    assert {row["hostname"] for row in report.worst[:2]} == {"lab-db-04", "lab-web-01"}
+    table = pd.read_csv(csv)
+    assert len(table) == 10
+    critical = table[table["status"] == "critical"]
+    assert set(critical["hostname"]) == {"lab-web-01", "lab-db-04"}
+    assert critical["load_per_cpu"].tolist() == [2.0, 2.0]
+
+
+HOSTS_CSV = """hostname,ip,os,owner,tags
+app-01,127.10.5.1,Debian 12,payments,web;prod
+app-02,127.10.5.2,Debian 12,payments,web
+app-03,::1,Debian 12,payments,
+"""
+
+
+def test_register_hosts_creates_then_skips_then_updates(fresh_lab, tmp_path):
+    csv = tmp_path / "hosts.csv"
+    csv.write_text(HOSTS_CSV)
+
+    first = register_hosts(RegisterHostsParams(csv_path=str(csv)))
+    second = register_hosts(RegisterHostsParams(csv_path=str(csv)))
+    csv.write_text(
+        HOSTS_CSV.replace("app-02,127.10.5.2,Debian 12,payments", "app-02,127.10.5.2,Debian 12,sre")
+    )
+    third = register_hosts(RegisterHostsParams(csv_path=str(csv), update_existing=True))
+
+    assert first.created == ["app-01", "app-02", "app-03"]
+    assert second.skipped == ["app-01", "app-02", "app-03"] and second.created == []
+    assert third.updated == ["app-02"] and third.skipped == ["app-01", "app-03"]
+    client = OpsPlatform.load("lab").get_client()
+    [app02] = client.list_hosts(hostname="app-02")
+    assert app02.owner == "sre"
+    assert client.list_hosts(hostname="app-01")[0].tags == ["web", "prod"]
+
+
+def test_register_hosts_refuses_a_file_with_any_bad_row_and_creates_nothing(fresh_lab, tmp_path):
+    csv = tmp_path / "hosts.csv"
+    csv.write_text(
+        "hostname,ip\nok-01,127.10.6.1\nbad_name!,127.10.6.2\nok-03,999.1.1.1\nok-01,127.10.6.4\n"
+    )
+
+    with pytest.raises(InvalidHostRows) as caught:
+        register_hosts(RegisterHostsParams(csv_path=str(csv)))
+
+    message = str(caught.value)
+    assert "row 3: hostname" in message
+    assert "row 4: ip: Value error, '999.1.1.1' is not an IPv4 or IPv6 address" in message
+    assert "row 5: hostname: 'ok-01' repeats row 2" in message
+    assert len(OpsPlatform.load("lab").get_client().list_hosts()) == 10
+
+
+def test_register_hosts_refuses_an_ip_that_belongs_to_another_host(fresh_lab):
+    taken = fresh_lab.admin.hosts()[0]
+
+    with pytest.raises(
+        InvalidHostRows, match=f"ip {taken['ip']} already belongs to {taken['hostname']}"
+    ):
+        register_hosts(RegisterHostsParams(rows=[{"hostname": "new-01", "ip": taken["ip"]}]))
+
+    assert len(OpsPlatform.load("lab").get_client().list_hosts()) == 10
+
+
+def test_run_command_runs_on_the_selected_hosts_in_batches(fresh_lab):
+    state = run_command(
+        RunCommandParams(command="echo $LAB_HOSTNAME", selector={"tags": ["web"]}, batch_size=2),
+        return_state=True,
+    )
+
+    result = state.result()
+    assert sorted(r.hostname for r in result.results) == [f"lab-web-0{n}" for n in (1, 3, 5, 7, 9)]
+    assert all(r.stdout.strip() == r.hostname for r in result.results)
+    assert len({r.job_id for r in result.results}) == 3  # 5 hosts in batches of 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "uptime; rm -rf /",
+        "uptime && reboot",
+        "uptime | sh",
+        "uptime $(reboot)",
+        "uptime `reboot`",
+        "uptime\nreboot",
+    ],
+)
+def test_allowlist_refuses_shell_tricks_before_anything_runs(fresh_lab, command):
+    with pytest.raises(CommandNotAllowed):
+        run_command(RunCommandParams(command=command, allowlist=[r"uptime.*"], all_hosts=True))
+
+    assert fresh_lab.jobs() == []
+
+
+def test_empty_selector_needs_all_hosts():
+    with pytest.raises(ValueError, match="selector is empty"):
+        RunCommandParams(command="uptime")
+
+
+def test_disk_cleanup_cleans_full_hosts_and_verifies(fresh_lab):
+    for name in ("lab-web-03", "lab-db-08"):
+        fresh_lab.admin.fill_disk(name, 6)
+    from tests.conftest import wait_until
+
+    wait_until(
+        lambda: len(fresh_lab.prometheus_query(DiskCleanupParams().usage_query, 85)) == 2,
+        20,
+        "Prometheus to see the full disks",
+    )
+
+    state = disk_cleanup(DiskCleanupParams(), return_state=True)
+
+    result = state.result()
+    assert result.outcome == "completed"
+    assert sorted(h.hostname for h in result.hosts if h.result == "cleaned") == [
+        "lab-db-08",
+        "lab-web-03",
+    ]
+    assert all(h.used_before == 90.0 and h.used_after == 30.0 for h in result.hosts)
+    assert {h["hostname"]: h["disk_used"] for h in fresh_lab.admin.hosts() if h["disk_used"]} == {}
