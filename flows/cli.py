@@ -1,115 +1,68 @@
-"""The `opsflow` command line: run runbooks ad hoc, and drive the local lab."""
+"""The `opsflow` command line: list and run runbooks, serve them, register blocks, drive the lab.
+
+`opsflow run NAME --param value ...` is generated from each runbook's parameter model, so its
+`--help` shows every parameter with its description and default, and values are validated by
+the same model the Prefect UI form uses.
+"""
 
 from __future__ import annotations
 
+import inspect
+import json
 import subprocess
 import sys
-from typing import Annotated
+import typing
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from opsapi.errors import OpsAPIError
+from opsapi.models import HostSelector
 
 app = typer.Typer(help="Ops runbooks as Prefect flows.", no_args_is_help=True)
-run_app = typer.Typer(
-    help="Run a runbook now (Prefect's embedded API or PREFECT_API_URL).", no_args_is_help=True
-)
-app.add_typer(run_app, name="run")
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 
-@run_app.command("restart-overloaded-hosts")
-def restart_overloaded_hosts_command(
-    threshold: Annotated[float, typer.Option(help="Restart hosts whose load is above this.")] = 4.0,
-    recovery_threshold: Annotated[float, typer.Option(help="Healthy again below this load.")] = 2.0,
-    tag: Annotated[
-        list[str] | None, typer.Option(help="Only hosts with this tag (repeatable).")
-    ] = None,
-    hostname_pattern: Annotated[
-        str | None, typer.Option(help="Only hosts matching this glob.")
-    ] = None,
-    max_hosts: Annotated[int, typer.Option(help="Blast-radius cap: more candidates aborts.")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Hosts restarted at once.")] = 2,
-    max_failures: Annotated[int, typer.Option(help="Stop the rollout at this many failures.")] = 1,
-    service: Annotated[str, typer.Option(help="Service to restart.")] = "nginx",
-    query: Annotated[str, typer.Option(help="PromQL giving load per instance.")] = "node_load1",
-    verify_window: Annotated[float, typer.Option(help="Seconds a host may take to recover.")] = 60,
-    job_timeout: Annotated[int, typer.Option(help="Per-host timeout of each job, seconds.")] = 120,
-    platform_block: Annotated[str, typer.Option(help="Ops Platform block name.")] = "lab",
-    prometheus_block: Annotated[str, typer.Option(help="Prometheus block name.")] = "lab",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; restart nothing.")] = False,
-) -> None:
-    """Restart overloaded hosts in batches and verify that they recovered."""
-    from flows.restart_overloaded_hosts import restart_overloaded_hosts
-    from tasks.restart_plan import RestartPolicy
+@app.command("runbooks")
+def runbooks_command() -> None:
+    """List the runbooks, their default schedules and what they do."""
+    from flows.registry import RUNBOOKS
 
-    try:
-        policy = RestartPolicy(
-            threshold=threshold,
-            recovery_threshold=recovery_threshold,
-            selector={"tags": tag or [], "hostname_pattern": hostname_pattern},
-            max_hosts=max_hosts,
-            batch_size=batch_size,
-            max_failures=max_failures,
-            service=service,
-            query=query,
-            verify_window_seconds=verify_window,
-            job_timeout_seconds=job_timeout,
-            platform_block=platform_block,
-            prometheus_block=prometheus_block,
-            dry_run=dry_run,
-        )
-    except ValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "parameters"
-            console.print(f"[red]invalid --{field.replace('_', '-')}[/]: {error['msg']}")
-        raise typer.Exit(2) from None
-
-    state = restart_overloaded_hosts(policy, return_state=True)
-    try:
-        report = state.result(raise_on_failure=False)
-    except OpsAPIError as exc:
-        report = exc
-    if isinstance(report, BaseException):
-        console.print(f"[red bold]runbook failed[/]: {report}")
-        raise typer.Exit(1)
-    show_report(report)
-    if report.outcome in ("failed", "aborted"):
-        raise typer.Exit(1)
-
-
-def show_report(report: object) -> None:
-    """The report as a table, then its one-line summary."""
-    table = Table(title=f"restart-overloaded-hosts — plan {report.plan_digest}")  # type: ignore[attr-defined]
-    for column in ("host", "ip", "batch", "load before", "load after", "result", "detail"):
-        table.add_column(column)
-    colours = {"verified": "green", "planned": "cyan", "not touched": "yellow"}
-    for h in report.hosts:  # type: ignore[attr-defined]
-        colour = colours.get(h.result, "red")
-        table.add_row(
-            h.hostname,
-            h.ip,
-            str(h.batch or "-"),
-            f"{h.load_before:.2f}",
-            "-" if h.load_after is None else f"{h.load_after:.2f}",
-            f"[{colour}]{h.result}[/]",
-            h.detail[:80],
-        )
+    table = Table("runbook", "schedule", "what it does")
+    for runbook in RUNBOOKS.values():
+        table.add_row(runbook.name, runbook.cron or "on demand", runbook.summary)
     console.print(table)
-    for label, names in (
-        ("no load data", report.hosts_without_data),  # type: ignore[attr-defined]
-        ("series without a host", report.series_without_host),
-    ):  # type: ignore[attr-defined]
-        if names:
-            console.print(f"[yellow]{label}[/]: {', '.join(names[:20])}")
-    cooling = report.cooling_down  # type: ignore[attr-defined]
-    if cooling:
-        shown = ", ".join(f"{name} ({minutes:g} min ago)" for name, minutes in cooling.items())
-        console.print(f"[yellow]skipped, restarted within the cooldown[/]: {shown}")
-    console.print(report.summary)  # type: ignore[attr-defined]
+
+
+@app.command("serve")
+def serve_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Runbooks to serve (default: all).")
+    ] = None,
+    no_schedules: Annotated[
+        bool, typer.Option("--no-schedules", help="Deploy without schedules.")
+    ] = False,
+) -> None:
+    """Deploy runbooks to the Prefect API in PREFECT_API_URL and run what it schedules."""
+    from prefect import serve
+
+    from flows.deployments import deployments
+
+    serve(*deployments(names or None, schedules=not no_schedules))
+
+
+@app.command("blocks")
+def blocks_command(
+    action: Annotated[str, typer.Argument(help="register: register opsflow's block types.")],
+) -> None:
+    """Register opsflow's block types with the Prefect API (`opsflow blocks register`)."""
+    if action != "register":
+        raise typer.BadParameter(f"unknown action {action!r}; use 'register'")
+    raise typer.Exit(
+        subprocess.call([sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"])
+    )
 
 
 @app.command(
@@ -121,10 +74,165 @@ def show_report(report: object) -> None:
     },
 )
 def lab_command(ctx: typer.Context) -> None:
-    """The local ops lab (up, down, status, overload, fail-restart, hosts, reset)."""
+    """The local ops lab (up, down, status, overload, fail-restart, fill-disk, hosts, reset)."""
     # The lab is a separate program: product code never imports it.
     raise typer.Exit(subprocess.call([sys.executable, "-m", "lab", *ctx.args]))
 
 
+# `opsflow run NAME ...`, built from the parameter models ----------------------------------
+
+run_app = typer.Typer(
+    help="Run a runbook now (Prefect's embedded API or PREFECT_API_URL).", no_args_is_help=True
+)
+app.add_typer(run_app, name="run")
+
+
+def _signature(model: type[BaseModel]) -> inspect.Signature:
+    """Typer options for the model's fields (the selector becomes --tag / --hostname-pattern)."""
+    parameters = []
+
+    def option(name: str, annotation: Any, default: Any, flag: str, help_text: str) -> None:
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=annotation,
+                default=typer.Option(
+                    default, flag, help=help_text, show_default=default is not None
+                ),
+            )
+        )
+
+    for name, field in model.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = field.description or ""
+        required = field.is_required()
+        default = ... if required else field.get_default(call_default_factory=True)
+        args = typing.get_args(field.annotation)
+        base = (
+            next((a for a in args if a is not type(None)), field.annotation)
+            if args
+            else field.annotation
+        )
+        if field.annotation is HostSelector:
+            option("tag", list[str] | None, None, "--tag", "Only hosts with this tag (repeatable).")
+            option(
+                "hostname_pattern",
+                str | None,
+                None,
+                "--hostname-pattern",
+                "Only hosts matching this glob.",
+            )
+        elif base in (bool, int, float, str):
+            option(name, base if default is not None else base | None, default, flag, help_text)
+        elif typing.get_origin(base) is list and typing.get_args(base)[0] is str:
+            option(name, list[str] | None, None, flag, f"{help_text} (repeatable)")
+        else:
+            option(name, str | None, None, flag, f"{help_text} (JSON)")
+    return inspect.Signature(parameters)
+
+
+def _add_runbook_commands() -> None:
+    from flows.registry import RUNBOOKS
+
+    for name, runbook in RUNBOOKS.items():
+
+        def command(_name: str = name, **given: Any) -> None:
+            _run(_name, given)
+
+        command.__signature__ = _signature(runbook.params)  # type: ignore[attr-defined]
+        command.__doc__ = runbook.flow.description
+        run_app.command(name, short_help=runbook.summary)(command)
+
+
+def _values(model: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    tags, pattern = given.pop("tag", ()), given.pop("hostname_pattern", None)
+    if "selector" in model.model_fields and (tags or pattern):
+        values["selector"] = {"tags": list(tags), "hostname_pattern": pattern}
+    for name, value in given.items():
+        if value is None or value == ():
+            continue
+        field = model.model_fields[name]
+        base = next(
+            (a for a in typing.get_args(field.annotation) if a is not type(None)), field.annotation
+        )
+        if (
+            isinstance(value, str)
+            and base not in (str, int, float, bool)
+            and typing.get_origin(base) is not list
+        ):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise typer.BadParameter(f"--{name.replace('_', '-')} must be JSON") from None
+        values[name] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
+def _run(name: str, given: dict[str, Any]) -> None:
+    from flows.registry import RUNBOOKS
+
+    runbook = RUNBOOKS[name]
+    try:
+        params = runbook.params(**_values(runbook.params, given))
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            where = f"--{field.replace('_', '-')}" if field else "parameters"
+            console.print(f"[red]invalid {where}[/]: {error['msg']}")
+        raise SystemExit(2) from None
+    state = runbook.flow(**{runbook.param_name: params}, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        console.print(f"[red bold]{name} failed[/]: {result}")
+        raise SystemExit(1)
+    show_result(name, result)
+    raise SystemExit(1 if state.is_failed() else 0)
+
+
+def show_result(name: str, result: Any) -> None:
+    """The result's rows as a table (if it has any), then its one-line summary."""
+    rows = next(
+        (
+            v
+            for v in vars(result).values()
+            if isinstance(v, list) and v and isinstance(v[0], BaseModel | dict)
+        ),
+        [],
+    )
+    if rows:
+        dicts = [r.model_dump() if isinstance(r, BaseModel) else r for r in rows]
+        columns = getattr(result, "table_columns", None) or list(dicts[0])
+        table = Table(*(c.replace("_", " ") for c in columns), title=name)
+        for row in dicts[:500]:
+            table.add_row(*(_cell(row.get(c)) for c in columns))
+        console.print(table)
+    for label in ("hosts_without_data", "series_without_host", "skipped"):
+        names = getattr(result, label, None)
+        if names:
+            console.print(f"[yellow]{label.replace('_', ' ')}[/]: {', '.join(names[:20])}")
+    cooling = getattr(result, "cooling_down", None)
+    if cooling:
+        shown = ", ".join(f"{host} ({minutes:g} min ago)" for host, minutes in cooling.items())
+        console.print(f"[yellow]skipped, restarted within the cooldown[/]: {shown}")
+    console.print(getattr(result, "summary", result))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    text = str(value).strip()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def main() -> None:
+    """Entry point of the `opsflow` console script."""
+    _add_runbook_commands()
+    app(prog_name="opsflow")
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -35,6 +35,16 @@ class HostOutcome(BaseModel):
 
 class RestartReport(BaseModel):
     """The runbook's typed result."""
+
+    table_columns: ClassVar[tuple[str, ...]] = (
+        "hostname",
+        "ip",
+        "batch",
+        "load_before",
+        "load_after",
+        "result",
+        "detail",
+    )
 
     outcome: Outcome
     reason: str

@@ -163,7 +163,15 @@ def test_a_later_run_in_another_process_skips_hosts_within_the_cooldown(fresh_la
     fresh_lab.overload(8.0, "lab-web-01")  # load is back up right after the restart
 
     again = subprocess.run(
-        [sys.executable, "-m", "flows", "run", "restart-overloaded-hosts", "--verify-window", "30"],
+        [
+            sys.executable,
+            "-m",
+            "flows",
+            "run",
+            "restart-overloaded-hosts",
+            "--verify-window-seconds",
+            "30",
+        ],
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
         capture_output=True,
         text=True,
