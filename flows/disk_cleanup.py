@@ -83,10 +83,12 @@ class DiskCleanupResult(BaseModel):
         return f"{self.outcome}: {fixed} of {len(self.hosts)} full hosts cleaned under target"
 
 
+DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
+
+
 @flow(name="disk-cleanup")
-def disk_cleanup(params: DiskCleanupParams | None = None) -> State:
+def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
     """Find full disks, clean old logs batch by batch, verify usage fell under the target."""
-    params = params or DiskCleanupParams()
     platform = OpsPlatform.load(params.platform_block)
     prometheus = Prometheus.load(params.prometheus_block)
     try:

@@ -61,10 +61,12 @@ class LoadReport(BaseModel):
         )
 
 
+DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
+
+
 @flow(name="load-report")
-def load_report(params: LoadReportParams | None = None) -> LoadReport:
+def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
     """Query load (and CPU counts), join with the inventory, flag, publish."""
-    params = params or LoadReportParams()
     platform = OpsPlatform.load(params.platform_block)
     prometheus = Prometheus.load(params.prometheus_block)
     try:

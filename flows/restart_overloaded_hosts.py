@@ -28,6 +28,7 @@ from flows.approval import request_approval
 from opsapi.errors import JobTimedOut, OpsAPIError, RunbookAborted
 from opsapi.models import Job
 from tasks.alerts import expire_silence, silence_hosts
+from tasks.events import host_restarted, rollout_aborted
 from tasks.host_locks import host_locks, recently_restarted
 from tasks.hosts import list_hosts
 from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
@@ -42,12 +43,13 @@ from tasks.restart_report import (
     publish_report,
 )
 
+DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
+
 
 @flow(name="restart-overloaded-hosts", log_prints=False)
-def restart_overloaded_hosts(policy: RestartPolicy | None = None) -> State:
+def restart_overloaded_hosts(policy: RestartPolicy = DEFAULTS) -> State:
     """Find hosts whose load is over the threshold, restart their service batch by batch,
     verify each recovered, and stop the rollout once failures reach the limit."""
-    policy = policy or RestartPolicy()
     try:
         state = _restart_overloaded_hosts(policy)
     except Exception as exc:
@@ -237,6 +239,22 @@ def finish(plan: RestartPlan, outcome: str, reason: str, hosts: list[HostOutcome
         ),
         plan,
     )
+    for host in report.hosts:
+        if host.verified:
+            host_restarted(
+                host.hostname,
+                {
+                    "load_before": host.load_before,
+                    "load_after": host.load_after,
+                    "job_id": host.job_id,
+                },
+            )
+    if outcome in ("failed", "aborted"):
+        rollout_aborted(
+            "restart-overloaded-hosts",
+            report.summary,
+            {"plan": plan.digest, "not_touched": report.not_touched},
+        )
     logger = get_run_logger()
     if outcome in ("failed", "aborted"):
         logger.error(report.summary)

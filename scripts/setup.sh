@@ -10,7 +10,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
-python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+command -v chromium >/dev/null || missing+=(chromium)  # the UI tests read pages headless
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     # The packages' postinst would start the daemons on 0.0.0.0; the lab runs its own on

@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.ops_platform import OpsPlatform
 from opsapi.models import Job
+from tasks.events import job_submitted
 from tasks.hosts import READ
 
 
@@ -29,6 +30,7 @@ def execute_job(
     with platform.get_client() as client:
         job_id = client.execute_job(host_ids, command, timeout, idempotency_key=idempotency_key)
     get_run_logger().info("job %s: %r on %d hosts", job_id, command, len(host_ids))
+    job_submitted(job_id, command, [str(h) for h in host_ids])
     return job_id
 
 
