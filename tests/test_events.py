@@ -48,3 +48,21 @@ def test_restart_emits_job_host_and_abort_events(fresh_lab):
     assert restarted[0].payload["load_before"] == 8.0
     [aborted] = [e for e in found if e.event == "opsflow.rollout.aborted"]
     assert "blast-radius cap of 1" in aborted.payload["reason"]
+
+
+def test_the_readme_automation_example_is_accepted_by_the_api():
+    from pydantic import SecretStr
+
+    from blocks import WeComWebhook
+    from examples.automation_on_aborted_rollout import aborted_rollout_automation
+
+    WeComWebhook(url="http://127.0.0.1:9", key=SecretStr("wecom-key-000000")).save(
+        "oncall", overwrite=True
+    )
+
+    automation_id = aborted_rollout_automation("wecom-webhook/oncall").create().id
+
+    with get_client(sync_client=True) as client:
+        stored = client.read_automation(automation_id)
+    assert stored.trigger.expect == {"opsflow.rollout.aborted"}
+    assert stored.actions[0].type == "send-notification"
