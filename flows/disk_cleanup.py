@@ -22,6 +22,7 @@ from opsapi.models import HostSelector
 from tasks.hosts import list_hosts
 from tasks.jobs import execute_job, wait_for_job
 from tasks.monitoring import query_load, wait_for_recovery
+from tasks.notify import notify_on_finish
 from tasks.restart_plan import build_plan
 
 USAGE_QUERY = (
@@ -55,6 +56,9 @@ class DiskCleanupParams(BaseModel):
     platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
     prometheus_block: str = Field(default="lab", description="Name of the Prometheus block.")
     dry_run: bool = Field(default=False, description="Report the full hosts, clean nothing.")
+    notify_block: str | None = Field(
+        default=None, description="Notification block (type-slug/name) told how the run ended."
+    )
 
     @model_validator(mode="after")
     def _target_below_threshold(self) -> DiskCleanupParams:
@@ -86,7 +90,7 @@ class DiskCleanupResult(BaseModel):
 DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
 
 
-@flow(name="disk-cleanup")
+@flow(name="disk-cleanup", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
     """Find full disks, clean old logs batch by batch, verify usage fell under the target."""
     platform = OpsPlatform.load(params.platform_block)

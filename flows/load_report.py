@@ -17,6 +17,7 @@ from opsapi.models import HostSelector
 from tasks.hosts import list_hosts
 from tasks.load_report import load_table, publish_load_report
 from tasks.monitoring import load_by_instance, query_instant, query_load
+from tasks.notify import notify_on_finish
 
 
 class LoadReportParams(BaseModel):
@@ -32,6 +33,9 @@ class LoadReportParams(BaseModel):
     critical: float = Field(default=1.0, gt=0, description="Critical at this load per CPU.")
     selector: HostSelector = Field(default_factory=HostSelector, description="Which hosts.")
     csv_path: str | None = Field(default=None, description="Also write every host to this CSV.")
+    notify_block: str | None = Field(
+        default=None, description="Notification block (type-slug/name) told how the run ended."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> LoadReportParams:
@@ -64,7 +68,7 @@ class LoadReport(BaseModel):
 DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
 
 
-@flow(name="load-report")
+@flow(name="load-report", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
     """Query load (and CPU counts), join with the inventory, flag, publish."""
     platform = OpsPlatform.load(params.platform_block)

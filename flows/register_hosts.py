@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from blocks import OpsPlatform
 from tasks.host_import import read_host_rows, sort_against_inventory
 from tasks.hosts import create_hosts, list_hosts, replace_hosts
+from tasks.notify import notify_on_finish
 
 
 class RegisterHostsParams(BaseModel):
@@ -32,6 +33,9 @@ class RegisterHostsParams(BaseModel):
         default=False, description="Update hosts that exist and differ; off: skip them."
     )
     dry_run: bool = Field(default=False, description="Validate and report; register nothing.")
+    notify_block: str | None = Field(
+        default=None, description="Notification block (type-slug/name) told how the run ended."
+    )
 
 
 class RegisterHostsResult(BaseModel):
@@ -50,7 +54,7 @@ class RegisterHostsResult(BaseModel):
         )
 
 
-@flow(name="register-hosts")
+@flow(name="register-hosts", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
     """Validate every row, compare with the inventory, then create and update."""
     specs = read_host_rows(params.csv_path, params.rows)  # any bad row: nothing happens

@@ -33,7 +33,7 @@ from tasks.host_locks import host_locks, recently_restarted
 from tasks.hosts import list_hosts
 from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
 from tasks.monitoring import query_load, wait_for_recovery
-from tasks.notify import notify
+from tasks.notify import notify_on_finish
 from tasks.restart_plan import RestartPlan, RestartPolicy, plan_markdown, plan_restarts
 from tasks.restart_report import (
     HostOutcome,
@@ -46,27 +46,13 @@ from tasks.restart_report import (
 DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
 
 
-@flow(name="restart-overloaded-hosts", log_prints=False)
+@flow(
+    name="restart-overloaded-hosts", on_completion=[notify_on_finish], on_failure=[notify_on_finish]
+)
 def restart_overloaded_hosts(policy: RestartPolicy = DEFAULTS) -> State:
     """Find hosts whose load is over the threshold, restart their service batch by batch,
     verify each recovered, and stop the rollout once failures reach the limit."""
-    try:
-        state = _restart_overloaded_hosts(policy)
-    except Exception as exc:
-        if policy.notify_block:
-            notify(
-                policy.notify_block, "restart-overloaded-hosts failed", str(exc), return_state=True
-            )
-        raise
-    if policy.notify_block:
-        report = state.data
-        notify(
-            policy.notify_block,
-            f"restart-overloaded-hosts {report.outcome}",
-            report.summary,
-            return_state=True,
-        )
-    return state
+    return _restart_overloaded_hosts(policy)
 
 
 def _restart_overloaded_hosts(policy: RestartPolicy) -> State:

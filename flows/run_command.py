@@ -17,6 +17,7 @@ from opsapi.models import HostSelector
 from tasks.command_policy import check_command
 from tasks.hosts import list_hosts
 from tasks.jobs import execute_job, wait_for_job
+from tasks.notify import notify_on_finish
 
 
 class RunCommandParams(BaseModel):
@@ -35,6 +36,9 @@ class RunCommandParams(BaseModel):
     batch_size: int = Field(default=50, ge=1, le=10_000, description="Hosts per job.")
     timeout_seconds: int = Field(default=60, ge=1, le=3600, description="Per-host timeout.")
     platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
+    notify_block: str | None = Field(
+        default=None, description="Notification block (type-slug/name) told how the run ended."
+    )
 
     @model_validator(mode="after")
     def _scope(self) -> RunCommandParams:
@@ -65,7 +69,7 @@ class RunCommandResult(BaseModel):
         return f"{self.command!r} on {len(self.results)} hosts: {len(self.failed)} failed"
 
 
-@flow(name="run-command")
+@flow(name="run-command", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def run_command(params: RunCommandParams) -> State:
     """Check the command, pick the hosts, run batch by batch, publish per-host results."""
     command = check_command(params.command, params.allowlist)  # refused before anything runs

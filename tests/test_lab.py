@@ -106,11 +106,11 @@ def test_platform_restart_keeps_hosts_and_jobs_and_up_restarts_only_what_stopped
     assert client.get_job(job_id).result_for(str(created["id"])).stdout == "kept\n"
 
 
-def test_blocks_register_with_the_prefect_cli(lab):
+def test_opsflow_blocks_register_registers_every_block_type(lab):
     from prefect.settings import PREFECT_API_URL
 
     result = subprocess.run(
-        [sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
+        [sys.executable, "-m", "flows", "blocks", "register"],
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
         capture_output=True,
         text=True,

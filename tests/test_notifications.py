@@ -103,3 +103,20 @@ def test_runbook_notifies_on_completion_and_on_abort(fresh_lab):
     assert "blast-radius cap of 1" in texts[1]
     assert texts[2].startswith("**restart-overloaded-hosts failed**")
     assert "no series" in texts[2]
+
+
+def test_every_runbook_notifies_its_summary(fresh_lab):
+    from flows.load_report import LoadReportParams, load_report
+
+    with chat_receiver() as receiver:
+        receiver.answer = {"code": 0, "msg": "success"}
+        FeishuWebhook(url=receiver.url, hook_token=SecretStr("feishu-hook-222222")).save(
+            "oncall", overwrite=True
+        )
+        fresh_lab.overload(8.0, "lab-db-02")
+        load_report(LoadReportParams(notify_block="feishu-webhook/oncall"))
+
+    [message] = receiver.received
+    assert message.body["content"]["text"] == (
+        "load-report completed\n\n10 hosts: 1 critical, 0 warning, 9 ok, 0 without data"
+    )
