@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import threading
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 from prefect.blocks.core import Block
+from prefect.runtime import flow_run
 from pydantic import Field, SecretStr
 
 from blocks.tls import tls_verify
 from opsapi.errors import ConfigurationError
 from opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultAuth, VaultClient
+
+T = TypeVar("T")
+
+
+class _PerRunCache:
+    """Vault clients and secret values shared by every task of one flow run in this process.
+
+    One login and one read per secret per run, however many tasks use it; a new run starts
+    empty. Outside a flow run nothing is cached.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # a secret's read makes the client under the same lock
+        self._run: str | None = None
+        self._items: dict[tuple[str, ...], object] = {}
+
+    def get(self, key: tuple[str, ...], make: Callable[[], T]) -> T:
+        run = flow_run.get_id()
+        if run is None:
+            return make()
+        with self._lock:
+            if run != self._run:
+                self._run, self._items = run, {}
+            if key not in self._items:
+                self._items[key] = make()
+            return self._items[key]  # type: ignore[return-value]
+
+
+_per_run = _PerRunCache()
 
 
 class VaultConnection(Block):
@@ -66,6 +99,21 @@ class VaultConnection(Block):
             mount_point=self.userpass_mount,
         )
 
+    def fingerprint(self) -> str:
+        """Identifies this connection and its credentials (hashed) for the per-run cache."""
+        secret = next(
+            (v.get_secret_value() for v in (self.token, self.secret_id, self.password) if v), ""
+        )
+        parts = (
+            self.url,
+            self.auth_method,
+            self.role_id or "",
+            self.username or "",
+            self.namespace or "",
+            hashlib.sha256(secret.encode()).hexdigest(),
+        )
+        return "|".join(parts)
+
     def get_client(self) -> VaultClient:
         """A Vault client that logs in on first use."""
         return VaultClient(
@@ -95,10 +143,17 @@ class VaultSecret(Block):
     mount_point: str = Field(default="secret", description="Mount point of the KV engine.")
     kv_version: Literal[1, 2] = Field(default=2, description="KV engine version, 1 or 2.")
 
-    def get(self, client: VaultClient | None = None) -> SecretStr:
-        """Read the secret (logging in first) and return it wrapped as a SecretStr."""
-        vault = client or self.vault.get_client()
-        value = vault.read_secret_key(
-            self.path, self.key, mount_point=self.mount_point, kv_version=self.kv_version
-        )
-        return SecretStr(value)
+    def get(self) -> SecretStr:
+        """The secret, wrapped as a SecretStr: read once per flow run (logging in first)."""
+        connection = self.vault.fingerprint()
+        key = (connection, self.mount_point, self.path, self.key, str(self.kv_version))
+
+        def read() -> SecretStr:
+            client = _per_run.get((connection,), self.vault.get_client)
+            return SecretStr(
+                client.read_secret_key(
+                    self.path, self.key, mount_point=self.mount_point, kv_version=self.kv_version
+                )
+            )
+
+        return _per_run.get(key, read)

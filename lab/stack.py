@@ -68,6 +68,10 @@ class LabConfig:
         return self.dir / "vault-tls" / "vault-ca.pem"
 
     @property
+    def vault_audit_log(self) -> Path:
+        return self.dir / "vault-audit.jsonl"
+
+    @property
     def audit_log(self) -> Path:
         return self.dir / "audit.jsonl"
 
@@ -249,6 +253,7 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
             "-dev",
             "-dev-no-store-token",
             f"-dev-listen-address=127.0.0.1:{config.ports.vault}",
+            f"-config={_vault_config(config)}",
             "-dev-tls",
             f"-dev-tls-cert-dir={vault_dir}",
         ],
@@ -343,6 +348,16 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     if save_blocks:
         save_lab_blocks(config, credentials)
     return status(config)
+
+
+def _vault_config(config: LabConfig) -> Path:
+    """Extra server configuration: a file audit device, OpenBao's own record of every request
+    (how tests and benchmarks count round trips); OpenBao only takes it declaratively."""
+    path = config.dir / "vault.hcl"
+    path.write_text(
+        f'audit "file" "file" {{\n  options {{\n    file_path = "{config.vault_audit_log}"\n  }}\n}}\n'
+    )
+    return path
 
 
 def down(config: LabConfig) -> list[str]:

@@ -119,3 +119,31 @@ def test_vault_without_its_ca_is_refused(lab):
 def test_incomplete_block_names_the_missing_field():
     with pytest.raises(ConfigurationError, match="needs secret_id"):
         VaultConnection(auth_method="approle", role_id="r").get_client()
+
+
+def vault_requests(lab, since: int) -> list[str]:
+    """Paths of the requests OpenBao's audit device recorded after byte `since`."""
+    import json
+
+    with lab.config.vault_audit_log.open() as log:
+        log.seek(since)
+        entries = [json.loads(line) for line in log if line.strip()]
+    return [e["request"]["path"] for e in entries if e.get("type") == "request"]
+
+
+def test_one_login_and_one_read_per_run_however_many_tasks(fresh_lab):
+    from flows.restart_overloaded_hosts import restart_overloaded_hosts
+    from tasks.restart_plan import RestartPolicy
+
+    fresh_lab.overload(8.0, "lab-web-01", "lab-db-02", "lab-web-03")
+    start = fresh_lab.config.vault_audit_log.stat().st_size
+
+    state = restart_overloaded_hosts(
+        RestartPolicy(batch_size=1, poll_seconds=0.5, verify_window_seconds=30), return_state=True
+    )
+
+    assert state.is_completed()
+    paths = vault_requests(fresh_lab, start)
+    assert paths.count("auth/approle/login") == 1
+    assert paths.count("secret/data/opsflow/platform") == 1
+    assert len(paths) == 2, paths
