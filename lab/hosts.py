@@ -12,7 +12,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-RECOVERY_SECONDS = 3.0
+# How long a restarted host's load takes to fall back (benchmarks shorten it).
+RECOVERY_SECONDS = float(os.environ.get("OPSFLOW_LAB_RECOVERY_SECONDS", "3"))
 DISK_SIZE_BYTES = 10 * 1024**3  # every lab host has a simulated 10 GiB root filesystem
 LAB_BIN = Path(__file__).parent / "bin"
 

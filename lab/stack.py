@@ -42,6 +42,7 @@ class LabConfig:
     ports: LabPorts = field(default_factory=LabPorts)
     hosts: int = 10
     block_name: str = BLOCK_NAME
+    scrape_interval: str = "1s"
 
     @property
     def platform_url(self) -> str:
@@ -82,6 +83,7 @@ class LabConfig:
             "ports": asdict(self.ports),
             "hosts": self.hosts,
             "block_name": self.block_name,
+            "scrape_interval": self.scrape_interval,
         }
         (self.dir / "config.json").write_text(json.dumps(data, indent=2))
 
@@ -96,6 +98,7 @@ class LabConfig:
             ports=LabPorts(**data["ports"]),
             hosts=data["hosts"],
             block_name=data.get("block_name", BLOCK_NAME),
+            scrape_interval=data.get("scrape_interval", "1s"),
         )
 
 
@@ -298,7 +301,9 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
 
     prometheus = _need_binary("prometheus", "apt-get install prometheus")
     prom_config = config.dir / "prometheus.yml"
-    prom_config.write_text(PROMETHEUS_CONFIG.format(port=config.ports.platform, ca=ca))
+    prom_config.write_text(
+        PROMETHEUS_CONFIG.format(port=config.ports.platform, ca=ca, interval=config.scrape_interval)
+    )
     _ensure(
         config,
         processes,
@@ -466,8 +471,9 @@ class LabAdmin:
 
 PROMETHEUS_CONFIG = """\
 global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
+  scrape_interval: {interval}
+  scrape_timeout: {interval}
+  evaluation_interval: {interval}
 scrape_configs:
   - job_name: lab-hosts
     honor_labels: true

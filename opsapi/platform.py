@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opsapi.audit import AuditLog
@@ -104,6 +105,11 @@ class OpsPlatformClient(JSONClient):
     def get_host(self, host_id: str | int) -> Host:
         """GET: /api/v1/hosts/{id}"""
         return _model(Host, self.request("GET", f"{API}/hosts/{host_id}"), "host")
+
+    def get_hosts(self, host_ids: Sequence[str | int], workers: int = 8) -> list[Host]:
+        """Many hosts by id, `workers` requests at a time over the pooled connections."""
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, self.pool_size))) as pool:
+            return list(pool.map(self.get_host, host_ids))
 
     def create_host(self, spec: HostSpec) -> Host:
         """POST: /api/v1/hosts — 409 (Conflict) on a duplicate hostname or IP."""

@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 
 from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 
 from blocks.ops_platform import OpsPlatform
@@ -34,31 +35,52 @@ def host_locks(
     """Take the lock of each host; yield (locked by us, held by another run).
 
     Fails closed: a host whose lock cannot be taken is in the second list, never the first.
+    The common case (nobody else holds any of them) costs one API call for all hosts.
     """
-    with get_client(sync_client=True) as client:
-        for host_id in host_ids:
-            client.upsert_global_concurrency_limit_by_name(lock_name(host_id), limit=1)
-    ours, theirs = [], []
+    names = [lock_name(h) for h in host_ids]
     with ExitStack() as stack:
-        for host_id in host_ids:
-            try:
-                stack.enter_context(
-                    concurrency(
-                        lock_name(host_id),
-                        occupy=1,
-                        timeout_seconds=wait_seconds,
-                        lease_duration=lease_seconds,
-                        strict=True,
-                    )
-                )
-                ours.append(host_id)
-            except TimeoutError:
-                theirs.append(host_id)
+        if names and _take(stack, names, wait_seconds, lease_seconds):
+            yield list(host_ids), []
+            return
+        ours, theirs = [], []
+        for host_id in host_ids:  # someone holds some of them: find out which, one by one
+            (
+                ours if _take(stack, [lock_name(host_id)], wait_seconds, lease_seconds) else theirs
+            ).append(host_id)
         if theirs:
             get_run_logger().warning(
                 "%d hosts are locked by another run: %s", len(theirs), ", ".join(theirs[:20])
             )
         yield ours, theirs
+
+
+def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds: float) -> bool:
+    """Hold every named lock (creating missing ones first) or none; False when one is held."""
+
+    def enter() -> None:
+        stack.enter_context(
+            concurrency(
+                names,
+                occupy=1,
+                timeout_seconds=wait_seconds,
+                lease_duration=lease_seconds,
+                strict=True,
+            )
+        )
+
+    try:
+        enter()
+    except ConcurrencySlotAcquisitionError:
+        with get_client(sync_client=True) as client:  # a limit that does not exist locks nothing
+            for name in names:
+                client.upsert_global_concurrency_limit_by_name(name, limit=1)
+        try:
+            enter()
+        except TimeoutError:
+            return False
+    except TimeoutError:
+        return False
+    return True
 
 
 @task(name="Find recent restarts", **READ)
