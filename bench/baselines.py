@@ -123,6 +123,7 @@ def threaded_runbook(
 ) -> tuple[int, float]:
     """Same batches as opsflow: pooled session, pages fetched in parallel, jobs per batch."""
     session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override the lab's CA
     session.verify = target.ca
     session.headers.update(target.headers)
     adapter = requests.adapters.HTTPAdapter(pool_maxsize=workers)

@@ -162,7 +162,6 @@ class JSONClient:
             RequestFailed: a subclass naming the status, method and URL; never a credential.
         """
         url = f"{self.base_url}{path}"
-        shown = redact_url(url)
         send_headers = {"X-Request-ID": uuid.uuid4().hex, **(headers or {})}
         started = time.monotonic()
         try:
@@ -178,33 +177,34 @@ class JSONClient:
             raise ServerError(
                 f"{self.name} kept failing after {self.retries} retries",
                 method,
-                shown,
+                redact_url(url),
             ) from exc
         except requests.exceptions.Timeout as exc:
             raise RequestTimedOut(
                 f"{self.name} did not answer within {self.timeout:g}s "
                 f"({time.monotonic() - started:.1f}s elapsed)",
                 method,
-                shown,
+                redact_url(url),
             ) from exc
         except requests.exceptions.SSLError as exc:
             raise ConnectionFailed(
                 f"TLS verification of {self.name} failed: give the CA bundle that signed its "
                 f"certificate ({mask_secrets(str(exc))[:_SNIPPET]})",
                 method,
-                shown,
+                redact_url(url),
             ) from exc
         except requests.exceptions.ConnectionError as exc:
             raise ConnectionFailed(
                 f"cannot connect to {self.name}: {mask_secrets(str(exc))[:_SNIPPET]}",
                 method,
-                shown,
+                redact_url(url),
             ) from exc
-        return self._decode(response, method, shown, expect_json)
+        return self._decode(response, method, url, expect_json)
 
     def _decode(self, response: requests.Response, method: str, url: str, expect_json: bool) -> Any:
         status = response.status_code
         if status >= 400:
+            url = redact_url(url)  # only what goes into an error message needs redacting
             error = _STATUS_ERRORS.get(status, ServerError if status >= 500 else RequestFailed)
             message = mask_secrets(_error_message(response))
             raise error(
@@ -225,6 +225,6 @@ class JSONClient:
                 f"{self.name} answered with something that is not JSON: "
                 f"{mask_secrets(response.text[:80])!r}",
                 method,
-                url,
+                redact_url(url),
                 status,
             ) from exc
