@@ -243,9 +243,9 @@ def bench_load_report(
         admin.reset(size)
         admin.overload(admin.hosts()[0]["hostname"], 8.0)
         wait(
-            lambda: (
-                prometheus_count(config, "count(node_load1)") == size
-                and prometheus_count(config, "count(lab_host_cpus)") == size
+            lambda n=size: (
+                prometheus_count(config, "count(node_load1)") == n
+                and prometheus_count(config, "count(lab_host_cpus)") == n
             ),
             600,
             f"{size} series",
