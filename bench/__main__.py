@@ -46,7 +46,7 @@ def free_ports() -> LabPorts:
         for p in (port, port + 1):
             with socket.socket() as sock:
                 ok = ok and sock.connect_ex(("127.0.0.1", p)) != 0
-        if ok and port not in chosen:
+        if ok and all(abs(port - other) > 1 for other in chosen):
             chosen.append(port)
     return LabPorts(*chosen)
 

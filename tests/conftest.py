@@ -51,7 +51,7 @@ def free_ports() -> LabPorts:
     chosen: list[int] = []
     while len(chosen) < 4:
         port = random.randint(21000, 59000)
-        if all(_free(p) and p not in chosen for p in (port, port + 1)):
+        if all(_free(p) for p in (port, port + 1)) and all(abs(port - o) > 1 for o in chosen):
             chosen.append(port)
     return LabPorts(
         platform=chosen[0], vault=chosen[1], prometheus=chosen[2], alertmanager=chosen[3]
