@@ -226,7 +226,7 @@ def bench_runbook(
             )
         ops = statistics.median(measured["opsflow"])
         for row in rows[-3:]:
-            row["opsflow / this"] = ops / row["median s"]
+            row["time vs opsflow"] = row["median s"] / ops
     return rows, vault_rows
 
 
@@ -261,7 +261,8 @@ def bench_load_report(
                 cwd=ROOT,
             )
             if out.returncode != 0:
-                raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
+                platform_log = (config.dir / "logs" / "platform.log").read_text()[-3000:]
+                raise RuntimeError(f"{out.stderr[-1500:]}\n--- platform log ---\n{platform_log}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
             times.append(result["seconds"])
             peaks.append(result["peak_mb"])

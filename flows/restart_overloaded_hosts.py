@@ -34,7 +34,7 @@ from tasks.hosts import list_hosts
 from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
 from tasks.monitoring import query_load, wait_for_recovery
 from tasks.notify import notify_on_finish
-from tasks.restart_plan import RestartPlan, RestartPolicy, plan_markdown, plan_restarts
+from tasks.restart_plan import Candidate, RestartPlan, RestartPolicy, plan_markdown, plan_restarts
 from tasks.restart_report import (
     HostOutcome,
     RestartReport,
@@ -156,37 +156,15 @@ def rolling_restart(
         logger.info(
             "batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch)
         )
-        restart = run_job(
-            platform,
-            [c.host_id for c in batch],
-            policy.restart_command,
-            policy,
-            f"{run_key}:restart:{number}",
-        )
-        restarted = [c for c in batch if (r := restart.result_for(c.host_id)) and r.succeeded]
-        health = None
-        if restarted:
-            health = run_job(
-                platform,
-                [c.host_id for c in restarted],
-                policy.health_command,
-                policy,
-                f"{run_key}:health:{number}",
-            )
-        healthy = [
-            c for c in restarted if health and (r := health.result_for(c.host_id)) and r.succeeded
-        ]
-        loads = {}
-        if healthy:
-            loads = wait_for_recovery(
-                prometheus,
-                policy.query,
-                [c.ip for c in healthy],
-                policy.recovery_threshold,
-                policy.verify_window_seconds,
-                policy.poll_seconds,
-            )
-        judged = judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
+        try:
+            judged = restart_batch(platform, prometheus, batch, number, policy, run_key)
+        except OpsAPIError as exc:
+            # The platform or Prometheus failed mid-batch: these hosts count as failed, and
+            # the report says which step broke; the limit then stops the rollout.
+            logger.error("batch %d broke off: %s", number, exc)
+            judged = [o for o in planned_outcomes(plan, "restart failed") if o.batch == number]
+            for outcome in judged:
+                outcome.detail = f"batch broke off: {exc}"[:300]
         failures += sum(not o.verified for o in judged)
         outcomes += judged
         if failures >= policy.max_failures and number < len(plan.batches):
@@ -196,6 +174,48 @@ def rolling_restart(
                 policy.max_failures,
             )
     return outcomes
+
+
+def restart_batch(
+    platform: OpsPlatform,
+    prometheus: Prometheus,
+    batch: list[Candidate],
+    number: int,
+    policy: RestartPolicy,
+    run_key: str,
+) -> list[HostOutcome]:
+    """One batch: restart job, health-check job on the restarted, recovery of the healthy."""
+    restart = run_job(
+        platform,
+        [c.host_id for c in batch],
+        policy.restart_command,
+        policy,
+        f"{run_key}:restart:{number}",
+    )
+    restarted = [c for c in batch if (r := restart.result_for(c.host_id)) and r.succeeded]
+    health = None
+    if restarted:
+        health = run_job(
+            platform,
+            [c.host_id for c in restarted],
+            policy.health_command,
+            policy,
+            f"{run_key}:health:{number}",
+        )
+    healthy = [
+        c for c in restarted if health and (r := health.result_for(c.host_id)) and r.succeeded
+    ]
+    loads = {}
+    if healthy:
+        loads = wait_for_recovery(
+            prometheus,
+            policy.query,
+            [c.ip for c in healthy],
+            policy.recovery_threshold,
+            policy.verify_window_seconds,
+            policy.poll_seconds,
+        )
+    return judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
 
 
 def run_job(

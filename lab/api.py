@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal
 import requests
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, ORJSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lab.faults import FaultInjector, FaultRule
 from lab.hosts import (
     DISK_SIZE_BYTES,
     base_load_for,
@@ -201,12 +202,12 @@ def create_app(
     store = store or LabStore(root / "platform.db")
     runner = JobRunner(store, root)
     app = FastAPI(
-        default_response_class=ORJSONResponse,
         title="opsflow lab ops platform",
         version="1.0",
         description="Reference ops platform: hosts, jobs, monitoring pass-through.",
     )
     app.state.store, app.state.runner = store, runner
+    app.state.faults = FaultInjector()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -419,6 +420,15 @@ def create_app(
         store.set_state(host["id"], fail_restart=int(body.fail))
         return lab_state(hostname)
 
+    @app.put("/lab/faults", dependencies=auth, include_in_schema=False)
+    def set_faults(rules: list[FaultRule]) -> list[FaultRule]:
+        app.state.faults.set(rules)
+        return app.state.faults.rules
+
+    @app.get("/lab/faults", dependencies=auth, include_in_schema=False)
+    def get_faults() -> list[FaultRule]:
+        return app.state.faults.rules
+
     @app.post("/lab/hosts/{hostname}/fill-disk", dependencies=auth, include_in_schema=False)
     def fill(hostname: str, body: FillDiskIn) -> dict[str, Any]:
         host = by_name(hostname)
@@ -440,15 +450,16 @@ def create_app(
 
 
 def lab_host_specs(count: int) -> list[dict[str, Any]]:
-    """`count` lab hosts on loopback addresses 127.10.x.y, tagged by role."""
+    """`count` lab hosts on loopback addresses (127.10.x.y, then 127.11.x.y...), tagged by role."""
     specs = []
     for n in range(1, count + 1):
-        high, low = divmod(n, 250)
+        block, rest = divmod(n, 250 * 250)
+        high, low = divmod(rest, 250)
         role = "web" if n % 2 else "db"
         specs.append(
             {
                 "hostname": f"lab-{role}-{n:02d}",
-                "ip": f"127.10.{high}.{low + 1}",
+                "ip": f"127.{10 + block}.{high}.{low + 1}",
                 "os": "Debian 12",
                 "owner": "ops-lab",
                 "tags": ["lab", role],

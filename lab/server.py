@@ -8,6 +8,7 @@ from types import FrameType
 import uvicorn
 
 from lab.api import create_app
+from lab.faults import FaultMiddleware
 from lab.tls import ensure_certificates
 
 
@@ -22,8 +23,9 @@ class _LabServer(uvicorn.Server):
 def serve(directory: Path, port: int, token: str, prometheus_url: str | None) -> None:
     """Run the platform in the foreground until interrupted."""
     _, cert, key = ensure_certificates(directory / "tls")
+    app = create_app(directory, token, prometheus_url)
     config = uvicorn.Config(
-        create_app(directory, token, prometheus_url),
+        FaultMiddleware(app, app.state.faults),  # outermost: faults bypass FastAPI's handlers
         host="127.0.0.1",
         port=port,
         ssl_certfile=str(cert),

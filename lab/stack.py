@@ -458,6 +458,13 @@ class LabAdmin:
     def fill_disk(self, hostname: str, gigabytes: float = 8.0) -> dict[str, Any]:
         return self._call("POST", f"/lab/hosts/{hostname}/fill-disk", json={"gigabytes": gigabytes})
 
+    def faults(self, *rules: dict[str, Any]) -> list[dict[str, Any]]:
+        """Inject faults (see lab.faults); no rules clears them. Returns the rules in force."""
+        return self._call("PUT", "/lab/faults", json=list(rules))
+
+    def fault_hits(self) -> list[int]:
+        return [rule["hits"] for rule in self._call("GET", "/lab/faults")]
+
     def host(self, hostname: str) -> dict[str, Any]:
         return self._call("GET", f"/lab/hosts/{hostname}")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from opsapi.audit import AuditLog, redact_url
@@ -46,9 +47,27 @@ _STATUS_ERRORS: dict[int, type[RequestFailed]] = {
 _SNIPPET = 300
 
 
+class LenientRetry(Retry):
+    """urllib3's Retry, but a Retry-After of "1.5" is honoured (urllib3 raises on it), garbage
+    falls back to the backoff instead of crashing, and no server makes a runbook sleep for
+    more than `RETRY_AFTER_CAP` seconds at a time."""
+
+    RETRY_AFTER_CAP = 60.0
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            try:
+                seconds = super().parse_retry_after(retry_after)
+            except InvalidHeader:
+                return 0.0  # 0 means "no usable header": urllib3 then sleeps the backoff
+        return min(max(seconds, 0.0), self.RETRY_AFTER_CAP)
+
+
 def make_retry(retries: int, backoff: float, methods: frozenset[str]) -> Retry:
     """The retry policy: `retries` attempts on transient failures of `methods`."""
-    return Retry(
+    return LenientRetry(
         total=retries,
         connect=retries,
         read=retries,
@@ -163,15 +182,36 @@ class JSONClient:
         """
         url = f"{self.base_url}{path}"
         send_headers = {"X-Request-ID": uuid.uuid4().hex, **(headers or {})}
+        # urllib3 retries what fails before the body is read; requests reads the body after,
+        # so an answer cut off mid-body is retried here, and only when repeating is safe.
+        repeatable = method.upper() in IDEMPOTENT_METHODS or "Idempotency-Key" in send_headers
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._send(method, url, params, json, send_headers)
+                break
+            except requests.exceptions.ChunkedEncodingError as exc:
+                if not repeatable or attempt == self.retries:
+                    raise ConnectionFailed(
+                        f"{self.name} closed the connection before its answer was complete "
+                        f"({'not repeated: the request is not idempotent' if not repeatable else f'{attempt + 1} tries'})",
+                        method,
+                        redact_url(url),
+                    ) from exc
+                time.sleep(self.backoff * 2**attempt)
+        return self._decode(response, method, url, expect_json)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str],
+    ) -> requests.Response:
         started = time.monotonic()
         try:
-            response = self.session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers=send_headers,
-                timeout=self.timeout,
+            return self.session.request(
+                method, url, params=params, json=json, headers=headers, timeout=self.timeout
             )
         except requests.exceptions.RetryError as exc:
             raise ServerError(
@@ -180,12 +220,7 @@ class JSONClient:
                 redact_url(url),
             ) from exc
         except requests.exceptions.Timeout as exc:
-            raise RequestTimedOut(
-                f"{self.name} did not answer within {self.timeout:g}s "
-                f"({time.monotonic() - started:.1f}s elapsed)",
-                method,
-                redact_url(url),
-            ) from exc
+            raise self._timed_out(method, url, started) from exc
         except requests.exceptions.SSLError as exc:
             raise ConnectionFailed(
                 f"TLS verification of {self.name} failed: give the CA bundle that signed its "
@@ -194,12 +229,23 @@ class JSONClient:
                 redact_url(url),
             ) from exc
         except requests.exceptions.ConnectionError as exc:
+            # After retries run out, requests reports a read timeout as a ConnectionError.
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            if isinstance(reason, ReadTimeoutError | ConnectTimeoutError):
+                raise self._timed_out(method, url, started) from exc
             raise ConnectionFailed(
                 f"cannot connect to {self.name}: {mask_secrets(str(exc))[:_SNIPPET]}",
                 method,
                 redact_url(url),
             ) from exc
-        return self._decode(response, method, url, expect_json)
+
+    def _timed_out(self, method: str, url: str, started: float) -> RequestTimedOut:
+        return RequestTimedOut(
+            f"{self.name} did not answer within {self.timeout:g}s "
+            f"({time.monotonic() - started:.1f}s elapsed, {self.retries} retries)",
+            method,
+            redact_url(url),
+        )
 
     def _decode(self, response: requests.Response, method: str, url: str, expect_json: bool) -> Any:
         status = response.status_code
