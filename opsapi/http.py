@@ -15,7 +15,12 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from opsapi.audit import AuditLog, redact_url
@@ -231,7 +236,9 @@ class JSONClient:
         except requests.exceptions.ConnectionError as exc:
             # After retries run out, requests reports a read timeout as a ConnectionError.
             reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            if isinstance(reason, ReadTimeoutError | ConnectTimeoutError):
+            # (NewConnectionError, a refusal, subclasses ConnectTimeoutError in urllib3 2.)
+            timed_out = isinstance(reason, ReadTimeoutError | ConnectTimeoutError)
+            if timed_out and not isinstance(reason, NewConnectionError):
                 raise self._timed_out(method, url, started) from exc
             raise ConnectionFailed(
                 f"cannot connect to {self.name}: {mask_secrets(str(exc))[:_SNIPPET]}",
