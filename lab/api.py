@@ -17,9 +17,10 @@ from typing import Annotated, Any, Literal
 
 import requests
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lab.faults import FaultInjector, FaultRule
@@ -39,6 +40,8 @@ HOSTNAME_PATTERN = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 BASE_DISK = 3 * 1024**3  # what the OS takes on every lab host: 30 % used when calm
+MAX_ID = 2**63 - 1  # SQLite's INTEGER
+HostId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 JOB_STATUSES = ("pending", "running", "success", "failed", "partial", "cancelled", "timeout")
 
 
@@ -51,38 +54,42 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("must be an IPv4 or IPv6 address") from None
+
+
+IPAddress = Annotated[
+    str,
+    AfterValidator(_ip_address),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+]
+
+
 class HostIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hostname: str = Field(pattern=HOSTNAME_PATTERN, max_length=253)
-    ip: str
+    ip: IPAddress
     os: str | None = Field(default=None, max_length=200)
     owner: str | None = Field(default=None, max_length=200)
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=50
     )
 
-    @field_validator("ip")
-    @classmethod
-    def _ip(cls, value: str) -> str:
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            raise ValueError("must be an IPv4 or IPv6 address") from None
-
 
 class HostPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hostname: str | None = Field(default=None, pattern=HOSTNAME_PATTERN, max_length=253)
-    ip: str | None = None
+    ip: IPAddress | None = None
     os: str | None = Field(default=None, max_length=200)
     owner: str | None = Field(default=None, max_length=200)
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
         default=None, max_length=50
     )
-
-    _ip = field_validator("ip")(HostIn._ip.__func__)  # type: ignore[attr-defined]
 
 
 class Host(HostIn):
@@ -101,7 +108,7 @@ class HostPage(BaseModel):
 class ExecuteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    hosts: list[int] = Field(min_length=1, max_length=100_000)
+    hosts: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=100_000)
     command: str = Field(min_length=1, max_length=10_000)
     timeout: int = Field(default=60, ge=1, le=3600)
 
@@ -156,6 +163,7 @@ class JobPage(BaseModel):
 ERRORS = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
+        400: "Malformed request: the body is not JSON, or the query does not parse.",
         401: "Missing or wrong token.",
         404: "No such resource.",
         409: "Conflict with an existing resource.",
@@ -187,6 +195,12 @@ class RequestIdMiddleware:
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
+MONITORING_ERRORS = {
+    **ERRORS,
+    502: {"model": ErrorBody, "description": "Prometheus unreachable or answered garbage."},
+    503: {"model": ErrorBody, "description": "No Prometheus configured, or it is overloaded."},
+}
+
 
 # Reads are answered on the event loop (SQLite answers in microseconds); writes and jobs use
 # FastAPI's thread pool.
@@ -213,7 +227,7 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, dict):
             return _error(exc.status_code, exc.detail["code"], exc.detail["message"])
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -280,7 +294,7 @@ def create_app(
         return host_or_404(host_id)
 
     @app.get("/api/v1/hosts/{host_id}", response_model=Host, dependencies=auth, responses=ERRORS)
-    async def get_host(host_id: int) -> dict[str, Any]:
+    async def get_host(host_id: HostId) -> dict[str, Any]:
         return host_or_404(host_id)
 
     def change(host_id: int, fields: dict[str, Any]) -> dict[str, Any]:
@@ -292,15 +306,15 @@ def create_app(
         return host_or_404(host_id)
 
     @app.put("/api/v1/hosts/{host_id}", response_model=Host, dependencies=auth, responses=ERRORS)
-    def replace_host(host_id: int, spec: HostIn) -> dict[str, Any]:
+    def replace_host(host_id: HostId, spec: HostIn) -> dict[str, Any]:
         return change(host_id, spec.model_dump())
 
     @app.patch("/api/v1/hosts/{host_id}", response_model=Host, dependencies=auth, responses=ERRORS)
-    def update_host(host_id: int, patch: HostPatch) -> dict[str, Any]:
+    def update_host(host_id: HostId, patch: HostPatch) -> dict[str, Any]:
         return change(host_id, patch.model_dump(exclude_unset=True, exclude_none=True))
 
     @app.delete("/api/v1/hosts/{host_id}", status_code=204, dependencies=auth, responses=ERRORS)
-    def delete_host(host_id: int) -> Response:
+    def delete_host(host_id: HostId) -> Response:
         if not store.delete_host(host_id):
             raise fail(404, "host_not_found", f"host {host_id} does not exist")
         return Response(status_code=204)
@@ -357,7 +371,7 @@ def create_app(
 
     @app.get("/api/v1/jobs", response_model=JobPage, dependencies=auth, responses=ERRORS)
     def list_jobs(
-        host_id: int | None = None,
+        host_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
         status: Literal[JOB_STATUSES] | None = None,  # type: ignore[valid-type]
         since: Annotated[float | None, Query(description="Unix time")] = None,
     ) -> dict[str, Any]:
@@ -366,7 +380,7 @@ def create_app(
 
     # monitoring --------------------------------------------------------------------------
 
-    @app.get("/api/v1/prometheus/query", dependencies=auth, responses=ERRORS)
+    @app.get("/api/v1/prometheus/query", dependencies=auth, responses=MONITORING_ERRORS)
     def prometheus_query(
         query: Annotated[str, Query(min_length=1)], time: float | None = None
     ) -> Response:
@@ -379,9 +393,15 @@ def create_app(
             answer = requests.get(f"{prometheus_url}/api/v1/query", params=params, timeout=10)
         except requests.RequestException as exc:
             raise fail(502, "monitoring_unreachable", f"Prometheus: {type(exc).__name__}") from None
-        return Response(
-            answer.content, status_code=answer.status_code, media_type="application/json"
-        )
+        if answer.ok:
+            return Response(answer.content, media_type="application/json")
+        try:  # Prometheus' own error, in the platform's error shape
+            said = answer.json()
+            code, message = f"prometheus_{said['errorType']}", str(said["error"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "prometheus_error", answer.text[:500] or answer.reason
+        status = answer.status_code if answer.status_code in (400, 422, 503) else 502
+        raise fail(status, code, message)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> PlainTextResponse:

@@ -17,12 +17,19 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
 from prefect.testing.utilities import prefect_test_harness
 
 from lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+# Property-based tests: the same examples on every CI run (a red build is reproducible);
+# fresh random ones locally, where a new find is welcome.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
