@@ -33,6 +33,21 @@ def _tags(value: Any) -> list[str]:
     return [t.strip() for t in re.split(r"[;,|]", str(value or "")) if t.strip()]
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The file as text columns; a file pandas cannot read is a `ConfigurationError` saying why."""
+    try:  # utf-8-sig: spreadsheets save CSV with a byte-order mark
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig"
+        )
+    except pd.errors.EmptyDataError:
+        problem = "is empty: its first line must be the header, e.g. hostname,ip,os,owner,tags"
+    except UnicodeDecodeError as exc:
+        problem = f"is not UTF-8 text (byte {exc.start}): save it as CSV UTF-8"
+    except pd.errors.ParserError as exc:
+        problem = f"is not a valid CSV file ({exc}); quote fields that contain commas"
+    raise InvalidHostRows(f"csv_path {str(path)!r} {problem}")
+
+
 def read_host_rows(
     csv_path: str | None = None, rows: Sequence[dict[str, Any]] | None = None
 ) -> list[HostSpec]:
@@ -43,7 +58,7 @@ def read_host_rows(
         path = Path(csv_path).expanduser()
         if not path.is_file():
             raise ConfigurationError(f"csv_path {str(path)!r} does not exist")
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        frame = _read_csv(path)
         first_line = 2  # line 1 is the header
     else:
         frame = pd.DataFrame(list(rows or []), dtype=object)
