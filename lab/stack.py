@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -71,6 +72,10 @@ class LabConfig:
     @property
     def vault_audit_log(self) -> Path:
         return self.dir / "vault-audit.jsonl"
+
+    @property
+    def vault_unseal_key_file(self) -> Path:
+        return self.dir / "vault-unseal.key"
 
     @property
     def audit_log(self) -> Path:
@@ -278,6 +283,8 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
             "VAULT_DEV_ROOT_TOKEN_ID": values["vault_root_token"],
         },
     )
+    if fresh_vault:
+        _keep_unseal_key_out_of_the_log(config, values["vault_root_token"])
 
     _ensure(
         config,
@@ -353,6 +360,28 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     if save_blocks:
         save_lab_blocks(config, credentials)
     return status(config)
+
+
+def _keep_unseal_key_out_of_the_log(config: LabConfig, root_token: str) -> None:
+    """Dev mode prints the unseal key and root token: keep the key in a 0600 file (tests seal
+    and unseal the lab Vault) and blank both in the log, in place, so no credential stays in a
+    log file the lab leaves behind."""
+    log = config.dir / "logs" / "vault.log"
+    deadline = time.monotonic() + 30  # the banner comes a moment after the API answers
+    while not (found := re.findall(r"Unseal Key: (\S+)", log.read_text(errors="replace"))):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"lab: OpenBao printed no unseal key (log: {log})")
+        time.sleep(0.1)
+    key_file = config.vault_unseal_key_file
+    key_file.unlink(missing_ok=True)
+    key_file.touch(mode=0o600)
+    key_file.write_text(found[-1])
+    with log.open("r+b") as raw:
+        content = raw.read()
+        for secret in {*found, root_token}:
+            content = content.replace(secret.encode(), b"*" * len(secret.encode()))
+        raw.seek(0)
+        raw.write(content)  # same length: OpenBao's appends keep landing after it
 
 
 def _vault_config(config: LabConfig) -> Path:

@@ -1,0 +1,188 @@
+"""Vault faults against the lab's real OpenBao: sealed, unreachable, token expired, denied.
+
+A runbook never acts without its credential: when Vault cannot give it, the run fails before
+the first call to the platform, saying what is wrong with Vault.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import hvac
+import pytest
+from pydantic import SecretStr
+
+from blocks import OpsPlatform, VaultConnection, VaultSecret
+from flows.restart_overloaded_hosts import restart_overloaded_hosts
+from lab.vault_seed import POLICY_NAME, SECRET_PATH
+from opsapi import VaultError
+from tasks.restart_plan import RestartPolicy
+from tests.conftest import free_ports, wait_until
+from tests.test_vault import root_client
+
+FAST = {"batch_size": 2, "poll_seconds": 0.5, "verify_window_seconds": 30}
+
+
+@pytest.fixture
+def sealed_vault(lab) -> Iterator[hvac.Client]:
+    """The lab's OpenBao sealed for the test, unsealed (and checked) afterwards."""
+    root = root_client(lab)
+    key = lab.config.vault_unseal_key_file.read_text().strip()
+    root.sys.seal()
+    try:
+        yield root
+    finally:
+        root.sys.submit_unseal_key(key)
+        wait_until(lambda: not root.sys.read_seal_status()["sealed"], 30, "Vault to unseal")
+        wait_until(
+            lambda: VaultSecret(vault=VaultConnection.load("lab"), path=SECRET_PATH).get(),
+            30,
+            "Vault to serve the runbook secret again",
+        )
+
+
+def platform_block_with_vault_at(lab, url: str) -> str:
+    """A copy of the lab's Ops Platform block whose token comes from Vault at `url`."""
+    vault, platform = VaultConnection.load("lab"), OpsPlatform.load("lab")
+    elsewhere = VaultConnection(
+        url=url, role_id=vault.role_id, secret_id=vault.secret_id, ca_cert=vault.ca_cert
+    )
+    OpsPlatform(
+        url=platform.url,
+        ca_cert=platform.ca_cert,
+        audit_log=platform.audit_log,
+        token_from_vault=VaultSecret(vault=elsewhere, path=SECRET_PATH),
+    ).save("lab-vault-elsewhere", overwrite=True)
+    return "lab-vault-elsewhere"
+
+
+def assert_stopped_before_acting(lab, state, says: str) -> None:
+    assert state.is_failed()
+    assert says in state.message
+    assert lab.jobs() == []
+    assert lab.admin.restarts() == {}
+
+
+def test_a_sealed_vault_stops_the_runbook_before_it_acts(fresh_lab, sealed_vault):
+    fresh_lab.overload(8.0, "lab-web-01")
+
+    state = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True)
+
+    assert_stopped_before_acting(fresh_lab, state, "Vault is sealed or down")
+
+
+def test_an_unreachable_vault_stops_the_runbook_before_it_acts(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+    nowhere = f"https://127.0.0.1:{free_ports().vault}"
+
+    state = restart_overloaded_hosts(
+        RestartPolicy(platform_block=platform_block_with_vault_at(fresh_lab, nowhere), **FAST),
+        return_state=True,
+    )
+
+    assert_stopped_before_acting(fresh_lab, state, "cannot reach Vault while logging in")
+
+
+def test_an_expired_token_is_replaced_by_one_new_login(lab):
+    root = root_client(lab)
+    root.auth.approle.create_or_update_approle(
+        "opsflow-short-lived", token_policies=[POLICY_NAME], token_ttl="2s", token_max_ttl="2s"
+    )
+    vault = VaultConnection.load("lab")
+    vault.role_id = root.auth.approle.read_role_id("opsflow-short-lived")["data"]["role_id"]
+    vault.secret_id = SecretStr(
+        root.auth.approle.generate_secret_id("opsflow-short-lived")["data"]["secret_id"]
+    )
+    client = vault.get_client()
+    assert client.read_secret_key(SECRET_PATH, "token") == lab.secrets["platform_token"]
+    first_token = client._hvac.token
+
+    def expired() -> bool:
+        try:
+            root.auth.token.lookup(first_token)
+        except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest):
+            return True
+        return False
+
+    wait_until(expired, 30, "the short-lived token to expire")
+
+    assert client.read_secret_key(SECRET_PATH, "token") == lab.secrets["platform_token"]
+    assert client.logins == 2
+    assert client._hvac.token != first_token
+
+
+def test_an_expired_plain_token_cannot_log_in_again_and_says_so(lab):
+    root = root_client(lab)
+    token = root.auth.token.create(policies=[POLICY_NAME], ttl="2s")["auth"]["client_token"]
+    vault = VaultConnection.load("lab")
+    vault.auth_method, vault.token = "token", SecretStr(token)
+    client = vault.get_client()
+    client.read_secret_key(SECRET_PATH, "token")
+    time.sleep(3)
+
+    with pytest.raises(VaultError, match="denied reading 'secret/opsflow/platform'") as caught:
+        client.read_secret_key(SECRET_PATH, "token")
+
+    assert "or the token expired" in str(caught.value)
+    assert token not in str(caught.value)
+
+
+def runbook_token(lab) -> hvac.Client:
+    """A client holding exactly what a runbook's AppRole login gets."""
+    login = root_client(lab).auth.approle.login(
+        role_id=lab.approle["role_id"], secret_id=lab.approle["secret_id"]
+    )
+    client = root_client(lab)
+    client.token = login["auth"]["client_token"]
+    return client
+
+
+def test_the_runbook_policy_grants_reading_one_secret_and_nothing_else(lab):
+    client = runbook_token(lab)
+    paths = {
+        f"secret/data/{SECRET_PATH}": ["read"],
+        f"secret/metadata/{SECRET_PATH}": ["deny"],
+        "secret/data/opsflow/other": ["deny"],
+        "secret/data/payments/db": ["deny"],
+        "sys/policies/acl/opsflow-runbook": ["deny"],
+        "auth/approle/role/opsflow-runbook/secret-id": ["deny"],
+        "sys/mounts": ["deny"],
+    }
+
+    answer = client.sys.get_capabilities(paths=list(paths))
+    granted = {path: answer[path] for path in paths}
+
+    assert granted == paths
+    assert sorted(client.auth.token.lookup_self()["data"]["policies"]) == ["default", POLICY_NAME]
+
+
+@pytest.mark.parametrize(
+    ("what", "call"),
+    [
+        (
+            "write its own secret",
+            lambda c: c.secrets.kv.v2.create_or_update_secret(SECRET_PATH, secret={"token": "x"}),
+        ),
+        ("list secrets", lambda c: c.secrets.kv.v2.list_secrets("opsflow")),
+        (
+            "read another secret",
+            lambda c: c.secrets.kv.v2.read_secret_version(
+                "payments/db", raise_on_deleted_version=True
+            ),
+        ),
+        ("mint itself a secret id", lambda c: c.auth.approle.generate_secret_id("opsflow-runbook")),
+        ("read policies", lambda c: c.sys.read_policy(POLICY_NAME)),
+        ("create a token", lambda c: c.auth.token.create(policies=["root"])),
+    ],
+)
+def test_a_runbook_token_cannot(lab, what, call):
+    root_client(lab).secrets.kv.v2.create_or_update_secret("payments/db", secret={"p": "x"})
+
+    with pytest.raises(hvac.exceptions.Forbidden):
+        call(runbook_token(lab))
+
+    assert (
+        VaultSecret(vault=VaultConnection.load("lab"), path=SECRET_PATH).get().get_secret_value()
+        == lab.secrets["platform_token"]
+    )
