@@ -60,7 +60,7 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
     prometheus = Prometheus.load(policy.prometheus_block)
 
     try:
-        loads = query_load(prometheus, policy.query)  # what is overloaded
+        loads = query_load(prometheus, policy.query, policy.max_sample_age_seconds)
     except OpsAPIError as exc:
         raise RunbookAborted(f"no load data, so nothing was restarted: {exc}") from exc
     inventory = list_hosts(platform)
@@ -214,6 +214,7 @@ def restart_batch(
             policy.recovery_threshold,
             policy.verify_window_seconds,
             policy.poll_seconds,
+            policy.max_sample_age_seconds,
         )
     return judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
 

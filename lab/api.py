@@ -151,6 +151,17 @@ class FillDiskIn(BaseModel):
     gigabytes: float = Field(default=8.0, gt=0, le=10)
 
 
+STALE_SAMPLE_AGE = 90.0
+
+
+class MetricsFaultIn(BaseModel):
+    fault: Literal["nan", "stale", "absent"] | None = Field(
+        description="nan: the load is NaN; stale: a relay replays the load the host has now "
+        "as a sample taken 90 s ago (a new series, exporter=replay: Prometheus serves it for "
+        "5 minutes and never marks it stale); absent: no load series; null: normal again."
+    )
+
+
 class FailRestartIn(BaseModel):
     fail: bool = True
 
@@ -195,6 +206,7 @@ class RequestIdMiddleware:
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
+
 MONITORING_ERRORS = {
     **ERRORS,
     502: {"model": ErrorBody, "description": "Prometheus unreachable or answered garbage."},
@@ -227,7 +239,9 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, dict):
             return _error(exc.status_code, exc.detail["code"], exc.detail["message"])
-        code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "error"
+        )
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -440,6 +454,18 @@ def create_app(
         store.set_state(host["id"], fail_restart=int(body.fail))
         return lab_state(hostname)
 
+    @app.post("/lab/hosts/{hostname}/metrics", dependencies=auth, include_in_schema=False)
+    def metrics_fault(hostname: str, body: MetricsFaultIn) -> dict[str, Any]:
+        host = by_name(hostname)
+        state = next(s for s in store.host_states() if s["hostname"] == hostname)
+        store.set_state(
+            host["id"],
+            metrics_fault=body.fault,
+            metrics_frozen_at=time.time() - STALE_SAMPLE_AGE,
+            metrics_frozen_load=current_load(state),
+        )
+        return lab_state(hostname)
+
     @app.put("/lab/faults", dependencies=auth, include_in_schema=False)
     def set_faults(rules: list[FaultRule]) -> list[FaultRule]:
         app.state.faults.set(rules)
@@ -502,7 +528,16 @@ def render_metrics(store: LabStore) -> str:
         labels = f'instance="{s["ip"]}:9100",hostname="{s["hostname"]}"'
         disk = f'{labels},mountpoint="/"'
         avail = max(0.0, DISK_SIZE_BYTES - BASE_DISK - s["disk_used"])
-        families["node_load1"][1].append(f"node_load1{{{labels}}} {current_load(s, now)}")
+        load, fault = current_load(s, now), s["metrics_fault"]
+        if fault == "nan":
+            families["node_load1"][1].append(f"node_load1{{{labels}}} NaN")
+        elif fault == "stale":  # a relay replaying an old sample with its own timestamp
+            then, frozen = int(s["metrics_frozen_at"] * 1000), s["metrics_frozen_load"]
+            families["node_load1"][1].append(
+                f'node_load1{{{labels},exporter="replay"}} {frozen} {then}'
+            )
+        elif fault != "absent":
+            families["node_load1"][1].append(f"node_load1{{{labels}}} {load}")
         families["lab_service_up"][1].append(
             f'lab_service_up{{{labels},service="nginx"}} {s["service_up"]}'
         )

@@ -322,6 +322,7 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
             f"--storage.tsdb.path={config.dir / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{config.ports.prometheus}",
             "--web.enable-lifecycle",
+            "--web.enable-admin-api",  # tests delete the series a metrics fault replayed
             "--storage.tsdb.retention.time=1d",
         ],
         lambda: requests.get(f"{config.prometheus_url}/-/ready", timeout=2).ok,
@@ -480,6 +481,10 @@ class LabAdmin:
 
     def overload(self, hostname: str, load: float | None = 8.0) -> dict[str, Any]:
         return self._call("POST", f"/lab/hosts/{hostname}/overload", json={"load": load})
+
+    def metrics_fault(self, hostname: str, fault: str | None) -> dict[str, Any]:
+        """Make the host's load series NaN, stale (a stuck exporter) or absent; None: normal."""
+        return self._call("POST", f"/lab/hosts/{hostname}/metrics", json={"fault": fault})
 
     def fail_restart(self, hostname: str, fail: bool = True) -> dict[str, Any]:
         return self._call("POST", f"/lab/hosts/{hostname}/fail-restart", json={"fail": fail})

@@ -30,7 +30,10 @@ CREATE TABLE IF NOT EXISTS host_state (
     restarts INTEGER NOT NULL DEFAULT 0,
     service_up INTEGER NOT NULL DEFAULT 1,
     fail_restart INTEGER NOT NULL DEFAULT 0,
-    disk_used REAL NOT NULL DEFAULT 0
+    disk_used REAL NOT NULL DEFAULT 0,
+    metrics_fault TEXT,
+    metrics_frozen_at REAL,
+    metrics_frozen_load REAL
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -78,8 +81,14 @@ class LabStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(host_state)")}
-        if "disk_used" not in columns:  # labs made before disk usage was simulated
-            self._db.execute("ALTER TABLE host_state ADD COLUMN disk_used REAL NOT NULL DEFAULT 0")
+        for column, declaration in (  # labs made before these were simulated
+            ("disk_used", "REAL NOT NULL DEFAULT 0"),
+            ("metrics_fault", "TEXT"),
+            ("metrics_frozen_at", "REAL"),
+            ("metrics_frozen_load", "REAL"),
+        ):
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE host_state ADD COLUMN {column} {declaration}")
         self.lock = threading.RLock()
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:

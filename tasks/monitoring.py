@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.monitoring import Prometheus
 from opsapi.errors import RunbookAborted
+from opsapi.prometheus import PrometheusClient
 from tasks.hosts import READ
 
 
@@ -52,33 +53,80 @@ def load_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
     return loads
 
 
+MAX_SAMPLE_AGE_SECONDS = 120.0
+
+
+def sample_ages(client: PrometheusClient, promql: str) -> dict[str, float]:
+    """Seconds since each instance's newest sample of `promql` was taken.
+
+    Prometheus answers an instant query with any sample from the last 5 minutes, so a stuck
+    exporter still "has" a value; `timestamp()` tells its age. For a plain selector such as
+    `node_load1` that is the sample's own time; for a computed expression Prometheus gives the
+    evaluation time (age 0), so only selectors are checked.
+    """
+    frame = client.query(f"timestamp({promql})")
+    if frame.empty or "instance" not in frame.columns:
+        return {}
+    frame["age"] = frame["timestamp"].map(lambda t: t.timestamp()) - frame["value"]
+    return frame.groupby("instance")["age"].min().to_dict()
+
+
+def current_loads(
+    client: PrometheusClient, promql: str, max_age_seconds: float | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(usable loads, unusable rows with a `why`): NaN and stale samples are never used."""
+    loads = load_by_instance(client.query(promql))
+    loads["why"] = None
+    loads.loc[loads["load"].isna(), "why"] = "NaN"
+    if max_age_seconds is not None and not loads.empty:
+        ages = loads["instance"].map(sample_ages(client, promql))
+        stale = ages > max_age_seconds
+        loads.loc[stale, "why"] = "stale, " + ages[stale].round().astype(int).astype(str) + "s old"
+    unusable = loads["why"].notna()
+    return loads[~unusable].drop(columns="why"), loads[unusable]
+
+
 @task(name="Query load", **READ)
-def query_load(prometheus: Prometheus, promql: str = "node_load1") -> pd.DataFrame:
+def query_load(
+    prometheus: Prometheus,
+    promql: str = "node_load1",
+    max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
+) -> pd.DataFrame:
     """Current load per instance; stops the runbook when there is no usable data.
 
+    NaN values and samples older than `max_age_seconds` are dropped (and named in a warning):
+    their hosts then count as hosts without data, which no runbook acts on.
+
     Raises:
-        RunbookAborted: the query returned no series, or only NaN, or series without
-            an `instance` label; nothing should be acted on then.
+        RunbookAborted: the query returned no series, or only NaN or stale ones, or series
+            without an `instance` label; nothing should be acted on then.
     """
     with prometheus.get_client() as client:
         frame = client.query(promql)
-    if frame.empty:
-        raise RunbookAborted(
-            f"Prometheus returned no series for {promql!r}: no load data, so no action; "
-            "check the query and that the exporters are scraped"
+        if frame.empty:
+            raise RunbookAborted(
+                f"Prometheus returned no series for {promql!r}: no load data, so no action; "
+                "check the query and that the exporters are scraped"
+            )
+        if "instance" not in frame.columns:
+            raise RunbookAborted(f"series of {promql!r} have no 'instance' label to match hosts by")
+        usable, unusable = current_loads(client, promql, max_age_seconds)
+    logger = get_run_logger()
+    if not unusable.empty:
+        logger.warning(
+            "%d instances have no usable sample of %r (not acted on): %s",
+            len(unusable),
+            promql,
+            ", ".join(
+                f"{i} ({w})" for i, w in zip(unusable["instance"], unusable["why"], strict=True)
+            ),
         )
-    if "instance" not in frame.columns:
-        raise RunbookAborted(f"series of {promql!r} have no 'instance' label to match hosts by")
-    loads = load_by_instance(frame)
-    usable = loads.dropna(subset=["load"])
     if usable.empty:
-        raise RunbookAborted(f"every series of {promql!r} is NaN: no usable load data")
-    get_run_logger().info(
-        "load: %d instances, max %.2f, %d NaN dropped",
-        len(usable),
-        usable["load"].max(),
-        len(loads) - len(usable),
-    )
+        raise RunbookAborted(
+            f"every series of {promql!r} is NaN or stale ({', '.join(sorted(set(unusable['why'])))[:200]}): "
+            "no usable load data, so no action"
+        )
+    logger.info("load: %d instances, max %.2f", len(usable), usable["load"].max())
     return usable
 
 
@@ -90,17 +138,19 @@ def wait_for_recovery(
     threshold: float,
     window_seconds: float,
     poll_seconds: float = 2.0,
+    max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
 ) -> dict[str, float | None]:
     """Poll `promql` until every IP's load is under `threshold` or the window ends.
 
     Returns:
-        The last load seen per IP (None when Prometheus had no value for it).
+        The last load seen per IP (None when Prometheus had no current value for it: missing,
+        NaN or stale — a host is never called recovered on old data).
     """
     deadline = time.monotonic() + window_seconds
     last: dict[str, float | None] = dict.fromkeys(ips)
     with prometheus.get_client() as client:
         while True:
-            loads = load_by_instance(client.query(promql)).dropna(subset=["load"])
+            loads, _ = current_loads(client, promql, max_age_seconds)
             seen = dict(zip(loads["ip"], loads["load"], strict=True))
             last = {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
             waiting = [ip for ip, load in last.items() if load is None or load >= threshold]

@@ -32,6 +32,12 @@ class RestartPolicy(BaseModel):
     threshold: float = Field(
         default=4.0, gt=0, description="Restart hosts whose load is above this."
     )
+    max_sample_age_seconds: float = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="Load samples older than this are stale: their hosts are not acted on.",
+    )
     recovery_threshold: float = Field(
         default=2.0, gt=0, description="A restarted host is healthy again below this load."
     )

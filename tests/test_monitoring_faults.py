@@ -1,0 +1,129 @@
+"""Monitoring faults against the lab's real Prometheus: down, empty, NaN, stale.
+
+The rule: never act on missing or stale data. A host without a current, real number is not
+restarted (it is listed as a host without data); a run without any usable number stops.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from blocks import Prometheus
+from opsapi import RunbookAborted
+from tasks.restart_plan import RestartPolicy
+from tests.conftest import free_ports, wait_until
+from tests.test_restart_runbook import run
+
+FAST = {"batch_size": 2, "poll_seconds": 0.5, "verify_window_seconds": 30}
+
+
+@pytest.fixture
+def lab_with_metric_faults(fresh_lab):
+    yield fresh_lab
+    for host in fresh_lab.admin.hosts():
+        fresh_lab.admin.metrics_fault(host["hostname"], None)
+    # A replayed sample carries its own timestamp, so Prometheus would serve it for 5 minutes.
+    requests.post(
+        f"{fresh_lab.config.prometheus_url}/api/v1/admin/tsdb/delete_series",
+        params={"match[]": '{exporter="replay"}'},
+        timeout=10,
+    ).raise_for_status()
+
+
+def make_stale(lab, hostname: str) -> None:
+    """The host's load now comes only as a 90 s old sample; returns once Prometheus has it."""
+    lab.admin.metrics_fault(hostname, "stale")
+    wait_until(
+        lambda: lab.prometheus_query(
+            f'time() - timestamp(node_load1{{hostname="{hostname}"}})', 60
+        ),
+        20,
+        f"Prometheus to serve {hostname}'s replayed sample",
+    )
+    wait_until(
+        lambda: not lab.prometheus_query(f'node_load1{{hostname="{hostname}",exporter=""}}', -1),
+        20,
+        f"{hostname}'s live series to end",
+    )
+
+
+def assert_nothing_done(lab, state, report, says: str) -> None:
+    assert state.is_failed()
+    assert isinstance(report, RunbookAborted)
+    assert says in str(report)
+    assert lab.jobs() == []
+    assert lab.admin.restarts() == {}
+
+
+def test_prometheus_down_stops_the_runbook_before_it_acts(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+    Prometheus(url=f"http://127.0.0.1:{free_ports().prometheus}", retries=1).save(
+        "prometheus-down", overwrite=True
+    )
+
+    state, report = run(RestartPolicy(prometheus_block="prometheus-down", **FAST))
+
+    assert_nothing_done(fresh_lab, state, report, "no load data, so nothing was restarted")
+    assert "ConnectionFailed" in state.message or "cannot connect" in state.message.lower()
+
+
+def test_an_empty_answer_stops_the_runbook_before_it_acts(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+
+    state, report = run(RestartPolicy(query='node_load1{hostname="no-such-host"}', **FAST))
+
+    assert_nothing_done(fresh_lab, state, report, "Prometheus returned no series")
+
+
+def test_a_nan_host_is_not_acted_on_and_the_others_are(lab_with_metric_faults):
+    lab = lab_with_metric_faults
+    lab.overload(8.0, "lab-web-01", "lab-db-02")
+    lab.admin.metrics_fault("lab-web-01", "nan")
+    wait_until(lambda: lab.prometheus_loads()["lab-web-01"] != lab.prometheus_loads()["lab-web-01"])
+
+    state, report = run(RestartPolicy(**FAST))
+
+    assert state.is_completed(), state.message
+    assert report.verified == ["lab-db-02"]
+    assert "lab-web-01" in report.hosts_without_data
+    assert lab.admin.restarts() == {"lab-db-02": 1}
+
+
+def test_only_nan_stops_the_runbook(lab_with_metric_faults):
+    lab = lab_with_metric_faults
+    lab.overload(8.0, "lab-web-01")
+    lab.admin.metrics_fault("lab-web-01", "nan")
+    wait_until(lambda: lab.prometheus_loads()["lab-web-01"] != lab.prometheus_loads()["lab-web-01"])
+
+    state, report = run(RestartPolicy(query='node_load1{hostname="lab-web-01"}', **FAST))
+
+    assert_nothing_done(lab, state, report, "is NaN or stale (NaN)")
+
+
+def test_a_stale_sample_is_not_acted_on_though_prometheus_still_serves_it(
+    lab_with_metric_faults,
+):
+    lab = lab_with_metric_faults
+    lab.overload(8.0, "lab-web-01", "lab-db-02")
+    make_stale(lab, "lab-web-01")
+
+    state, report = run(RestartPolicy(max_sample_age_seconds=30, **FAST))
+
+    assert lab.prometheus_loads()["lab-web-01"] == 8.0  # what a naive query would act on
+    assert state.is_completed(), state.message
+    assert report.verified == ["lab-db-02"]
+    assert "lab-web-01" in report.hosts_without_data
+    assert lab.admin.restarts() == {"lab-db-02": 1}
+
+
+def test_only_stale_data_stops_the_runbook(lab_with_metric_faults):
+    lab = lab_with_metric_faults
+    lab.overload(8.0, "lab-web-01")
+    make_stale(lab, "lab-web-01")
+
+    state, report = run(
+        RestartPolicy(query='node_load1{hostname="lab-web-01"}', max_sample_age_seconds=30, **FAST)
+    )
+
+    assert_nothing_done(lab, state, report, "is NaN or stale (stale, ")
