@@ -222,10 +222,17 @@ def restart_batch(
 def run_job(
     platform: OpsPlatform, host_ids: list[str], command: str, policy: RestartPolicy, key: str
 ) -> Job:
-    """Start a job and wait for it; a job that outlives its time is cancelled."""
+    """Start a job and wait for it; a job that outlives its time is cancelled.
+
+    The platform enforces the per-host timeout itself; the grace on top covers its own delay
+    in noticing, so only a job the platform lost track of is cancelled from here.
+    """
     job_id = execute_job(platform, host_ids, command, policy.job_timeout_seconds, key)
+    grace = min(30, max(5, policy.job_timeout_seconds))
     try:
-        return wait_for_job(platform, job_id, policy.job_timeout_seconds + 30, policy.poll_seconds)
+        return wait_for_job(
+            platform, job_id, policy.job_timeout_seconds + grace, policy.poll_seconds
+        )
     except JobTimedOut:
         cancel_job(platform, job_id)
         return get_job(platform, job_id)

@@ -32,6 +32,7 @@ from lab.hosts import (
     fill_disk,
     host_dir,
     set_fail_restart,
+    set_hang_restart,
 )
 from lab.jobs import JobRunner
 from lab.store import Duplicate, LabStore
@@ -164,6 +165,10 @@ class MetricsFaultIn(BaseModel):
 
 class FailRestartIn(BaseModel):
     fail: bool = True
+
+
+class HangRestartIn(BaseModel):
+    hang: bool = True
 
 
 class JobPage(BaseModel):
@@ -425,6 +430,7 @@ def create_app(
 
     @app.post("/lab/reset", dependencies=auth, include_in_schema=False)
     def reset(body: ResetIn) -> dict[str, Any]:
+        runner.cancel_all()
         store.delete_all_hosts()
         shutil.rmtree(root / "hosts", ignore_errors=True)
         specs = lab_host_specs(body.hosts)
@@ -464,6 +470,12 @@ def create_app(
             metrics_frozen_at=time.time() - STALE_SAMPLE_AGE,
             metrics_frozen_load=current_load(state),
         )
+        return lab_state(hostname)
+
+    @app.post("/lab/hosts/{hostname}/hang-restart", dependencies=auth, include_in_schema=False)
+    def hang_restart(hostname: str, body: HangRestartIn) -> dict[str, Any]:
+        by_name(hostname)
+        set_hang_restart(root, hostname, body.hang)
         return lab_state(hostname)
 
     @app.put("/lab/faults", dependencies=auth, include_in_schema=False)

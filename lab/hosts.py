@@ -74,6 +74,20 @@ def set_fail_restart(root: Path, hostname: str, fail: bool) -> None:
         flag.unlink(missing_ok=True)
 
 
+def set_hang_restart(root: Path, hostname: str, hang: bool) -> None:
+    """Make the lab `systemctl restart` hang on this host, and the platform lose track of it:
+    no per-host timeout applies, the job stays running until it is cancelled."""
+    flag = host_dir(root, hostname) / ".lab" / "hang-restart"
+    if hang:
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)
+
+
+def hangs(root: Path, hostname: str) -> bool:
+    return (host_dir(root, hostname) / ".lab" / "hang-restart").exists()
+
+
 def read_systemctl_record(root: Path, hostname: str) -> tuple[int, float | None, bool]:
     """(restarts, time of the last restart, whether every service is up) from the host dir."""
     lab = host_dir(root, hostname) / ".lab"

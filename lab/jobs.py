@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lab.hosts import LAB_BIN, command_env, disk_used, host_dir, read_systemctl_record
+from lab.hosts import LAB_BIN, command_env, disk_used, hangs, host_dir, read_systemctl_record
 from lab.store import LabStore
 
 OUTPUT_LIMIT = 64 * 1024
@@ -52,6 +52,13 @@ class JobRunner:
         for process in processes:
             _kill_group(process)
 
+    def cancel_all(self) -> None:
+        """Cancel every job still running (the lab's reset)."""
+        with self._lock:
+            running = list(self._running)
+        for job_id in running:
+            self.cancel(job_id)
+
     def _host_done(self, job_id: str, remaining: list[int]) -> None:
         with self._lock:
             remaining[0] -= 1
@@ -81,7 +88,10 @@ class JobRunner:
             self._running[job_id][host_id] = process
         status = "success"
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            # A hanging host's agent is lost: no timeout applies (only a cancel ends it).
+            stdout, stderr = process.communicate(
+                timeout=None if hangs(self.root, hostname) else timeout
+            )
         except subprocess.TimeoutExpired:
             _kill_group(process)
             stdout, stderr = process.communicate()

@@ -486,6 +486,10 @@ class LabAdmin:
         """Make the host's load series NaN, stale (a stuck exporter) or absent; None: normal."""
         return self._call("POST", f"/lab/hosts/{hostname}/metrics", json={"fault": fault})
 
+    def hang_restart(self, hostname: str, hang: bool = True) -> dict[str, Any]:
+        """Make restarts on the host hang with the platform never finishing the job."""
+        return self._call("POST", f"/lab/hosts/{hostname}/hang-restart", json={"hang": hang})
+
     def fail_restart(self, hostname: str, fail: bool = True) -> dict[str, Any]:
         return self._call("POST", f"/lab/hosts/{hostname}/fail-restart", json={"fail": fail})
 

@@ -190,8 +190,10 @@ class OpsPlatformClient(JSONClient):
             if job.status.is_final:
                 return job
             if time.monotonic() >= deadline:
+                waiting = [r.hostname or r.host_id for r in job.results if not r.status.is_final]
                 raise JobTimedOut(
-                    f"job {job_id} still {job.status.value} after {max_wait_seconds:g}s"
+                    f"job {job_id} ({job.command!r}) still {job.status.value} after "
+                    f"{max_wait_seconds:g}s; hosts not finished: {', '.join(waiting[:20]) or '?'}"
                 )
             time.sleep(poll_frequency_seconds)
 

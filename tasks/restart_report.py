@@ -140,6 +140,8 @@ def _why(result: object, fallback: str) -> str:
     if result is None:
         return fallback
     text = (getattr(result, "stderr", "") or getattr(result, "stdout", "") or "").strip()
+    if not text and result.status.value == "cancelled":  # type: ignore[attr-defined]
+        text = "no result within the job timeout, so the runbook cancelled it"
     return f"{result.status.value}, exit {result.exit_code}: {text[:200]}"  # type: ignore[attr-defined]
 
 

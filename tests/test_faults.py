@@ -147,3 +147,26 @@ def test_job_submission_failing_stops_the_rollout_and_reports_it(faulty_lab):
     assert "500 on POST" in first.detail
     assert report.not_touched == ["lab-db-02"]
     assert faulty_lab.admin.restarts() == {}
+
+
+def test_a_job_the_platform_never_finishes_is_cancelled_and_stops_the_rollout(faulty_lab):
+    faulty_lab.overload(9.0, "lab-web-01")
+    faulty_lab.overload(8.0, "lab-db-02")
+    faulty_lab.admin.hang_restart("lab-web-01")  # the platform loses track of its job
+
+    started = time.monotonic()
+    state = restart_overloaded_hosts(
+        RestartPolicy(**{**FAST, "batch_size": 1, "job_timeout_seconds": 2}), return_state=True
+    )
+
+    assert time.monotonic() - started < 30  # 2 s timeout + 5 s grace, then cancelled
+    report = state.result(raise_on_failure=False)
+    assert report.outcome == "failed"
+    first = next(h for h in report.hosts if h.hostname == "lab-web-01")
+    assert first.result == "restart failed"
+    assert first.detail.startswith("cancelled")
+    assert "no result within the job timeout, so the runbook cancelled it" in first.detail
+    assert report.not_touched == ["lab-db-02"]
+    [job] = faulty_lab.jobs()
+    assert job["status"] == "cancelled"  # the lab's record: nothing left running
+    assert faulty_lab.admin.restarts() == {}
