@@ -1,8 +1,9 @@
 """Per-host locks shared by every runbook, and the cooldown after a restart.
 
 A lock is a Prefect global concurrency limit of 1 named ``opsflow-host-<id>``, created before it
-is taken (a limit that does not exist locks nothing) and held with a lease, so a crashed run
-frees its hosts when the lease runs out. The cooldown is read from the platform's own job
+is taken (a limit that does not exist locks nothing) and held with a 60 s lease (Prefect's minimum) that Prefect
+renews while the run lives, so a crashed (even SIGKILLed) run frees its hosts within about a
+minute and a quarter: the lease runs out and the server's repossessor (every 15 s) takes the slots back. The cooldown is read from the platform's own job
 history, so it holds across process restarts and for every tool that uses the platform.
 """
 
@@ -30,7 +31,7 @@ def lock_name(host_id: str) -> str:
 
 @contextmanager
 def host_locks(
-    host_ids: list[str], wait_seconds: float = 10.0, lease_seconds: float = 300
+    host_ids: list[str], wait_seconds: float = 10.0, lease_seconds: float = 60
 ) -> Iterator[tuple[list[str], list[str]]]:
     """Take the lock of each host; yield (locked by us, held by another run).
 
@@ -44,9 +45,8 @@ def host_locks(
             return
         ours, theirs = [], []
         for host_id in host_ids:  # someone holds some of them: find out which, one by one
-            (
-                ours if _take(stack, [lock_name(host_id)], wait_seconds, lease_seconds) else theirs
-            ).append(host_id)
+            took = _take(stack, [lock_name(host_id)], 1.0, lease_seconds)  # waited once already
+            (ours if took else theirs).append(host_id)
         if theirs:
             get_run_logger().warning(
                 "%d hosts are locked by another run: %s", len(theirs), ", ".join(theirs[:20])

@@ -9,13 +9,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.conftest import free_ports, wait_until
+from tests.conftest import wait_until
 
 DOCS = Path(__file__).parent.parent / "docs"
 CHROMIUM_FLAGS = [
@@ -31,45 +29,6 @@ CHROMIUM_FLAGS = [
     "--window-size=1400,1000",
     "--virtual-time-budget=20000",
 ]
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`prefect server start` on a free loopback port with its own database."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_ports().platform
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_UI_API_URL": f"{url}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    with (home / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until(lambda: _ok(f"{url}/api/health"), 90, "prefect server to start")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 def _ok(url: str) -> bool:

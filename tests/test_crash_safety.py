@@ -1,0 +1,135 @@
+"""Crashes in the middle of a rollout: the runbook's process killed, the platform restarted.
+
+A rerun never restarts a host twice within the cooldown, and its report accounts for every
+overloaded host: restarted and verified, skipped as recently restarted, or held by a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.restart_overloaded_hosts import restart_overloaded_hosts
+from lab.stack import _alive, _port_free, _processes, up
+from opsapi import OpsPlatformClient
+from tasks.host_locks import LOCK_PREFIX
+from tasks.restart_plan import RestartPolicy
+from tests.conftest import wait_until
+
+OVERLOADED = {"lab-web-01": 9.0, "lab-db-02": 8.5, "lab-web-03": 8.0}  # restart order
+FAST = {"batch_size": 1, "poll_seconds": 0.5, "verify_window_seconds": 30}
+
+
+@pytest.fixture
+def real_prefect_api(fresh_lab, prefect_server) -> Iterator[str]:
+    """Runs go to a real `prefect server start`: the test harness's ephemeral API has no lease
+    repossessor, so there a SIGKILLed run's host locks would never be freed."""
+    api = f"{prefect_server}/api"
+    up = subprocess.run(
+        [sys.executable, "-m", "lab", "up", "--dir", str(fresh_lab.config.dir)],
+        env={**os.environ, "PREFECT_API_URL": api},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr  # the lab's blocks, saved in that server
+    with temporary_settings({PREFECT_API_URL: api}):
+        yield api
+
+
+def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
+    """`opsflow run restart-overloaded-hosts`, one host per batch, in its own process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows", "run", "restart-overloaded-hosts"]
+        + ["--batch-size", "1", "--poll-seconds", "0.5", "--verify-window-seconds", "30"],
+        env={**os.environ, "PREFECT_API_URL": api},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def held_host_locks() -> dict[str, int]:
+    with get_client(sync_client=True) as client:
+        limits = client.read_global_concurrency_limits(limit=200)
+    return {
+        limit.name: limit.active_slots
+        for limit in limits
+        if limit.name.startswith(LOCK_PREFIX) and limit.active_slots
+    }
+
+
+def accounted(report) -> dict[str, str]:
+    """hostname -> what the report says happened to it."""
+    seen = {h.hostname: f"{h.result}: {h.detail}" for h in report.hosts}
+    seen.update({name: "cooling down" for name in report.cooling_down})
+    return seen
+
+
+def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
+    fresh_lab, real_prefect_api, tmp_path
+):
+    for hostname, load in OVERLOADED.items():
+        fresh_lab.overload(load, hostname)
+    log = tmp_path / "runbook.log"
+    runbook = start_runbook_process(real_prefect_api, log)
+    try:
+        wait_until(
+            lambda: fresh_lab.admin.restarts() or runbook.poll() is not None, 120, "a restart"
+        )
+        assert runbook.poll() is None, log.read_text()[-3000:]
+    finally:
+        os.killpg(runbook.pid, signal.SIGKILL)  # no finally, no hook, no lock release
+        runbook.wait(10)
+    done_by_killed_run = fresh_lab.admin.restarts()
+    assert done_by_killed_run == {"lab-web-01": 1}, done_by_killed_run
+
+    rerun = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True).result(
+        raise_on_failure=False
+    )
+
+    # Right away the killed run's locks still hold its hosts: skipped, not restarted twice.
+    assert fresh_lab.admin.restarts() == done_by_killed_run
+    assert accounted(rerun).keys() == OVERLOADED.keys()
+    assert accounted(rerun)["lab-web-01"] == "cooling down"
+    assert {accounted(rerun)[h] for h in ("lab-db-02", "lab-web-03")} == {
+        "not touched: locked by another run"
+    }
+
+    # Its leases run out (nobody renews them) and the server takes the slots back.
+    wait_until(lambda: not held_host_locks(), 150, "the killed run's host locks to expire")
+    last = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True).result()
+
+    assert last.outcome == "completed"
+    assert sorted(last.verified) == ["lab-db-02", "lab-web-03"]
+    assert "lab-web-01" not in accounted(last)  # restarted by the killed run: calm now
+    assert fresh_lab.admin.restarts() == dict.fromkeys(OVERLOADED, 1)
+
+
+def test_a_platform_restart_mid_job_ends_the_job_failed_not_lost(fresh_lab):
+    platform = _processes(fresh_lab.config)["platform"]
+    client = OpsPlatformClient(
+        fresh_lab.config.platform_url,
+        fresh_lab.secrets["platform_token"],
+        verify=str(fresh_lab.config.ca_cert),
+    )
+    host = client.list_hosts()[0]
+    job_id = client.execute_job([host.id], "sleep 30", timeout=60)
+    wait_until(lambda: client.get_job(job_id).status.value == "running", 10, "the job to run")
+
+    os.killpg(platform["pid"], signal.SIGKILL)
+    wait_until(lambda: not _alive(platform), 10, "the platform to die")
+    wait_until(lambda: _port_free(fresh_lab.config.ports.platform), 30, "its port to be free")
+    up(fresh_lab.config, save_blocks=False)
+
+    job = client.get_job(job_id)
+    assert job.status.value == "failed"
+    assert "lab platform restarted while the command ran" in job.results[0].stderr
