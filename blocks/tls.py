@@ -5,9 +5,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+
 from opsapi.errors import ConfigurationError
 
 logger = logging.getLogger("opsflow.tls")
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow or task run's logger (so the warning shows in the Prefect UI), else ours."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
 
 
 def tls_verify(what: str, ca_cert: str | None, verify_tls: bool) -> bool | str:
@@ -25,7 +36,7 @@ def tls_verify(what: str, ca_cert: str | None, verify_tls: bool) -> bool | str:
             )
         return str(path)
     if not verify_tls:
-        logger.warning(
+        _logger().warning(
             "TLS verification for %s is OFF (verify_tls=false): anyone on the path can read "
             "its credentials; set ca_cert instead",
             what,
