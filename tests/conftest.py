@@ -6,6 +6,7 @@ Nothing here skips: when a server cannot be started the fixture fails, in CI and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import socket
@@ -116,6 +117,26 @@ class Lab:
             20,
             f"Prometheus to see {hostnames} at {load}",
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `last` run after all others, whatever was selected."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every log record of the whole session (ours and Prefect's), for the final leak scan."""
+    path = tmp_path_factory.getbasetemp() / "suite.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    loggers = [logging.getLogger(), logging.getLogger("prefect")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield path
+    for logger in loggers:
+        logger.removeHandler(handler)
+    handler.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,53 @@
+"""The leak scan after the whole suite: no credential in anything any test left behind.
+
+Runs last (marker `last`). The secrets are the lab's (platform token, Vault root token, AppRole
+secret id) and every secret value opsflow handled in this process (each Vault token a login
+returned, each value read from Vault). The places are every file the session wrote — the
+session log with every record and traceback, both Prefect databases (flow-run parameters,
+states and their exception messages, logs, artifacts, events), the opsflow audit log, the lab's
+own logs and databases — except the lab's credential stores themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsapi import redaction
+from tests.test_no_secret_leaks import prefect_database_files
+
+CREDENTIAL_STORES = {"secrets.json", "approle.json", "vault-unseal.key"}  # the lab's, mode 0600
+
+
+def written_files(root: Path) -> list[Path]:
+    return [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name not in CREDENTIAL_STORES
+    ]
+
+
+@pytest.mark.last
+def test_no_credential_appears_in_anything_the_suite_left_behind(lab, suite_log, tmp_path_factory):
+    with redaction._lock:
+        handled = sorted(redaction._secrets)
+    secrets = {
+        "platform token": lab.secrets["platform_token"],
+        "Vault root token": lab.secrets["vault_root_token"],
+        "AppRole secret id": lab.approle["secret_id"],
+        **{f"secret #{n} opsflow handled": value for n, value in enumerate(handled)},
+    }
+    files = written_files(tmp_path_factory.getbasetemp()) + prefect_database_files()
+    assert suite_log in files and lab.config.audit_log in files
+    assert suite_log.stat().st_size > 100_000  # the session did log: the scan has material
+
+    leaks = []
+    for path in files:
+        content = path.read_bytes()
+        leaks += [
+            f"{what} in {path}" for what, value in secrets.items() if value.encode() in content
+        ]
+
+    print(f"leak scan: {len(secrets)} secrets x {len(files)} files: {len(leaks)} hits")
+    assert leaks == []
