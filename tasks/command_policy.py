@@ -1,7 +1,7 @@
 """Which commands a runbook may send: an allowlist that shell syntax cannot get around.
 
 With an allowlist, a command must be one plain command (no `;`, `&`, `|`, `$`, backquotes,
-redirections, sub-shells, globs or newlines) and match one pattern completely.
+redirections, sub-shells, globs, newlines or other control characters) and match one pattern completely.
 
 Example:
     >>> check_command("systemctl restart nginx", [r"systemctl (restart|status) [\\w@.-]+"])
@@ -33,6 +33,12 @@ def check_command(command: str, allowlist: list[str] | None) -> str:
         raise CommandNotAllowed(
             f"command {command!r} uses shell syntax {shell.group()!r}, which an allowlist "
             "forbids: send one plain command"
+        )
+    hidden = next((ch for ch in command if not (ch.isprintable() or ch == "\t")), None)
+    if hidden is not None:
+        raise CommandNotAllowed(
+            f"command {command!r} contains the control character U+{ord(hidden):04X}, which "
+            "an allowlist forbids: type the command as plain text"
         )
     if not any(re.fullmatch(pattern, command) for pattern in allowlist):
         raise CommandNotAllowed(f"command {command!r} matches no allowlist pattern {allowlist}")
