@@ -10,28 +10,25 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
+import requests
 
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
 from lab.stack import _alive, _port_free, _processes, up
 from opsapi import OpsPlatformClient
 from tasks.host_locks import LOCK_PREFIX
-from tasks.restart_plan import RestartPolicy
+from tasks.restart_report import RestartReport
 from tests.conftest import wait_until
 
 OVERLOADED = {"lab-web-01": 9.0, "lab-db-02": 8.5, "lab-web-03": 8.0}  # restart order
-FAST = {"batch_size": 1, "poll_seconds": 0.5, "verify_window_seconds": 30}
 
 
 @pytest.fixture
-def real_prefect_api(fresh_lab, prefect_server) -> Iterator[str]:
-    """Runs go to a real `prefect server start`: the test harness's ephemeral API has no lease
-    repossessor, so there a SIGKILLed run's host locks would never be freed."""
+def real_prefect_api(fresh_lab, prefect_server) -> str:
+    """Runs go to a real `prefect server start` (the test harness's ephemeral API has no lease
+    repossessor: there a SIGKILLed run's host locks would never be freed). Every run is its
+    own process: Prefect's per-process services stay bound to the first API they talk to."""
     api = f"{prefect_server}/api"
     up = subprocess.run(
         [sys.executable, "-m", "lab", "up", "--dir", str(fresh_lab.config.dir)],
@@ -41,8 +38,7 @@ def real_prefect_api(fresh_lab, prefect_server) -> Iterator[str]:
         timeout=300,
     )
     assert up.returncode == 0, up.stdout + up.stderr  # the lab's blocks, saved in that server
-    with temporary_settings({PREFECT_API_URL: api}):
-        yield api
+    return api
 
 
 def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
@@ -57,13 +53,36 @@ def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def held_host_locks() -> dict[str, int]:
-    with get_client(sync_client=True) as client:
-        limits = client.read_global_concurrency_limits(limit=200)
+RUN_AND_PRINT_REPORT = """
+from flows.restart_overloaded_hosts import restart_overloaded_hosts
+from tasks.restart_plan import RestartPolicy
+state = restart_overloaded_hosts(RestartPolicy(batch_size=1, poll_seconds=0.5,
+                                               verify_window_seconds=30), return_state=True)
+print("REPORT " + state.result(raise_on_failure=False).model_dump_json())
+"""
+
+
+def run_again(api: str) -> RestartReport:
+    """The runbook in a fresh process against `api`; its typed report."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_PRINT_REPORT],
+        env={**os.environ, "PREFECT_API_URL": api},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("REPORT ")), None)
+    assert line, done.stdout[-2000:] + done.stderr[-3000:]
+    return RestartReport.model_validate_json(line.removeprefix("REPORT "))
+
+
+def held_host_locks(api: str) -> dict[str, int]:
+    answer = requests.post(f"{api}/v2/concurrency_limits/filter", json={"limit": 200}, timeout=10)
+    answer.raise_for_status()
     return {
-        limit.name: limit.active_slots
-        for limit in limits
-        if limit.name.startswith(LOCK_PREFIX) and limit.active_slots
+        limit["name"]: limit["active_slots"]
+        for limit in answer.json()
+        if limit["name"].startswith(LOCK_PREFIX) and limit["active_slots"]
     }
 
 
@@ -92,9 +111,7 @@ def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
     done_by_killed_run = fresh_lab.admin.restarts()
     assert done_by_killed_run == {"lab-web-01": 1}, done_by_killed_run
 
-    rerun = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True).result(
-        raise_on_failure=False
-    )
+    rerun = run_again(real_prefect_api)
 
     # Right away the killed run's locks still hold its hosts: skipped, not restarted twice.
     assert fresh_lab.admin.restarts() == done_by_killed_run
@@ -105,8 +122,10 @@ def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
     }
 
     # Its leases run out (nobody renews them) and the server takes the slots back.
-    wait_until(lambda: not held_host_locks(), 150, "the killed run's host locks to expire")
-    last = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True).result()
+    wait_until(
+        lambda: not held_host_locks(real_prefect_api), 150, "the killed run's host locks to expire"
+    )
+    last = run_again(real_prefect_api)
 
     assert last.outcome == "completed"
     assert sorted(last.verified) == ["lab-db-02", "lab-web-03"]
