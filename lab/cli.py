@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -78,6 +79,38 @@ def fail_restart_command(
     for hostname in hostnames:
         admin.fail_restart(hostname, not undo)
     console.print(f"restart will {'work' if undo else 'fail'} on {', '.join(hostnames)}")
+
+
+@app.command("hang-restart")
+def hang_restart_command(
+    hostnames: list[str],
+    undo: Annotated[bool, typer.Option("--undo", help="Let restarts return again.")] = False,
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Make `systemctl restart` hang on lab hosts, the platform never finishing the job."""
+    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    for hostname in hostnames:
+        admin.hang_restart(hostname, not undo)
+    console.print(f"restart will {'return' if undo else 'hang'} on {', '.join(hostnames)}")
+
+
+class MetricsFault(str, Enum):
+    nan = "nan"
+    stale = "stale"
+    absent = "absent"
+    normal = "normal"
+
+
+@app.command("metrics")
+def metrics_command(
+    hostname: str,
+    fault: MetricsFault,
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Make a host's load series NaN, stale (a 90 s old replayed sample), absent, or normal."""
+    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    admin.metrics_fault(hostname, None if fault is MetricsFault.normal else fault.value)
+    console.print(f"{hostname}: load series {fault.value}")
 
 
 @app.command("fill-disk")

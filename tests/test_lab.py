@@ -119,3 +119,28 @@ def test_opsflow_blocks_register_registers_every_block_type(lab):
 
     assert result.returncode == 0, result.stderr
     assert "Successfully registered 8 blocks" in result.stdout
+
+
+def lab_command(lab, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", *args, "--dir", str(lab.config.dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_lab_commands_inject_and_clear_host_faults(fresh_lab):
+    assert "load series nan" in lab_command(fresh_lab, "metrics", "lab-web-01", "nan")
+    wait_until(
+        lambda: str(fresh_lab.prometheus_loads()["lab-web-01"]) == "nan", 20, "Prometheus: NaN"
+    )
+    lab_command(fresh_lab, "metrics", "lab-web-01", "normal")
+    wait_until(lambda: fresh_lab.prometheus_loads()["lab-web-01"] < 2, 20, "a number again")
+
+    assert "restart will hang on lab-db-02" in lab_command(fresh_lab, "hang-restart", "lab-db-02")
+    assert "restart will return on lab-db-02" in lab_command(
+        fresh_lab, "hang-restart", "lab-db-02", "--undo"
+    )
