@@ -9,6 +9,7 @@ history, so it holds across process restarts and for every tool that uses the pl
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -23,6 +24,18 @@ from opsapi.models import JobStatus
 from tasks.hosts import READ
 
 LOCK_PREFIX = "opsflow-host-"
+
+
+class _HeldLockIsNotAnError(logging.Filter):
+    """Prefect's slot service logs every acquisition timeout as an ERROR with a traceback; for
+    host locks a timeout only means another run holds the host, which we report ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("ConcurrencySlotAcquisition" in message and "raised TimeoutError" in message)
+
+
+logging.getLogger("prefect._internal.concurrency").addFilter(_HeldLockIsNotAnError())
 
 
 def lock_name(host_id: str) -> str:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
@@ -15,6 +16,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows.restart_overloaded_hosts import restart_overloaded_hosts
 from lab.stack import LabAdmin
+from tasks.host_locks import host_locks
 from tasks.restart_plan import RestartPolicy
 from tests.conftest import wait_until
 from tests.test_restart_runbook import artifacts_of
@@ -186,3 +188,19 @@ def test_a_later_run_in_another_process_skips_hosts_within_the_cooldown(fresh_la
     )
     assert no_cooldown.result().verified == ["lab-web-01"]
     assert fresh_lab.admin.restarts() == {"lab-web-01": 2}
+
+
+def test_a_held_host_lock_is_reported_calmly_not_as_prefects_error(caplog):
+    @flow
+    def lock_twice() -> list[tuple[list[str], list[str]]]:
+        with host_locks(["lock-test-1", "lock-test-2"]) as first:
+            with host_locks(["lock-test-2", "lock-test-3"], wait_seconds=1) as second:
+                return [first, second]
+
+    first, second = lock_twice()
+
+    assert first == (["lock-test-1", "lock-test-2"], [])
+    assert second == (["lock-test-3"], ["lock-test-2"])
+
+    assert "1 hosts are locked by another run: lock-test-2" in caplog.text
+    assert not [r for r in caplog.records if r.name == "prefect._internal.concurrency"]
