@@ -92,6 +92,7 @@ def platform_schema(scratch_platform: ScratchPlatform) -> schemathesis.BaseSchem
     )
 
 
+# The design's API table; test_lab checks the document lists exactly these.
 OPERATIONS = [
     ("GET", "/api/v1/hosts"),
     ("POST", "/api/v1/hosts"),
