@@ -31,8 +31,7 @@ from lab.hosts import (
     disk_used,
     fill_disk,
     host_dir,
-    set_fail_restart,
-    set_hang_restart,
+    set_host_flag,
 )
 from lab.jobs import JobRunner
 from lab.store import Duplicate, LabStore
@@ -158,8 +157,9 @@ STALE_SAMPLE_AGE = 90.0
 class MetricsFaultIn(BaseModel):
     fault: Literal["nan", "stale", "absent"] | None = Field(
         description="nan: the load is NaN; stale: a relay replays the load the host has now "
-        "as a sample taken 90 s ago (a new series, exporter=replay: Prometheus serves it for "
-        "5 minutes and never marks it stale); absent: no load series; null: normal again."
+        f"as a sample taken {STALE_SAMPLE_AGE:g} s ago (a new series, exporter=replay: "
+        "Prometheus serves it for 5 minutes and never marks it stale); absent: no load series; "
+        "null: normal again."
     )
 
 
@@ -456,26 +456,26 @@ def create_app(
     @app.post("/lab/hosts/{hostname}/fail-restart", dependencies=auth, include_in_schema=False)
     def fail_restart(hostname: str, body: FailRestartIn) -> dict[str, Any]:
         host = by_name(hostname)
-        set_fail_restart(root, hostname, body.fail)
+        set_host_flag(root, hostname, "fail-restart", body.fail)
         store.set_state(host["id"], fail_restart=int(body.fail))
         return lab_state(hostname)
 
     @app.post("/lab/hosts/{hostname}/metrics", dependencies=auth, include_in_schema=False)
     def metrics_fault(hostname: str, body: MetricsFaultIn) -> dict[str, Any]:
         host = by_name(hostname)
-        state = next(s for s in store.host_states() if s["hostname"] == hostname)
+        state = store.host_state(host["id"])
         store.set_state(
             host["id"],
             metrics_fault=body.fault,
             metrics_frozen_at=time.time() - STALE_SAMPLE_AGE,
-            metrics_frozen_load=current_load(state),
+            metrics_frozen_load=current_load(state),  # type: ignore[arg-type]
         )
         return lab_state(hostname)
 
     @app.post("/lab/hosts/{hostname}/hang-restart", dependencies=auth, include_in_schema=False)
     def hang_restart(hostname: str, body: HangRestartIn) -> dict[str, Any]:
         by_name(hostname)
-        set_hang_restart(root, hostname, body.hang)
+        set_host_flag(root, hostname, "hang-restart", body.hang)
         return lab_state(hostname)
 
     @app.put("/lab/faults", dependencies=auth, include_in_schema=False)

@@ -65,27 +65,19 @@ def fill_disk(root: Path, hostname: str, gigabytes: float, age_days: float = 10)
     return path
 
 
-def set_fail_restart(root: Path, hostname: str, fail: bool) -> None:
-    """Make the lab `systemctl restart` fail on this host, or work again."""
-    flag = host_dir(root, hostname) / ".lab" / "fail-restart"
-    if fail:
-        flag.touch()
+def host_flag(root: Path, hostname: str, flag: str) -> Path:
+    """A flag file the lab `systemctl` reads: `fail-restart` (restarts fail) or `hang-restart`
+    (restarts never return, and the platform applies no timeout: its agent is "lost")."""
+    return host_dir(root, hostname) / ".lab" / flag
+
+
+def set_host_flag(root: Path, hostname: str, flag: str, on: bool) -> None:
+    """Raise or clear a host's flag."""
+    path = host_flag(root, hostname, flag)
+    if on:
+        path.touch()
     else:
-        flag.unlink(missing_ok=True)
-
-
-def set_hang_restart(root: Path, hostname: str, hang: bool) -> None:
-    """Make the lab `systemctl restart` hang on this host, and the platform lose track of it:
-    no per-host timeout applies, the job stays running until it is cancelled."""
-    flag = host_dir(root, hostname) / ".lab" / "hang-restart"
-    if hang:
-        flag.touch()
-    else:
-        flag.unlink(missing_ok=True)
-
-
-def hangs(root: Path, hostname: str) -> bool:
-    return (host_dir(root, hostname) / ".lab" / "hang-restart").exists()
+        path.unlink(missing_ok=True)
 
 
 def read_systemctl_record(root: Path, hostname: str) -> tuple[int, float | None, bool]:

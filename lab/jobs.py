@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lab.hosts import LAB_BIN, command_env, disk_used, hangs, host_dir, read_systemctl_record
+from lab.hosts import LAB_BIN, command_env, disk_used, host_dir, host_flag, read_systemctl_record
 from lab.store import LabStore
 
 OUTPUT_LIMIT = 64 * 1024
@@ -90,7 +90,7 @@ class JobRunner:
         try:
             # A hanging host's agent is lost: no timeout applies (only a cancel ends it).
             stdout, stderr = process.communicate(
-                timeout=None if hangs(self.root, hostname) else timeout
+                timeout=None if host_flag(self.root, hostname, "hang-restart").exists() else timeout
             )
         except subprocess.TimeoutExpired:
             _kill_group(process)

@@ -483,7 +483,7 @@ class LabAdmin:
         return self._call("POST", f"/lab/hosts/{hostname}/overload", json={"load": load})
 
     def metrics_fault(self, hostname: str, fault: str | None) -> dict[str, Any]:
-        """Make the host's load series NaN, stale (a stuck exporter) or absent; None: normal."""
+        """Make the host's load series NaN, stale (a replayed old sample) or absent; None: normal."""
         return self._call("POST", f"/lab/hosts/{hostname}/metrics", json={"fault": fault})
 
     def hang_restart(self, hostname: str, hang: bool = True) -> dict[str, Any]:

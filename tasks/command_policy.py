@@ -1,7 +1,8 @@
 """Which commands a runbook may send: an allowlist that shell syntax cannot get around.
 
 With an allowlist, a command must be one plain command (no `;`, `&`, `|`, `$`, backquotes,
-redirections, sub-shells, globs, newlines or other control characters) and match one pattern completely.
+redirections, sub-shells, globs, newlines or other control characters) and match one pattern
+completely.
 
 Example:
     >>> check_command("systemctl restart nginx", [r"systemctl (restart|status) [\\w@.-]+"])

@@ -1,10 +1,11 @@
 """Per-host locks shared by every runbook, and the cooldown after a restart.
 
 A lock is a Prefect global concurrency limit of 1 named ``opsflow-host-<id>``, created before it
-is taken (a limit that does not exist locks nothing) and held with a 60 s lease (Prefect's minimum) that Prefect
-renews while the run lives, so a crashed (even SIGKILLed) run frees its hosts within about a
-minute and a quarter: the lease runs out and the server's repossessor (every 15 s) takes the slots back. The cooldown is read from the platform's own job
-history, so it holds across process restarts and for every tool that uses the platform.
+is taken (a limit that does not exist locks nothing) and held with a 60 s lease (Prefect's
+minimum) that Prefect renews while the run lives, so a crashed (even SIGKILLed) run frees its
+hosts within about 75 s: the lease runs out and the server's repossessor (every 15 s) takes the
+slots back. The cooldown is read from the platform's own job history, so it holds across
+process restarts and for every tool that uses the platform.
 """
 
 from __future__ import annotations

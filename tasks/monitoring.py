@@ -72,10 +72,11 @@ def sample_ages(client: PrometheusClient, promql: str) -> dict[str, float]:
 
 
 def current_loads(
-    client: PrometheusClient, promql: str, max_age_seconds: float | None
+    client: PrometheusClient, frame: pd.DataFrame, promql: str, max_age_seconds: float | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(usable loads, unusable rows with a `why`): NaN and stale samples are never used."""
-    loads = load_by_instance(client.query(promql))
+    """`frame` (the answer to `promql`) as (usable loads, unusable rows with a `why`): NaN and
+    samples older than `max_age_seconds` are never used."""
+    loads = load_by_instance(frame)
     loads["why"] = None
     loads.loc[loads["load"].isna(), "why"] = "NaN"
     if max_age_seconds is not None and not loads.empty:
@@ -110,7 +111,7 @@ def query_load(
             )
         if "instance" not in frame.columns:
             raise RunbookAborted(f"series of {promql!r} have no 'instance' label to match hosts by")
-        usable, unusable = current_loads(client, promql, max_age_seconds)
+        usable, unusable = current_loads(client, frame, promql, max_age_seconds)
     logger = get_run_logger()
     if not unusable.empty:
         logger.warning(
@@ -122,9 +123,10 @@ def query_load(
             ),
         )
     if usable.empty:
+        reasons = ", ".join(sorted(set(unusable["why"])))[:200]
         raise RunbookAborted(
-            f"every series of {promql!r} is NaN or stale ({', '.join(sorted(set(unusable['why'])))[:200]}): "
-            "no usable load data, so no action"
+            f"every series of {promql!r} is NaN or stale ({reasons}): no usable load data, "
+            "so no action"
         )
     logger.info("load: %d instances, max %.2f", len(usable), usable["load"].max())
     return usable
@@ -150,7 +152,7 @@ def wait_for_recovery(
     last: dict[str, float | None] = dict.fromkeys(ips)
     with prometheus.get_client() as client:
         while True:
-            loads, _ = current_loads(client, promql, max_age_seconds)
+            loads, _ = current_loads(client, client.query(promql), promql, max_age_seconds)
             seen = dict(zip(loads["ip"], loads["load"], strict=True))
             last = {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
             waiting = [ip for ip, load in last.items() if load is None or load >= threshold]

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, model_validator
 
 from opsapi.models import Host, HostSelector
+from tasks.monitoring import MAX_SAMPLE_AGE_SECONDS
 
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,127}$"
 
@@ -33,7 +34,7 @@ class RestartPolicy(BaseModel):
         default=4.0, gt=0, description="Restart hosts whose load is above this."
     )
     max_sample_age_seconds: float = Field(
-        default=120,
+        default=MAX_SAMPLE_AGE_SECONDS,
         ge=1,
         le=3600,
         description="Load samples older than this are stale: their hosts are not acted on.",

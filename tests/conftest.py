@@ -23,6 +23,7 @@ import requests
 from hypothesis import settings
 from prefect.testing.utilities import prefect_test_harness
 
+from blocks import OpsPlatform, VaultConnection, VaultSecret
 from lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -122,6 +123,23 @@ class Lab:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `last` run after all others, whatever was selected."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+def lab_platform_copy(vault: VaultConnection | None = None, **changes: Any) -> OpsPlatform:
+    """The lab's Ops Platform block, unsaved, with its token read through `vault` (default the
+    lab's own connection) and any field changed."""
+    lab_platform = OpsPlatform.load("lab")
+    fields = {
+        "url": lab_platform.url,
+        "ca_cert": lab_platform.ca_cert,
+        "audit_log": lab_platform.audit_log,
+        "token_from_vault": (
+            VaultSecret(vault=vault, path="opsflow/platform")
+            if vault
+            else lab_platform.token_from_vault
+        ),
+    }
+    return OpsPlatform(**{**fields, **changes})
 
 
 @pytest.fixture(scope="session", autouse=True)

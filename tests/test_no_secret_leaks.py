@@ -9,9 +9,10 @@ import prefect.settings
 import pytest
 from pydantic import SecretStr
 
-from blocks import OpsPlatform, VaultConnection, VaultSecret
+from blocks import OpsPlatform, VaultConnection
 from flows.restart_overloaded_hosts import restart_overloaded_hosts
 from tasks.restart_plan import RestartPolicy
+from tests.conftest import lab_platform_copy
 from tests.test_vault import root_client
 
 FAST = {
@@ -38,13 +39,7 @@ def token_platform_block(lab, vault_token: str) -> str:
         token=SecretStr(vault_token),
         ca_cert=str(lab.config.vault_ca_cert),
     )
-    lab_platform = OpsPlatform.load("lab")
-    OpsPlatform(
-        url=lab_platform.url,
-        ca_cert=lab_platform.ca_cert,
-        audit_log=lab_platform.audit_log,
-        token_from_vault=VaultSecret(vault=vault, path="opsflow/platform"),
-    ).save("lab-token", overwrite=True)
+    lab_platform_copy(vault).save("lab-token", overwrite=True)
     return "lab-token"
 
 
@@ -56,12 +51,7 @@ def test_no_secret_appears_anywhere_after_runs(fresh_lab, caplog, capfd):
     wrong_secret_id = "wrong-secret-id-9876543210"
     broken = VaultConnection.load("lab")
     broken.secret_id = SecretStr(wrong_secret_id)
-    OpsPlatform(
-        url=fresh_lab.config.platform_url,
-        ca_cert=str(fresh_lab.config.ca_cert),
-        audit_log=str(fresh_lab.config.audit_log),
-        token_from_vault=VaultSecret(vault=broken, path="opsflow/platform"),
-    ).save("lab-broken", overwrite=True)
+    lab_platform_copy(broken).save("lab-broken", overwrite=True)
     fresh_lab.overload(8.0, "lab-web-01", "lab-db-02")
 
     ok = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True)  # AppRole

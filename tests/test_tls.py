@@ -13,12 +13,12 @@ from blocks import OpsPlatform, VaultConnection, VaultSecret
 from flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsapi import ConnectionFailed, VaultError
 from tasks.restart_plan import RestartPolicy
-from tests.conftest import wait_until
+from tests.conftest import lab_platform_copy, wait_until
 
 
 def platform_block(lab, **tls) -> OpsPlatform:
-    lab_platform = OpsPlatform.load("lab")
-    return OpsPlatform(url=lab_platform.url, token_from_vault=lab_platform.token_from_vault, **tls)
+    """The lab's platform with only the TLS settings given (no CA unless given)."""
+    return lab_platform_copy(**{"ca_cert": None, **tls})
 
 
 def test_the_platform_is_accepted_with_its_ca_and_refused_without(lab):

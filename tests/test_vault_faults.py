@@ -13,12 +13,12 @@ import hvac
 import pytest
 from pydantic import SecretStr
 
-from blocks import OpsPlatform, VaultConnection, VaultSecret
+from blocks import VaultConnection, VaultSecret
 from flows.restart_overloaded_hosts import restart_overloaded_hosts
 from lab.vault_seed import POLICY_NAME, SECRET_PATH
 from opsapi import VaultError
 from tasks.restart_plan import RestartPolicy
-from tests.conftest import free_ports, wait_until
+from tests.conftest import free_ports, lab_platform_copy, wait_until
 from tests.test_vault import root_client
 
 FAST = {"batch_size": 2, "poll_seconds": 0.5, "verify_window_seconds": 30}
@@ -44,16 +44,11 @@ def sealed_vault(lab) -> Iterator[hvac.Client]:
 
 def platform_block_with_vault_at(lab, url: str) -> str:
     """A copy of the lab's Ops Platform block whose token comes from Vault at `url`."""
-    vault, platform = VaultConnection.load("lab"), OpsPlatform.load("lab")
+    vault = VaultConnection.load("lab")
     elsewhere = VaultConnection(
         url=url, role_id=vault.role_id, secret_id=vault.secret_id, ca_cert=vault.ca_cert
     )
-    OpsPlatform(
-        url=platform.url,
-        ca_cert=platform.ca_cert,
-        audit_log=platform.audit_log,
-        token_from_vault=VaultSecret(vault=elsewhere, path=SECRET_PATH),
-    ).save("lab-vault-elsewhere", overwrite=True)
+    lab_platform_copy(elsewhere).save("lab-vault-elsewhere", overwrite=True)
     return "lab-vault-elsewhere"
 
 
