@@ -32,7 +32,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.baselines import Target, seed_reads, seed_runbook, threaded_runbook  # noqa: E402
-from lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up  # noqa: E402
+from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up  # noqa: E402
 
 console = Console(width=120)
 ROOT = Path(__file__).parent.parent
@@ -91,7 +91,7 @@ def prepare(config: LabConfig, admin: LabAdmin, hosts: int, overloaded: int) -> 
 def bench_client(
     config: LabConfig, admin: LabAdmin, repeat: int, reads: int
 ) -> list[dict[str, Any]]:
-    from opsapi import OpsPlatformClient
+    from opsflow.opsapi import OpsPlatformClient
 
     admin.reset(reads)
     token = lab_secrets(config)["platform_token"]
@@ -154,8 +154,8 @@ def vault_requests(config: LabConfig, since: int) -> dict[str, int]:
 def bench_runbook(
     config: LabConfig, admin: LabAdmin, sizes: list[int], repeat: int, seed_budget: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from flows.restart_overloaded_hosts import restart_overloaded_hosts
-    from tasks.restart_plan import RestartPolicy
+    from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+    from opsflow.tasks.restart_plan import RestartPolicy
 
     token = lab_secrets(config)["platform_token"]
     target = Target(config.platform_url, token, str(config.ca_cert), config.prometheus_url)

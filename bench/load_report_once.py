@@ -7,7 +7,7 @@ import resource
 import sys
 import time
 
-from flows.load_report import LoadReportParams, load_report
+from opsflow.flows.load_report import LoadReportParams, load_report
 
 
 def main(hosts: int) -> None:

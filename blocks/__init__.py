@@ -3,10 +3,10 @@
 Register them all with ``prefect block register -m blocks``.
 """
 
-from blocks.monitoring import Alertmanager, Prometheus
-from blocks.notifications import DingTalkWebhook, FeishuWebhook, WeComWebhook
-from blocks.ops_platform import OpsPlatform
-from blocks.vault import VaultConnection, VaultSecret
+from opsflow.blocks.monitoring import Alertmanager, Prometheus
+from opsflow.blocks.notifications import DingTalkWebhook, FeishuWebhook, WeComWebhook
+from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.blocks.vault import VaultConnection, VaultSecret
 
 __all__ = [
     "Alertmanager",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from blocks.tls import tls_verify
-from opsapi.alertmanager import AlertmanagerClient
-from opsapi.prometheus import PrometheusClient
+from opsflow.blocks.tls import tls_verify
+from opsflow.opsapi.alertmanager import AlertmanagerClient
+from opsflow.opsapi.prometheus import PrometheusClient
 
 
 class Prometheus(Block):

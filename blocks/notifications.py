@@ -10,8 +10,8 @@ import anyio.to_thread
 from prefect.blocks.abstract import NotificationBlock
 from pydantic import Field, SecretStr
 
-from blocks.tls import tls_verify
-from opsapi.chat import ChatWebhook
+from opsflow.blocks.tls import tls_verify
+from opsflow.opsapi.chat import ChatWebhook
 
 
 class _ChatBlock(NotificationBlock):

@@ -7,11 +7,11 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from blocks.tls import tls_verify
-from blocks.vault import VaultSecret
-from opsapi.audit import AuditLog
-from opsapi.errors import ConfigurationError
-from opsapi.platform import OpsPlatformClient
+from opsflow.blocks.tls import tls_verify
+from opsflow.blocks.vault import VaultSecret
+from opsflow.opsapi.audit import AuditLog
+from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.platform import OpsPlatformClient
 
 
 class OpsPlatform(Block):

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
-from opsapi.errors import ConfigurationError
+from opsflow.opsapi.errors import ConfigurationError
 
 logger = logging.getLogger("opsflow.tls")
 

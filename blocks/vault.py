@@ -11,9 +11,9 @@ from prefect.blocks.core import Block
 from prefect.runtime import flow_run
 from pydantic import Field, SecretStr
 
-from blocks.tls import tls_verify
-from opsapi.errors import ConfigurationError
-from opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultAuth, VaultClient
+from opsflow.blocks.tls import tls_verify
+from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultAuth, VaultClient
 
 T = TypeVar("T")
 

@@ -1,3 +1,3 @@
-from flows.cli import main
+from opsflow.flows.cli import main
 
 main()

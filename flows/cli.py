@@ -19,16 +19,36 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from opsapi.models import HostSelector
+from opsflow.opsapi.models import HostSelector
 
 app = typer.Typer(help="Ops runbooks as Prefect flows.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from opsflow import __version__
+
+        console.print(f"opsflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Ops runbooks as Prefect flows."""
+
+
 @app.command("runbooks")
 def runbooks_command() -> None:
     """List the runbooks, their default schedules and what they do."""
-    from flows.registry import RUNBOOKS
+    from opsflow.flows.registry import RUNBOOKS
 
     table = Table("runbook", "schedule", "what it does")
     for runbook in RUNBOOKS.values():
@@ -48,7 +68,7 @@ def serve_command(
     """Deploy runbooks to the Prefect API in PREFECT_API_URL and run what it schedules."""
     from prefect import serve
 
-    from flows.deployments import deployments
+    from opsflow.flows.deployments import deployments
 
     serve(*deployments(names or None, schedules=not no_schedules))
 
@@ -60,9 +80,10 @@ def blocks_command(
     """Register opsflow's block types with the Prefect API (`opsflow blocks register`)."""
     if action != "register":
         raise typer.BadParameter(f"unknown action {action!r}; use 'register'")
-    raise typer.Exit(
-        subprocess.call([sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"])
-    )
+    from opsflow.blocks.registration import register_block_types
+
+    for slug in register_block_types():
+        console.print(f"registered block type [bold]{slug}[/]")
 
 
 @app.command(
@@ -76,7 +97,7 @@ def blocks_command(
 def lab_command(ctx: typer.Context) -> None:
     """The local ops lab (up, down, status, overload, fail-restart, fill-disk, hosts, reset)."""
     # The lab is a separate program: product code never imports it.
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "lab", *ctx.args]))
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "opsflow.lab", *ctx.args]))
 
 
 # `opsflow run NAME ...`, built from the parameter models ----------------------------------
@@ -133,7 +154,7 @@ def _signature(model: type[BaseModel]) -> inspect.Signature:
 
 
 def _add_runbook_commands() -> None:
-    from flows.registry import RUNBOOKS
+    from opsflow.flows.registry import RUNBOOKS
 
     for name, runbook in RUNBOOKS.items():
 
@@ -171,7 +192,7 @@ def _values(model: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(name: str, given: dict[str, Any]) -> None:
-    from flows.registry import RUNBOOKS
+    from opsflow.flows.registry import RUNBOOKS
 
     runbook = RUNBOOKS[name]
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.registry import RUNBOOKS
+from opsflow.flows.registry import RUNBOOKS
 
 
 def deployments(names: list[str] | None = None, schedules: bool = True) -> list[RunnerDeployment]:

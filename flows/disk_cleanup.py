@@ -16,14 +16,14 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field, model_validator
 
-from blocks import OpsPlatform, Prometheus
-from opsapi.errors import OpsAPIError, RunbookAborted
-from opsapi.models import HostSelector
-from tasks.hosts import list_hosts
-from tasks.jobs import execute_job, wait_for_job
-from tasks.monitoring import query_load, wait_for_recovery
-from tasks.notify import notify_on_finish
-from tasks.restart_plan import build_plan
+from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.opsapi.errors import OpsAPIError, RunbookAborted
+from opsflow.opsapi.models import HostSelector
+from opsflow.tasks.hosts import list_hosts
+from opsflow.tasks.jobs import execute_job, wait_for_job
+from opsflow.tasks.monitoring import query_load, wait_for_recovery
+from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.restart_plan import build_plan
 
 USAGE_QUERY = (
     '100 * (1 - node_filesystem_avail_bytes{mountpoint="/"} '

@@ -11,13 +11,13 @@ import pandas as pd
 from prefect import flow
 from pydantic import BaseModel, Field, model_validator
 
-from blocks import OpsPlatform, Prometheus
-from opsapi.errors import OpsAPIError, RunbookAborted
-from opsapi.models import HostSelector
-from tasks.hosts import list_hosts
-from tasks.load_report import load_table, publish_load_report
-from tasks.monitoring import load_by_instance, query_instant, query_load
-from tasks.notify import notify_on_finish
+from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.opsapi.errors import OpsAPIError, RunbookAborted
+from opsflow.opsapi.models import HostSelector
+from opsflow.tasks.hosts import list_hosts
+from opsflow.tasks.load_report import load_table, publish_load_report
+from opsflow.tasks.monitoring import load_by_instance, query_instant, query_load
+from opsflow.tasks.notify import notify_on_finish
 
 
 class LoadReportParams(BaseModel):

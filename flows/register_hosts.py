@@ -13,10 +13,10 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
-from blocks import OpsPlatform
-from tasks.host_import import read_host_rows, sort_against_inventory
-from tasks.hosts import create_hosts, list_hosts, replace_hosts
-from tasks.notify import notify_on_finish
+from opsflow.blocks import OpsPlatform
+from opsflow.tasks.host_import import read_host_rows, sort_against_inventory
+from opsflow.tasks.hosts import create_hosts, list_hosts, replace_hosts
+from opsflow.tasks.notify import notify_on_finish
 
 
 class RegisterHostsParams(BaseModel):

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from prefect import Flow
 from pydantic import BaseModel
 
-from flows.disk_cleanup import DiskCleanupParams, disk_cleanup
-from flows.load_report import LoadReportParams, load_report
-from flows.register_hosts import RegisterHostsParams, register_hosts
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from flows.run_command import RunCommandParams, run_command
-from tasks.restart_plan import RestartPolicy
+from opsflow.flows.disk_cleanup import DiskCleanupParams, disk_cleanup
+from opsflow.flows.load_report import LoadReportParams, load_report
+from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.run_command import RunCommandParams, run_command
+from opsflow.tasks.restart_plan import RestartPolicy
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@
     7. silence expired, report artifact, notification, typed result
 
 Example:
-    >>> from flows.restart_overloaded_hosts import restart_overloaded_hosts, RestartPolicy
+    >>> from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts, RestartPolicy
     >>> report = restart_overloaded_hosts(RestartPolicy(threshold=4, dry_run=True))  # doctest: +SKIP
     >>> report.outcome                                                               # doctest: +SKIP
     'dry_run'
@@ -23,19 +23,25 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from blocks import Alertmanager, OpsPlatform, Prometheus
-from flows.approval import request_approval
-from opsapi.errors import JobTimedOut, OpsAPIError, RunbookAborted
-from opsapi.models import Job
-from tasks.alerts import expire_silence, silence_hosts
-from tasks.events import host_restarted, rollout_aborted
-from tasks.host_locks import host_locks, recently_restarted
-from tasks.hosts import list_hosts
-from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
-from tasks.monitoring import query_load, wait_for_recovery
-from tasks.notify import notify_on_finish
-from tasks.restart_plan import Candidate, RestartPlan, RestartPolicy, plan_markdown, plan_restarts
-from tasks.restart_report import (
+from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus
+from opsflow.flows.approval import request_approval
+from opsflow.opsapi.errors import JobTimedOut, OpsAPIError, RunbookAborted
+from opsflow.opsapi.models import Job
+from opsflow.tasks.alerts import expire_silence, silence_hosts
+from opsflow.tasks.events import host_restarted, rollout_aborted
+from opsflow.tasks.host_locks import host_locks, recently_restarted
+from opsflow.tasks.hosts import list_hosts
+from opsflow.tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
+from opsflow.tasks.monitoring import query_load, wait_for_recovery
+from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.restart_plan import (
+    Candidate,
+    RestartPlan,
+    RestartPolicy,
+    plan_markdown,
+    plan_restarts,
+)
+from opsflow.tasks.restart_report import (
     HostOutcome,
     RestartReport,
     judge_batch,

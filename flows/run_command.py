@@ -12,12 +12,12 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field, model_validator
 
-from blocks import OpsPlatform
-from opsapi.models import HostSelector
-from tasks.command_policy import check_command
-from tasks.hosts import list_hosts
-from tasks.jobs import execute_job, wait_for_job
-from tasks.notify import notify_on_finish
+from opsflow.blocks import OpsPlatform
+from opsflow.opsapi.models import HostSelector
+from opsflow.tasks.command_policy import check_command
+from opsflow.tasks.hosts import list_hosts
+from opsflow.tasks.jobs import execute_job, wait_for_job
+from opsflow.tasks.notify import notify_on_finish
 
 
 class RunCommandParams(BaseModel):

@@ -1,3 +1,3 @@
-from lab.cli import app
+from opsflow.lab.cli import app
 
-app(prog_name="opsflow-lab")
+app(prog_name="opsflow lab")

@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lab.faults import FaultInjector, FaultRule
-from lab.hosts import (
+from opsflow.lab.faults import FaultInjector, FaultRule
+from opsflow.lab.hosts import (
     DISK_SIZE_BYTES,
     base_load_for,
     current_load,
@@ -33,8 +33,8 @@ from lab.hosts import (
     host_dir,
     set_host_flag,
 )
-from lab.jobs import JobRunner
-from lab.store import Duplicate, LabStore
+from opsflow.lab.jobs import JobRunner
+from opsflow.lab.store import Duplicate, LabStore
 
 HOSTNAME_PATTERN = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"

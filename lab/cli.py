@@ -10,7 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab.stack import DEFAULT_DIR, LabAdmin, LabConfig, LabPorts, down, lab_secrets, status, up
+from opsflow.lab.stack import (
+    DEFAULT_DIR,
+    LabAdmin,
+    LabConfig,
+    LabPorts,
+    down,
+    lab_secrets,
+    status,
+    up,
+)
 
 app = typer.Typer(
     help="The local ops lab: platform, OpenBao, Prometheus, Alertmanager.", no_args_is_help=True
@@ -160,7 +169,7 @@ def serve_command(
     prometheus_url: str | None = None,
 ) -> None:
     """Run the lab platform in the foreground (what `up` starts in the background)."""
-    from lab.server import serve
+    from opsflow.lab.server import serve
 
     config = LabConfig.load(directory.expanduser())
     serve(config.dir, port, lab_secrets(config)["platform_token"], prometheus_url)

@@ -11,8 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lab.hosts import LAB_BIN, command_env, disk_used, host_dir, host_flag, read_systemctl_record
-from lab.store import LabStore
+from opsflow.lab.hosts import (
+    LAB_BIN,
+    command_env,
+    disk_used,
+    host_dir,
+    host_flag,
+    read_systemctl_record,
+)
+from opsflow.lab.store import LabStore
 
 OUTPUT_LIMIT = 64 * 1024
 

@@ -7,9 +7,9 @@ from types import FrameType
 
 import uvicorn
 
-from lab.api import create_app
-from lab.faults import FaultMiddleware
-from lab.tls import ensure_certificates
+from opsflow.lab.api import create_app
+from opsflow.lab.faults import FaultMiddleware
+from opsflow.lab.tls import ensure_certificates
 
 
 class _LabServer(uvicorn.Server):

@@ -236,8 +236,8 @@ def _ensure(
 
 def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     """Start every lab component that is not running, seed it, save the blocks; return URLs."""
-    from lab.tls import ensure_certificates
-    from lab.vault_seed import seed_vault
+    from opsflow.lab.tls import ensure_certificates
+    from opsflow.lab.vault_seed import seed_vault
 
     config.save()
     ensure_certificates(config.dir / "tls")
@@ -294,7 +294,7 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
         [
             sys.executable,
             "-m",
-            "lab",
+            "opsflow.lab",
             "serve",
             "--dir",
             str(config.dir),
@@ -432,7 +432,7 @@ def save_lab_blocks(config: LabConfig, credentials: dict[str, str]) -> None:
     """Save the Prefect blocks that point at the lab, all named `config.block_name`."""
     from pydantic import SecretStr
 
-    from blocks import Alertmanager, OpsPlatform, Prometheus, VaultConnection, VaultSecret
+    from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus, VaultConnection, VaultSecret
 
     name = config.block_name
     vault = VaultConnection(

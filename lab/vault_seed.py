@@ -9,7 +9,7 @@ import hvac
 import requests
 
 if TYPE_CHECKING:
-    from lab.stack import LabConfig
+    from opsflow.lab.stack import LabConfig
 
 SECRET_PATH = "opsflow/platform"
 POLICY_NAME = "opsflow-runbook"

@@ -1,8 +1,8 @@
 """Plain Python clients for ops platforms, Prometheus, Alertmanager and Vault (no Prefect)."""
 
-from opsapi.alertmanager import AlertmanagerClient
-from opsapi.audit import AuditLog
-from opsapi.errors import (
+from opsflow.opsapi.alertmanager import AlertmanagerClient
+from opsflow.opsapi.audit import AuditLog
+from opsflow.opsapi.errors import (
     AuthFailed,
     BadResponse,
     ConfigurationError,
@@ -20,10 +20,10 @@ from opsapi.errors import (
     ServerError,
     VaultError,
 )
-from opsapi.models import Host, HostSelector, HostSpec, Job, JobResult, JobStatus
-from opsapi.platform import OpsPlatformClient
-from opsapi.prometheus import PrometheusClient
-from opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultClient
+from opsflow.opsapi.models import Host, HostSelector, HostSpec, Job, JobResult, JobStatus
+from opsflow.opsapi.platform import OpsPlatformClient
+from opsflow.opsapi.prometheus import PrometheusClient
+from opsflow.opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultClient
 
 __all__ = [
     "AlertmanagerClient",

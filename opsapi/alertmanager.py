@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from opsapi.audit import AuditLog
-from opsapi.errors import BadResponse
-from opsapi.http import JSONClient
+from opsflow.opsapi.audit import AuditLog
+from opsflow.opsapi.errors import BadResponse
+from opsflow.opsapi.http import JSONClient
 
 
 class AlertmanagerClient(JSONClient):

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from opsapi.redaction import mask_secrets, redact_mapping
+from opsflow.opsapi.redaction import mask_secrets, redact_mapping
 
 _BODY_LIMIT = 2000
 

@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsapi.audit import AuditLog
-from opsapi.errors import NotificationFailed
-from opsapi.http import JSONClient
-from opsapi.redaction import register_secret
+from opsflow.opsapi.audit import AuditLog
+from opsflow.opsapi.errors import NotificationFailed
+from opsflow.opsapi.http import JSONClient
+from opsflow.opsapi.redaction import register_secret
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:

@@ -23,8 +23,8 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from opsapi.audit import AuditLog, redact_url
-from opsapi.errors import (
+from opsflow.opsapi.audit import AuditLog, redact_url
+from opsflow.opsapi.errors import (
     AuthFailed,
     BadResponse,
     Conflict,
@@ -36,7 +36,7 @@ from opsapi.errors import (
     RequestTimedOut,
     ServerError,
 )
-from opsapi.redaction import mask_secrets
+from opsflow.opsapi.redaction import mask_secrets
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = (429, 502, 503, 504)

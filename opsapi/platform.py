@@ -16,11 +16,11 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from opsapi.audit import AuditLog
-from opsapi.errors import BadResponse, ConfigurationError, JobTimedOut
-from opsapi.http import JSONClient
-from opsapi.models import Host, HostSpec, Job
-from opsapi.redaction import register_secret
+from opsflow.opsapi.audit import AuditLog
+from opsflow.opsapi.errors import BadResponse, ConfigurationError, JobTimedOut
+from opsflow.opsapi.http import JSONClient
+from opsflow.opsapi.models import Host, HostSpec, Job
+from opsflow.opsapi.redaction import register_secret
 
 API = "/api/v1"
 EXECUTE_PATH = f"{API}/job/execute"

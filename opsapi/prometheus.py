@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from opsapi.audit import AuditLog
-from opsapi.errors import BadResponse
-from opsapi.http import JSONClient
+from opsflow.opsapi.audit import AuditLog
+from opsflow.opsapi.errors import BadResponse
+from opsflow.opsapi.http import JSONClient
 
 
 class PrometheusClient(JSONClient):

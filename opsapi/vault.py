@@ -19,8 +19,8 @@ import hvac
 import requests
 from hvac import exceptions as hvac_errors
 
-from opsapi.errors import ConfigurationError, VaultError
-from opsapi.redaction import mask_secrets, register_secret
+from opsflow.opsapi.errors import ConfigurationError, VaultError
+from opsflow.opsapi.redaction import mask_secrets, register_secret
 
 
 @dataclass(frozen=True)

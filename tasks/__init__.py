@@ -1,8 +1,15 @@
 """Prefect tasks: one per API operation, thin over the clients the blocks hand out."""
 
-from tasks.hosts import create_host, delete_host, get_host, list_hosts, replace_host, update_host
-from tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
-from tasks.monitoring import query_instant, query_load, query_range, wait_for_recovery
+from opsflow.tasks.hosts import (
+    create_host,
+    delete_host,
+    get_host,
+    list_hosts,
+    replace_host,
+    update_host,
+)
+from opsflow.tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
+from opsflow.tasks.monitoring import query_instant, query_load, query_range, wait_for_recovery
 
 __all__ = [
     "cancel_job",

@@ -7,7 +7,7 @@ import re
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from blocks.monitoring import Alertmanager
+from opsflow.blocks.monitoring import Alertmanager
 
 
 @task(name="Silence alerts", cache_policy=NO_CACHE)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from opsapi.errors import ConfigurationError
+from opsflow.opsapi.errors import ConfigurationError
 
 SHELL_SYNTAX = re.compile(r"[;&|$`<>(){}\\\n\r*?\[\]~!#'\"]")
 

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from opsapi.errors import ConfigurationError
-from opsapi.models import Host, HostSpec
+from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.models import Host, HostSpec
 
 COLUMNS = ("hostname", "ip", "os", "owner", "tags")
 

@@ -20,9 +20,9 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 
-from blocks.ops_platform import OpsPlatform
-from opsapi.models import JobStatus
-from tasks.hosts import READ
+from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.opsapi.models import JobStatus
+from opsflow.tasks.hosts import READ
 
 LOCK_PREFIX = "opsflow-host-"
 

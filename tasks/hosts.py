@@ -7,9 +7,9 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from blocks.ops_platform import OpsPlatform
-from opsapi.models import Host, HostSelector, HostSpec
-from tasks.retrying import transient_failure
+from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.opsapi.models import Host, HostSelector, HostSpec
+from opsflow.tasks.retrying import transient_failure
 
 READ = {
     "retries": 2,

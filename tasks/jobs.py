@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from blocks.ops_platform import OpsPlatform
-from opsapi.models import Job
-from tasks.events import job_submitted
-from tasks.hosts import READ
+from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.opsapi.models import Job
+from opsflow.tasks.events import job_submitted
+from opsflow.tasks.hosts import READ
 
 
 @task(name="Execute job", cache_policy=NO_CACHE)

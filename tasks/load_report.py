@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from opsapi.models import Host
+from opsflow.opsapi.models import Host
 
 STATUS_ORDER = {"critical": 0, "warning": 1, "no data": 2, "ok": 3}
 ARTIFACT_ROWS = 200  # the UI table shows the worst hosts; the CSV has every one

@@ -9,10 +9,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from blocks.monitoring import Prometheus
-from opsapi.errors import RunbookAborted
-from opsapi.prometheus import PrometheusClient
-from tasks.hosts import READ
+from opsflow.blocks.monitoring import Prometheus
+from opsflow.opsapi.errors import RunbookAborted
+from opsflow.opsapi.prometheus import PrometheusClient
+from opsflow.tasks.hosts import READ
 
 
 @task(name="Query Prometheus", **READ)

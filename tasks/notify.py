@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_logger
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from opsapi.errors import ConfigurationError
+from opsflow.opsapi.errors import ConfigurationError
 
 logger = get_logger("opsflow.notify")
 

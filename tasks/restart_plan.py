@@ -11,8 +11,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, model_validator
 
-from opsapi.models import Host, HostSelector
-from tasks.monitoring import MAX_SAMPLE_AGE_SECONDS
+from opsflow.opsapi.models import Host, HostSelector
+from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS
 
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,127}$"
 

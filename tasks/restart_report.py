@@ -9,8 +9,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from opsapi.models import Job
-from tasks.restart_plan import Candidate, RestartPlan, plan_markdown
+from opsflow.opsapi.models import Job
+from opsflow.tasks.restart_plan import Candidate, RestartPlan, plan_markdown
 
 HostResult = Literal[
     "verified", "restart failed", "unhealthy", "load did not recover", "not touched", "planned"

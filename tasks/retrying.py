@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import Task
 from prefect.client.schemas.objects import State, TaskRun
 
-from opsapi.errors import ConnectionFailed, RateLimited, RequestTimedOut, ServerError
+from opsflow.opsapi.errors import ConnectionFailed, RateLimited, RequestTimedOut, ServerError
 
 TRANSIENT = (ConnectionFailed, RateLimited, RequestTimedOut, ServerError)
 

@@ -23,8 +23,8 @@ import requests
 from hypothesis import settings
 from prefect.testing.utilities import prefect_test_harness
 
-from blocks import OpsPlatform, VaultConnection, VaultSecret
-from lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
+from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
+from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from lab.stack import LabAdmin, LabConfig, lab_secrets
-from lab.tls import ensure_certificates
+from opsflow.lab.stack import LabAdmin, LabConfig, lab_secrets
+from opsflow.lab.tls import ensure_certificates
 from tests.conftest import free_ports, wait_until
 
 EXAMPLES_PER_OPERATION = 60
@@ -59,7 +59,7 @@ def scratch_platform(lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     token = lab_secrets(config)["platform_token"]
     log = (config.dir / "platform.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "lab", "serve", "--dir", str(config.dir)]
+        [sys.executable, "-m", "opsflow.lab", "serve", "--dir", str(config.dir)]
         + ["--port", str(config.ports.platform)]
         + ["--prometheus-url", lab.config.prometheus_url],
         stdout=log,

@@ -11,7 +11,7 @@ from prefect.settings import PREFECT_API_URL
 
 def opsflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "flows", *args],
+        [sys.executable, "-m", "opsflow.flows", *args],
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "200"},
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.command_policy import CommandNotAllowed, check_command
+from opsflow.tasks.command_policy import CommandNotAllowed, check_command
 
 SHELL_OPERATORS = list(";&|<>()`$\n\r") + ["&&", "||", "$(", "${", ">>", "<<"]
 ALLOWED = [r"uptime( -p)?", r"systemctl (restart|status|is-active) [\w@.-]+", r"df -h .*"]

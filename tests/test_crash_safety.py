@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from lab.stack import _alive, _port_free, _processes, up
-from opsapi import OpsPlatformClient
-from tasks.host_locks import LOCK_PREFIX
-from tasks.restart_report import RestartReport
+from opsflow.lab.stack import _alive, _port_free, _processes, up
+from opsflow.opsapi import OpsPlatformClient
+from opsflow.tasks.host_locks import LOCK_PREFIX
+from opsflow.tasks.restart_report import RestartReport
 from tests.conftest import wait_until
 
 OVERLOADED = {"lab-web-01": 9.0, "lab-db-02": 8.5, "lab-web-03": 8.0}  # restart order
@@ -31,7 +31,7 @@ def real_prefect_api(fresh_lab, prefect_server) -> str:
     own process: Prefect's per-process services stay bound to the first API they talk to."""
     api = f"{prefect_server}/api"
     up = subprocess.run(
-        [sys.executable, "-m", "lab", "up", "--dir", str(fresh_lab.config.dir)],
+        [sys.executable, "-m", "opsflow.lab", "up", "--dir", str(fresh_lab.config.dir)],
         env={**os.environ, "PREFECT_API_URL": api},
         capture_output=True,
         text=True,
@@ -44,7 +44,7 @@ def real_prefect_api(fresh_lab, prefect_server) -> str:
 def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
     """`opsflow run restart-overloaded-hosts`, one host per batch, in its own process group."""
     return subprocess.Popen(
-        [sys.executable, "-m", "flows", "run", "restart-overloaded-hosts"]
+        [sys.executable, "-m", "opsflow.flows", "run", "restart-overloaded-hosts"]
         + ["--batch-size", "1", "--poll-seconds", "0.5", "--verify-window-seconds", "30"],
         env={**os.environ, "PREFECT_API_URL": api},
         stdout=log.open("wb"),
@@ -54,8 +54,8 @@ def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 RUN_AND_PRINT_REPORT = """
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from tasks.restart_plan import RestartPolicy
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.tasks.restart_plan import RestartPolicy
 state = restart_overloaded_hosts(RestartPolicy(batch_size=1, poll_seconds=0.5,
                                                verify_window_seconds=30), return_state=True)
 print("REPORT " + state.result(raise_on_failure=False).model_dump_json())

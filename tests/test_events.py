@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter
 
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from tasks.restart_plan import RestartPolicy
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import wait_until
 
 FAST = {
@@ -64,8 +64,8 @@ def test_restart_emits_job_host_and_abort_events(fresh_lab):
 def test_the_readme_automation_example_is_accepted_by_the_api():
     from pydantic import SecretStr
 
-    from blocks import WeComWebhook
     from examples.automation_on_aborted_rollout import aborted_rollout_automation
+    from opsflow.blocks import WeComWebhook
 
     WeComWebhook(url="http://127.0.0.1:9", key=SecretStr("wecom-key-000000")).save(
         "oncall", overwrite=True

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from blocks import OpsPlatform
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsapi import BadResponse, ConnectionFailed, RequestTimedOut, ServerError
-from tasks.restart_plan import RestartPolicy
+from opsflow.blocks import OpsPlatform
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.opsapi import BadResponse, ConnectionFailed, RequestTimedOut, ServerError
+from opsflow.tasks.restart_plan import RestartPolicy
 
 FAST = {
     "batch_size": 2,

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from opsapi import ConfigurationError
-from opsapi.models import HostSpec
-from tasks.host_import import InvalidHostRows, read_host_rows
+from opsflow.opsapi import ConfigurationError
+from opsflow.opsapi.models import HostSpec
+from opsflow.tasks.host_import import InvalidHostRows, read_host_rows
 
 LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?", fullmatch=True)
 HOSTNAMES = st.lists(LABEL, min_size=1, max_size=4).map(".".join)

@@ -10,9 +10,9 @@ import sys
 import pytest
 import requests
 
-from blocks import OpsPlatform
-from lab.stack import _alive, _processes, up
-from opsapi import AuthFailed, ConnectionFailed, OpsPlatformClient
+from opsflow.blocks import OpsPlatform
+from opsflow.lab.stack import _alive, _processes, up
+from opsflow.opsapi import AuthFailed, ConnectionFailed, OpsPlatformClient
 from tests.conftest import wait_until
 from tests.test_api_contract import OPERATIONS as CONTRACT_OPERATIONS
 
@@ -99,7 +99,7 @@ def test_opsflow_blocks_register_registers_every_block_type(lab):
     from prefect.settings import PREFECT_API_URL
 
     result = subprocess.run(
-        [sys.executable, "-m", "flows", "blocks", "register"],
+        [sys.executable, "-m", "opsflow.flows", "blocks", "register"],
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
         capture_output=True,
         text=True,
@@ -112,7 +112,7 @@ def test_opsflow_blocks_register_registers_every_block_type(lab):
 
 def lab_command(lab, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "lab", *args, "--dir", str(lab.config.dir)],
+        [sys.executable, "-m", "opsflow.lab", *args, "--dir", str(lab.config.dir)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from opsapi import redaction
+from opsflow.opsapi import redaction
 from tests.test_no_secret_leaks import prefect_database_files
 
 CREDENTIAL_STORES = {"secrets.json", "approle.json", "vault-unseal.key"}  # the lab's, mode 0600

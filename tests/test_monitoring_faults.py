@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from blocks import Prometheus
-from opsapi import RunbookAborted
-from tasks.restart_plan import RestartPolicy
+from opsflow.blocks import Prometheus
+from opsflow.opsapi import RunbookAborted
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, wait_until
 from tests.test_restart_runbook import run
 

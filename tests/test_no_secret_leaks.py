@@ -9,9 +9,9 @@ import prefect.settings
 import pytest
 from pydantic import SecretStr
 
-from blocks import OpsPlatform, VaultConnection
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from tasks.restart_plan import RestartPolicy
+from opsflow.blocks import OpsPlatform, VaultConnection
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import lab_platform_copy
 from tests.test_vault import root_client
 

@@ -7,11 +7,11 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from blocks import DingTalkWebhook, FeishuWebhook, WeComWebhook
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsapi import NotificationFailed
-from opsapi.chat import dingtalk_sign, feishu_sign
-from tasks.restart_plan import RestartPolicy
+from opsflow.blocks import DingTalkWebhook, FeishuWebhook, WeComWebhook
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.opsapi import NotificationFailed
+from opsflow.opsapi.chat import dingtalk_sign, feishu_sign
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.chat_receiver import chat_receiver
 
 FAST = {
@@ -106,7 +106,7 @@ def test_runbook_notifies_on_completion_and_on_abort(fresh_lab):
 
 
 def test_every_runbook_notifies_its_summary(fresh_lab):
-    from flows.load_report import LoadReportParams, load_report
+    from opsflow.flows.load_report import LoadReportParams, load_report
 
     with chat_receiver() as receiver:
         receiver.answer = {"code": 0, "msg": "success"}

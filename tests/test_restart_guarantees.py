@@ -14,10 +14,10 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL
 
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from lab.stack import LabAdmin
-from tasks.host_locks import host_locks
-from tasks.restart_plan import RestartPolicy
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.lab.stack import LabAdmin
+from opsflow.tasks.host_locks import host_locks
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import wait_until
 from tests.test_restart_runbook import artifacts_of
 
@@ -168,7 +168,7 @@ def test_a_later_run_in_another_process_skips_hosts_within_the_cooldown(fresh_la
         [
             sys.executable,
             "-m",
-            "flows",
+            "opsflow.flows",
             "run",
             "restart-overloaded-hosts",
             "--verify-window-seconds",

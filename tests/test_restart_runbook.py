@@ -9,10 +9,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from blocks import Prometheus
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsapi import RunbookAborted
-from tasks.restart_plan import RestartPolicy
+from opsflow.blocks import Prometheus
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.opsapi import RunbookAborted
+from opsflow.tasks.restart_plan import RestartPolicy
 
 FAST = {
     "batch_size": 2,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from blocks import OpsPlatform
-from flows.disk_cleanup import DiskCleanupParams, disk_cleanup
-from flows.load_report import LoadReportParams, load_report
-from flows.register_hosts import RegisterHostsParams, register_hosts
-from flows.run_command import RunCommandParams, run_command
-from tasks.command_policy import CommandNotAllowed
-from tasks.host_import import InvalidHostRows
+from opsflow.blocks import OpsPlatform
+from opsflow.flows.disk_cleanup import DiskCleanupParams, disk_cleanup
+from opsflow.flows.load_report import LoadReportParams, load_report
+from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
+from opsflow.flows.run_command import RunCommandParams, run_command
+from opsflow.tasks.command_policy import CommandNotAllowed
+from opsflow.tasks.host_import import InvalidHostRows
 
 
 def test_load_report_flags_overloaded_hosts_per_cpu_and_writes_csv(fresh_lab, tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from blocks import OpsPlatform, Prometheus
-from opsapi import Conflict, HostSelector, HostSpec, InvalidInput, NotFound
-from tasks import (
+from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.opsapi import Conflict, HostSelector, HostSpec, InvalidInput, NotFound
+from opsflow.tasks import (
     create_host,
     delete_host,
     execute_job,

@@ -9,10 +9,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-from blocks import OpsPlatform, VaultConnection, VaultSecret
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsapi import ConnectionFailed, VaultError
-from tasks.restart_plan import RestartPolicy
+from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.opsapi import ConnectionFailed, VaultError
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import lab_platform_copy, wait_until
 
 

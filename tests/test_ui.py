@@ -65,7 +65,7 @@ def test_deployment_form_renders_and_a_triggered_run_shows_its_report(
 ):
     env = {**os.environ, "PREFECT_API_URL": f"{prefect_server}/api"}
     up = subprocess.run(
-        [sys.executable, "-m", "lab", "up", "--dir", str(lab.config.dir)],
+        [sys.executable, "-m", "opsflow.lab", "up", "--dir", str(lab.config.dir)],
         env=env,
         capture_output=True,
         text=True,
@@ -76,7 +76,7 @@ def test_deployment_form_renders_and_a_triggered_run_shows_its_report(
     lab.overload(8.0, "lab-web-01")
     with (tmp_path / "serve.log").open("wb") as log:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "flows", "serve", "load-report", "--no-schedules"],
+            [sys.executable, "-m", "opsflow.flows", "serve", "load-report", "--no-schedules"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

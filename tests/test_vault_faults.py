@@ -13,11 +13,11 @@ import hvac
 import pytest
 from pydantic import SecretStr
 
-from blocks import VaultConnection, VaultSecret
-from flows.restart_overloaded_hosts import restart_overloaded_hosts
-from lab.vault_seed import POLICY_NAME, SECRET_PATH
-from opsapi import VaultError
-from tasks.restart_plan import RestartPolicy
+from opsflow.blocks import VaultConnection, VaultSecret
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
+from opsflow.opsapi import VaultError
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, lab_platform_copy, wait_until
 from tests.test_vault import root_client
 
