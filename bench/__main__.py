@@ -91,13 +91,15 @@ def prepare(config: LabConfig, admin: LabAdmin, hosts: int, overloaded: int) -> 
 def bench_client(
     config: LabConfig, admin: LabAdmin, repeat: int, reads: int
 ) -> list[dict[str, Any]]:
-    from opsflow.opsapi import OpsPlatformClient
+    from opsflow.opsapi import OpsPlatformClient, Transport
 
     admin.reset(reads)
     token = lab_secrets(config)["platform_token"]
     target = Target(config.platform_url, token, str(config.ca_cert), config.prometheus_url)
     ids = [int(h["id"]) for h in admin.hosts()][:reads]
-    client = OpsPlatformClient(config.platform_url, token, verify=str(config.ca_cert))
+    client = OpsPlatformClient(
+        config.platform_url, token, transport=Transport(ca_cert=str(config.ca_cert))
+    )
 
     def opsflow_sequential() -> None:
         for host_id in ids:
@@ -163,6 +165,8 @@ def bench_runbook(
     for size in sizes:
         overloaded = size // 20
         policy = RestartPolicy(
+            platform="lab",
+            prometheus="lab",
             threshold=4,
             recovery_threshold=2,
             batch_size=50,
@@ -249,7 +253,10 @@ def bench_load_report(
         wait(
             lambda n=size: (
                 prometheus_count(config, "count(node_load1)") == n
-                and prometheus_count(config, "count(lab_host_cpus)") == n
+                and prometheus_count(
+                    config, 'count(count by (instance) (node_cpu_seconds_total{mode="idle"}))'
+                )
+                == n
             ),
             600,
             f"{size} series",

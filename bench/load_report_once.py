@@ -12,7 +12,11 @@ from opsflow.flows.load_report import LoadReportParams, load_report
 
 def main(hosts: int) -> None:
     started = time.perf_counter()
-    report = load_report(LoadReportParams(csv_path=f"/tmp/opsflow-bench-load-{hosts}.csv"))
+    report = load_report(
+        LoadReportParams(
+            csv_path=f"/tmp/opsflow-bench-load-{hosts}.csv", platform="lab", prometheus="lab"
+        )
+    )
     seconds = time.perf_counter() - started
     if report.hosts != hosts:
         raise SystemExit(f"report covered {report.hosts} hosts, expected {hosts}")

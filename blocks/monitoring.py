@@ -5,9 +5,11 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from opsflow.blocks.tls import tls_verify
+from opsflow.blocks.docs import code_example, docs_url
+from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.opsapi.alertmanager import AlertmanagerClient
 from opsflow.opsapi.prometheus import PrometheusClient
+from opsflow.opsapi.transport import Transport
 
 
 class Prometheus(Block):
@@ -18,25 +20,22 @@ class Prometheus(Block):
     """
 
     _block_type_name = "Prometheus"
-    _description = "A Prometheus server's URL, optional bearer token and TLS settings."
+    _description = "A Prometheus server's URL, optional bearer token and transport settings."
+    _documentation_url = docs_url("blocks")
+    _code_example = code_example("Prometheus", 'print({var}.get_client().query("up"))')
 
-    url: str = Field(default="http://127.0.0.1:9090", description="Root URL of Prometheus.")
+    url: str = Field(description="Root URL of Prometheus, e.g. http://prometheus:9090.")
     bearer_token: SecretStr | None = Field(
-        default=None, description="Token for a Prometheus behind an auth proxy."
+        default=None, description="Token for a Prometheus behind an auth proxy, if any."
     )
-    ca_cert: str | None = Field(default=None, description="Path of the CA bundle for its TLS.")
-    verify_tls: bool = Field(default=True, description="Verify Prometheus' certificate.")
-    timeout: float = Field(default=30.0, gt=0, description="Seconds per query.")
-    retries: int = Field(default=3, ge=0, le=10, description="Retries of failed queries.")
+    transport: Transport = transport_field()
 
     def get_client(self) -> PrometheusClient:
         """A ready Prometheus client."""
         return PrometheusClient(
             self.url,
             bearer_token=self.bearer_token.get_secret_value() if self.bearer_token else None,
-            timeout=self.timeout,
-            verify=tls_verify("Prometheus", self.ca_cert, self.verify_tls),
-            retries=self.retries,
+            transport=client_transport("Prometheus", self.transport),
         )
 
 
@@ -48,17 +47,15 @@ class Alertmanager(Block):
     """
 
     _block_type_name = "Alertmanager"
-    _description = "An Alertmanager's URL and TLS settings, for silences during rollouts."
+    _description = "An Alertmanager's URL and transport settings, for silences during rollouts."
+    _documentation_url = docs_url("blocks")
+    _code_example = code_example("Alertmanager", "print({var}.get_client().list_silences())")
 
-    url: str = Field(default="http://127.0.0.1:9093", description="Root URL of Alertmanager.")
-    ca_cert: str | None = Field(default=None, description="Path of the CA bundle for its TLS.")
-    verify_tls: bool = Field(default=True, description="Verify Alertmanager's certificate.")
-    timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
+    url: str = Field(description="Root URL of Alertmanager, e.g. http://alertmanager:9093.")
+    transport: Transport = transport_field()
 
     def get_client(self) -> AlertmanagerClient:
         """A ready Alertmanager client."""
         return AlertmanagerClient(
-            self.url,
-            timeout=self.timeout,
-            verify=tls_verify("Alertmanager", self.ca_cert, self.verify_tls),
+            self.url, transport=client_transport("Alertmanager", self.transport)
         )

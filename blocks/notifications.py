@@ -1,44 +1,66 @@
 """Chat-bot notification blocks Prefect does not ship: WeCom, DingTalk (signed), Feishu.
 
-They are Prefect `NotificationBlock`s, so Prefect automations can use them too, and have a
-plain `send(subject, body)` for runbooks.
+They follow Prefect's `NotificationBlock` contract, so Prefect automations (which run them
+inside the Prefect server) can use them as well as runbooks: `notify(body, subject)` is
+synchronous in synchronous code and awaitable in the server's event loop; a refused message is
+logged, or raised as Prefect's `NotificationError` inside `raise_on_failure()`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import anyio.to_thread
-from prefect.blocks.abstract import NotificationBlock
+from prefect._internal.compatibility.async_dispatch import async_dispatch
+from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import Field, SecretStr
 
-from opsflow.blocks.tls import tls_verify
+from opsflow.blocks.docs import code_example, docs_url
+from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.opsapi.chat import ChatWebhook
+from opsflow.opsapi.errors import OpsAPIError
+from opsflow.opsapi.transport import Transport
 
 
-class _ChatBlock(NotificationBlock):
-    ca_cert: str | None = Field(default=None, description="CA bundle path, for a private endpoint.")
-    timeout: float = Field(default=10.0, gt=0, description="Seconds per request.")
+class ChatWebhookBlock(NotificationBlock, ABC):
+    """A chat bot reached by webhook; abstract, so it is no block type of its own."""
 
-    def webhook(self) -> ChatWebhook:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    _documentation_url = docs_url("notifications")
 
-    def send(self, subject: str, body: str) -> None:
-        """Send now; raises `NotificationFailed` when the service refuses."""
-        self.webhook().send(subject, body)
+    transport: Transport = transport_field(timeout=10.0, retries=2)
 
-    async def notify(self, body: str, subject: str | None = None) -> None:
-        """Prefect's notification interface (used by automations)."""
-        await anyio.to_thread.run_sync(self.send, subject or "", body)
+    @abstractmethod
+    def webhook(self) -> ChatWebhook:
+        """The configured bot."""
+
+    def _send(self, body: str, subject: str | None) -> None:
+        try:
+            self.webhook().send(subject or "", body)
+        except OpsAPIError as exc:
+            if self._raise_on_failure:
+                raise NotificationError(log=str(exc)) from exc
+            self.logger.error("%s notification not sent: %s", self.get_block_type_name(), exc)
+
+    async def anotify(self, body: str, subject: str | None = None) -> None:
+        """Send from async code (the Prefect server's automations await this)."""
+        await anyio.to_thread.run_sync(self._send, body, subject)
+
+    @async_dispatch(anotify)
+    def notify(self, body: str, subject: str | None = None) -> None:
+        """Send `body` under `subject`; see the class docstring for what a refusal does."""
+        self._send(body, subject)
 
 
-class WeComWebhook(_ChatBlock):
+class WeComWebhook(ChatWebhookBlock):
     """A WeCom (企业微信) group bot.
 
     Example:
-        >>> WeComWebhook(key="...").send("Restart done", "3 hosts verified")   # doctest: +SKIP
+        >>> WeComWebhook(key="...").notify("3 hosts verified", "Restart done")  # doctest: +SKIP
     """
 
     _block_type_name = "WeCom Webhook"
     _description = "Sends markdown messages to a WeCom group bot and checks its errcode."
+    _code_example = code_example("WeComWebhook", '{var}.notify("3 hosts verified", "Restart done")')
 
     url: str = Field(default="https://qyapi.weixin.qq.com", description="WeCom API root.")
     key: SecretStr = Field(description="The bot's webhook key (the key= of its URL).")
@@ -47,21 +69,23 @@ class WeComWebhook(_ChatBlock):
         return ChatWebhook.wecom(
             self.url,
             self.key.get_secret_value(),
-            timeout=self.timeout,
-            verify=tls_verify("WeCom", self.ca_cert, True),
+            transport=client_transport("WeCom", self.transport),
         )
 
 
-class DingTalkWebhook(_ChatBlock):
+class DingTalkWebhook(ChatWebhookBlock):
     """A DingTalk (钉钉) group robot, signed when a secret is set.
 
     Example:
-        >>> DingTalkWebhook(access_token="...", secret="SEC...").send("Done", "ok")  # doctest: +SKIP
+        >>> DingTalkWebhook(access_token="...", secret="SEC...").notify("ok", "Done")  # doctest: +SKIP
     """
 
     _block_type_name = "DingTalk Webhook"
     _description = (
         "Sends markdown messages to a DingTalk robot (HMAC-signed) and checks its errcode."
+    )
+    _code_example = code_example(
+        "DingTalkWebhook", '{var}.notify("3 hosts verified", "Restart done")'
     )
 
     url: str = Field(default="https://oapi.dingtalk.com", description="DingTalk API root.")
@@ -73,21 +97,23 @@ class DingTalkWebhook(_ChatBlock):
             self.url,
             self.access_token.get_secret_value(),
             self.secret.get_secret_value() if self.secret else None,
-            timeout=self.timeout,
-            verify=tls_verify("DingTalk", self.ca_cert, True),
+            transport=client_transport("DingTalk", self.transport),
         )
 
 
-class FeishuWebhook(_ChatBlock):
+class FeishuWebhook(ChatWebhookBlock):
     """A Feishu / Lark (飞书) custom bot, signed when a secret is set.
 
     Example:
-        >>> FeishuWebhook(hook_token="...", secret="...").send("Done", "ok")     # doctest: +SKIP
+        >>> FeishuWebhook(hook_token="...", secret="...").notify("ok", "Done")  # doctest: +SKIP
     """
 
     _block_type_name = "Feishu Webhook"
     _description = (
         "Sends text messages to a Feishu custom bot (optionally signed) and checks its code."
+    )
+    _code_example = code_example(
+        "FeishuWebhook", '{var}.notify("3 hosts verified", "Restart done")'
     )
 
     url: str = Field(default="https://open.feishu.cn", description="Feishu API root.")
@@ -99,6 +125,5 @@ class FeishuWebhook(_ChatBlock):
             self.url,
             self.hook_token.get_secret_value(),
             self.secret.get_secret_value() if self.secret else None,
-            timeout=self.timeout,
-            verify=tls_verify("Feishu", self.ca_cert, True),
+            transport=client_transport("Feishu", self.transport),
         )

@@ -7,11 +7,14 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from opsflow.blocks.tls import tls_verify
+from opsflow.blocks.docs import code_example, docs_url
+from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.blocks.vault import VaultSecret
-from opsflow.opsapi.audit import AuditLog
 from opsflow.opsapi.errors import ConfigurationError
 from opsflow.opsapi.platform import OpsPlatformClient
+from opsflow.opsapi.transport import Transport
+
+AUDIT_LOG = "~/.opsflow/audit.jsonl"
 
 
 class OpsPlatform(Block):
@@ -25,24 +28,25 @@ class OpsPlatform(Block):
     """
 
     _block_type_name = "Ops Platform"
-    _description = "The ops platform's URL, token (stored or from Vault), TLS and retry settings."
+    _description = (
+        "An ops platform speaking the hosts-and-jobs REST API: its URL, its token (stored or "
+        "read from Vault) and transport settings."
+    )
+    _documentation_url = docs_url("blocks")
+    _code_example = code_example("OpsPlatform", 'print({var}.get_client().list_hosts(tag="web"))')
 
-    url: str = Field(default="https://127.0.0.1:18443", description="Root URL of the platform.")
-    token: SecretStr | None = Field(default=None, description="API token, if not read from Vault.")
+    url: str = Field(description="Root URL of the platform, e.g. https://ops.example.com.")
+    token: SecretStr | None = Field(
+        default=None, description="API token, when it is not read from Vault."
+    )
     token_from_vault: VaultSecret | None = Field(
         default=None, description="Where in Vault to read the API token."
     )
     auth_scheme: Literal["Token", "Bearer"] = Field(
         default="Token", description="Authorization scheme: Token or Bearer."
     )
-    ca_cert: str | None = Field(default=None, description="Path of the CA bundle for its TLS.")
-    verify_tls: bool = Field(default=True, description="Verify the platform's certificate.")
-    timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
-    retries: int = Field(default=3, ge=0, le=10, description="Retries of idempotent requests.")
     page_size: int = Field(default=500, ge=1, le=1000, description="Hosts per page when listing.")
-    audit_log: str | None = Field(
-        default="~/.opsflow/audit.jsonl", description="JSON-lines audit file, or empty for none."
-    )
+    transport: Transport = transport_field(audit_log=AUDIT_LOG)
 
     def get_client(self) -> OpsPlatformClient:
         """A ready client: token resolved (from Vault if so configured), TLS and audit set."""
@@ -59,8 +63,5 @@ class OpsPlatform(Block):
             token,
             auth_scheme=self.auth_scheme,
             page_size=self.page_size,
-            timeout=self.timeout,
-            verify=tls_verify("ops platform", self.ca_cert, self.verify_tls),
-            retries=self.retries,
-            audit_log=AuditLog(self.audit_log) if self.audit_log else None,
+            transport=client_transport("ops platform", self.transport),
         )

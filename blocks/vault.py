@@ -11,8 +11,10 @@ from prefect.blocks.core import Block
 from prefect.runtime import flow_run
 from pydantic import Field, SecretStr
 
-from opsflow.blocks.tls import tls_verify
+from opsflow.blocks.docs import code_example, docs_url
+from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.transport import Transport
 from opsflow.opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultAuth, VaultClient
 
 T = TypeVar("T")
@@ -54,9 +56,16 @@ class VaultConnection(Block):
     """
 
     _block_type_name = "Vault Connection"
-    _description = "Address, auth method (token, AppRole, userpass) and TLS settings of Vault."
+    _description = (
+        "How to reach and log in to Vault or OpenBao: address, auth method (token, AppRole, "
+        "userpass), namespace and transport settings."
+    )
+    _documentation_url = docs_url("blocks")
+    _code_example = code_example(
+        "VaultConnection", 'print({var}.get_client().read_secret("opsflow/platform").keys())'
+    )
 
-    url: str = Field(default="http://127.0.0.1:8200", description="Vault's address.")
+    url: str = Field(description="Vault's address, e.g. https://vault.example.com:8200.")
     auth_method: Literal["token", "approle", "userpass"] = Field(
         default="approle", description="How to log in: token, approle or userpass."
     )
@@ -68,9 +77,7 @@ class VaultConnection(Block):
     password: SecretStr | None = Field(default=None, description="Password, for userpass.")
     userpass_mount: str = Field(default="userpass", description="Mount point of userpass.")
     namespace: str | None = Field(default=None, description="Vault namespace, if any.")
-    ca_cert: str | None = Field(default=None, description="Path of the CA bundle for Vault's TLS.")
-    verify_tls: bool = Field(default=True, description="Verify Vault's certificate.")
-    timeout: float = Field(default=10.0, gt=0, description="Seconds per request to Vault.")
+    transport: Transport = transport_field(timeout=10.0)
 
     def _auth(self) -> VaultAuth:
         def need(field: str, value: object) -> None:
@@ -119,9 +126,8 @@ class VaultConnection(Block):
         return VaultClient(
             self.url,
             self._auth(),
-            verify=tls_verify("Vault", self.ca_cert, self.verify_tls),
             namespace=self.namespace,
-            timeout=self.timeout,
+            transport=client_transport("Vault", self.transport),
         )
 
 
@@ -135,7 +141,9 @@ class VaultSecret(Block):
     """
 
     _block_type_name = "Vault Secret"
-    _description = "A reference to one key of a KV v1 or v2 secret in Vault."
+    _description = "A reference to one key of a KV v1 or v2 secret in Vault: never the secret."
+    _documentation_url = docs_url("blocks")
+    _code_example = code_example("VaultSecret", "token = {var}.get().get_secret_value()")
 
     vault: VaultConnection = Field(description="The Vault connection to read through.")
     path: str = Field(description="Secret path below the mount point, e.g. opsflow/platform.")

@@ -15,6 +15,7 @@ import typing
 from typing import Annotated, Any
 
 import typer
+from prefect.blocks.core import Block
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -64,13 +65,35 @@ def serve_command(
     no_schedules: Annotated[
         bool, typer.Option("--no-schedules", help="Deploy without schedules.")
     ] = False,
+    platform_block: Annotated[
+        str | None,
+        typer.Option("--platform-block", help="Ops Platform block every runbook uses by default."),
+    ] = None,
+    prometheus_block: Annotated[
+        str | None,
+        typer.Option("--prometheus-block", help="Prometheus block every runbook uses by default."),
+    ] = None,
+    alertmanager_block: Annotated[
+        str | None,
+        typer.Option("--alertmanager-block", help="Alertmanager block for silences, by default."),
+    ] = None,
 ) -> None:
     """Deploy runbooks to the Prefect API in PREFECT_API_URL and run what it schedules."""
     from prefect import serve
 
+    from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus
     from opsflow.flows.deployments import deployments
 
-    serve(*deployments(names or None, schedules=not no_schedules))
+    chosen = {
+        field: block_type.load(name)
+        for field, block_type, name in (
+            ("platform", OpsPlatform, platform_block),
+            ("prometheus", Prometheus, prometheus_block),
+            ("alertmanager", Alertmanager, alertmanager_block),
+        )
+        if name
+    }
+    serve(*deployments(names or None, schedules=not no_schedules, blocks=chosen))
 
 
 @app.command("blocks")
@@ -135,7 +158,15 @@ def _signature(model: type[BaseModel]) -> inspect.Signature:
             if args
             else field.annotation
         )
-        if field.annotation is HostSelector:
+        if isinstance(base, type) and issubclass(base, Block):
+            option(
+                f"{name}_block",
+                str | None,
+                None,
+                f"{flag}-block",
+                f"{help_text} (the name of a saved {base.get_block_type_name()} block)",
+            )
+        elif field.annotation is HostSelector:
             option("tag", list[str] | None, None, "--tag", "Only hosts with this tag (repeatable).")
             option(
                 "hostname_pattern",
@@ -168,21 +199,23 @@ def _add_runbook_commands() -> None:
 
 def _values(model: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    tags, pattern = given.pop("tag", ()), given.pop("hostname_pattern", None)
+    tags, pattern = given.pop("tag", None) or (), given.pop("hostname_pattern", None)
     if "selector" in model.model_fields and (tags or pattern):
         values["selector"] = {"tags": list(tags), "hostname_pattern": pattern}
     for name, value in given.items():
         if value is None or value == ():
             continue
+        if name.endswith("_block") and name.removesuffix("_block") in model.model_fields:
+            values[name.removesuffix("_block")] = (
+                value  # a saved block's name, loaded on validation
+            )
+            continue
         field = model.model_fields[name]
         base = next(
             (a for a in typing.get_args(field.annotation) if a is not type(None)), field.annotation
         )
-        if (
-            isinstance(value, str)
-            and base not in (str, int, float, bool)
-            and typing.get_origin(base) is not list
-        ):
+        list_of_str = typing.get_origin(base) is list and typing.get_args(base)[:1] == (str,)
+        if isinstance(value, str) and base not in (str, int, float, bool) and not list_of_str:
             try:
                 value = json.loads(value)
             except ValueError:

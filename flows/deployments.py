@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+from prefect.blocks.core import Block
 from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
 
 from opsflow.flows.registry import RUNBOOKS
 
+SCHEDULE_TIMEZONE = "UTC"  # the same as prefect.yaml's, so both deploy the same schedules
 
-def deployments(names: list[str] | None = None, schedules: bool = True) -> list[RunnerDeployment]:
-    """One deployment per runbook (named after it), with its default cron schedule."""
+
+def deployments(
+    names: list[str] | None = None,
+    schedules: bool = True,
+    blocks: dict[str, Block] | None = None,
+) -> list[RunnerDeployment]:
+    """One deployment per runbook (named after it), with its default cron schedule (UTC).
+
+    Args:
+        blocks: parameter name -> saved block (e.g. ``{"platform": OpsPlatform.load("prod")}``),
+            the default of that parameter in every runbook that has it; scheduled runs use it,
+            and the UI's run form shows it picked.
+    """
     chosen = names or list(RUNBOOKS)
     unknown = sorted(set(chosen) - set(RUNBOOKS))
     if unknown:
         raise ValueError(f"unknown runbooks {unknown}; known: {sorted(RUNBOOKS)}")
-    return [
-        RUNBOOKS[name].flow.to_deployment(
-            name=name,
-            cron=RUNBOOKS[name].cron if schedules else None,
-            description=f"{RUNBOOKS[name].summary} Schedule: {RUNBOOKS[name].why_this_schedule}.",
-            tags=["opsflow"],
+    made = []
+    for name in chosen:
+        runbook = RUNBOOKS[name]
+        defaults = {
+            field: block
+            for field, block in (blocks or {}).items()
+            if field in runbook.params.model_fields
+        }
+        made.append(
+            runbook.flow.to_deployment(
+                name=name,
+                schedule=(
+                    Cron(runbook.cron, timezone=SCHEDULE_TIMEZONE)
+                    if schedules and runbook.cron
+                    else None
+                ),
+                description=f"{runbook.summary} Schedule: {runbook.why_this_schedule} (UTC).",
+                tags=["opsflow"],
+                parameters={runbook.param_name: defaults} if defaults else None,
+            )
         )
-        for name in chosen
-    ]
+    return made

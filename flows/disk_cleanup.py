@@ -10,28 +10,34 @@ Example:
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 from pydantic import BaseModel, Field, model_validator
 
 from opsflow.blocks import OpsPlatform, Prometheus
-from opsflow.opsapi.errors import OpsAPIError, RunbookAborted
 from opsflow.opsapi.models import HostSelector
+from opsflow.tasks.host_locks import host_locks
 from opsflow.tasks.hosts import list_hosts
-from opsflow.tasks.jobs import execute_job, wait_for_job
-from opsflow.tasks.monitoring import query_load, wait_for_recovery
+from opsflow.tasks.jobs import run_job
+from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, wait_for_recovery
 from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name, not_above
 from opsflow.tasks.restart_plan import build_plan
+from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
 
 USAGE_QUERY = (
     '100 * (1 - node_filesystem_avail_bytes{mountpoint="/"} '
     '/ node_filesystem_size_bytes{mountpoint="/"})'
 )
+# USAGE_QUERY is computed, so `timestamp()` of it is the evaluation time, never stale; the age
+# of the exporter's own sample is read from a plain selector of the same series instead.
+FRESHNESS_QUERY = 'node_filesystem_avail_bytes{mountpoint="/"}'
 
 
-class DiskCleanupParams(BaseModel):
+class DiskCleanupParams(StrictModel):
     """Which hosts count as full, what cleaning means, and what counts as fixed."""
 
     threshold_percent: float = Field(
@@ -41,6 +47,16 @@ class DiskCleanupParams(BaseModel):
         default=80, gt=0, lt=100, description="Cleaned hosts must fall under this."
     )
     usage_query: str = Field(default=USAGE_QUERY, description="PromQL: used percent per instance.")
+    freshness_query: str = Field(
+        default=FRESHNESS_QUERY,
+        description="PromQL selector whose sample time shows how old the usage data is.",
+    )
+    max_sample_age_seconds: float = Field(
+        default=MAX_SAMPLE_AGE_SECONDS,
+        ge=1,
+        le=3600,
+        description="Usage samples older than this are stale: their hosts are not acted on.",
+    )
     cleanup_command: str = Field(
         default="find var/log -name '*.gz' -mtime +7 -delete",
         description="Run on each full host (lab default is relative to the host directory; "
@@ -53,8 +69,13 @@ class DiskCleanupParams(BaseModel):
     batch_size: int = Field(default=10, ge=1, description="Hosts cleaned at once.")
     verify_window_seconds: float = Field(default=60, ge=0, description="Time to fall under target.")
     job_timeout_seconds: int = Field(default=300, ge=1, le=3600, description="Per-host timeout.")
-    platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
-    prometheus_block: str = Field(default="lab", description="Name of the Prometheus block.")
+    poll_seconds: float = Field(default=1.0, gt=0, le=60, description="Polling interval.")
+    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+        default=None, description=f"The ops platform that runs the cleanup. {DEFAULT_BLOCK_HELP}"
+    )
+    prometheus: Annotated[Prometheus | None, by_name(Prometheus)] = Field(
+        default=None, description=f"Where disk usage is read. {DEFAULT_BLOCK_HELP}"
+    )
     dry_run: bool = Field(default=False, description="Report the full hosts, clean nothing.")
     notify_block: str | None = Field(
         default=None, description="Notification block (type-slug/name) told how the run ended."
@@ -62,11 +83,7 @@ class DiskCleanupParams(BaseModel):
 
     @model_validator(mode="after")
     def _target_below_threshold(self) -> DiskCleanupParams:
-        if self.target_percent > self.threshold_percent:
-            raise ValueError(
-                f"target_percent ({self.target_percent:g}) must not be above "
-                f"threshold_percent ({self.threshold_percent:g})"
-            )
+        not_above(self, "target_percent", "threshold_percent")
         return self
 
 
@@ -75,16 +92,19 @@ class CleanedHost(BaseModel):
     used_before: float
     used_after: float | None = None
     result: str = "planned"
+    detail: str = ""
 
 
 class DiskCleanupResult(BaseModel):
     outcome: str
+    reason: str = ""
     hosts: list[CleanedHost] = Field(default_factory=list)
 
     @property
     def summary(self) -> str:
         fixed = sum(h.result == "cleaned" for h in self.hosts)
-        return f"{self.outcome}: {fixed} of {len(self.hosts)} full hosts cleaned under target"
+        text = f"{self.outcome}: {fixed} of {len(self.hosts)} full hosts cleaned under target"
+        return f"{text}; {self.reason}" if self.reason else text
 
 
 DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
@@ -93,12 +113,15 @@ DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
 @flow(name="disk-cleanup", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
     """Find full disks, clean old logs batch by batch, verify usage fell under the target."""
-    platform = OpsPlatform.load(params.platform_block)
-    prometheus = Prometheus.load(params.prometheus_block)
-    try:
-        usage = query_load(prometheus, params.usage_query)
-    except OpsAPIError as exc:
-        raise RunbookAborted(f"no disk usage data, so nothing was cleaned: {exc}") from exc
+    platform = chosen(params.platform, OpsPlatform, "platform")
+    prometheus = chosen(params.prometheus, Prometheus, "prometheus")
+    usage = read_metric(
+        prometheus,
+        params.usage_query,
+        "disk usage",
+        params.max_sample_age_seconds,
+        params.freshness_query,
+    )
     inventory = list_hosts(platform)
     selected = [h for h in inventory if params.selector.matches(h)]
     plan = build_plan(
@@ -110,7 +133,7 @@ def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
         params.batch_size,
     )
     hosts = {
-        c.host_id: CleanedHost(hostname=c.hostname, used_before=round(c.load, 1))
+        c.host_id: CleanedHost(hostname=c.hostname, used_before=round(c.value, 1))
         for c in plan.candidates
     }
 
@@ -123,50 +146,61 @@ def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
     if params.dry_run or not plan.batches:
         return _finish("dry_run" if params.dry_run else "nothing_to_do", list(hosts.values()))
 
-    run_key = str(flow_run.get_id() or "adhoc")
-    for number, batch in enumerate(plan.batches, 1):
-        job_id = execute_job(
-            platform,
-            [c.host_id for c in batch],
-            params.cleanup_command,
-            params.job_timeout_seconds,
-            f"{run_key}:cleanup:{number}",
-        )
-        job = wait_for_job(platform, job_id, params.job_timeout_seconds + 60, 1.0)
-        ran = [c for c in batch if (r := job.result_for(c.host_id)) and r.succeeded]
-        after = (
-            wait_for_recovery(
-                prometheus,
-                params.usage_query,
-                [c.ip for c in ran],
-                params.target_percent,
-                params.verify_window_seconds,
+    key = run_key()
+    with host_locks(list(hosts)) as (_, locked_elsewhere):
+        for host_id in locked_elsewhere:
+            hosts[host_id].result, hosts[host_id].detail = "not touched", "locked by another run"
+        for number, batch in enumerate(plan.batches, 1):
+            batch = [c for c in batch if c.host_id not in locked_elsewhere]
+            if not batch:
+                continue
+            job = run_job(
+                platform,
+                [c.host_id for c in batch],
+                params.cleanup_command,
+                params.job_timeout_seconds,
+                f"{key}:cleanup:{number}",
+                params.poll_seconds,
             )
-            if ran
-            else {}
-        )
-        for c in batch:
-            host = hosts[c.host_id]
-            host.used_after = None if after.get(c.ip) is None else round(after[c.ip], 1)
-            if c not in ran:
-                host.result = "cleanup failed"
-            elif host.used_after is not None and host.used_after < params.target_percent:
-                host.result = "cleaned"
-            else:
-                host.result = "still full"
+            ran = [c for c in batch if (r := job.result_for(c.host_id)) and r.succeeded]
+            after = (
+                wait_for_recovery(
+                    prometheus,
+                    params.usage_query,
+                    [c.ip for c in ran],
+                    params.target_percent,
+                    params.verify_window_seconds,
+                    params.poll_seconds,
+                    params.max_sample_age_seconds,
+                    params.freshness_query,
+                )
+                if ran
+                else {}
+            )
+            for c in batch:
+                host = hosts[c.host_id]
+                host.used_after = None if after.get(c.ip) is None else round(after[c.ip], 1)
+                if c not in ran:
+                    result = job.result_for(c.host_id)
+                    host.result = "cleanup failed"
+                    host.detail = (
+                        f"job {job.job_id} {result.status.value if result else job.status.value}"
+                    )
+                elif host.used_after is not None and host.used_after < params.target_percent:
+                    host.result = "cleaned"
+                else:
+                    host.result = "still full"
     failed = [h for h in hosts.values() if h.result != "cleaned"]
     return _finish("failed" if failed else "completed", list(hosts.values()))
 
 
 def _finish(outcome: str, hosts: list[CleanedHost], reason: str = "") -> State:
-    result = DiskCleanupResult(outcome=outcome, hosts=hosts)
+    result = DiskCleanupResult(outcome=outcome, reason=reason, hosts=hosts)
     create_table_artifact(
         [h.model_dump() for h in hosts] or [{"hostname": "-", "result": outcome}],
         key="disk-cleanup",
-        description=f"{result.summary} {reason}".strip(),
+        description=result.summary,
     )
-    message = f"{result.summary}{'; ' + reason if reason else ''}"
-    get_run_logger().info(message)
-    if outcome in ("failed", "aborted"):
-        return Failed(message=message, data=result)
-    return Completed(message=message, data=result)
+    failed = outcome in ("failed", "aborted")
+    (get_run_logger().error if failed else get_run_logger().info)(result.summary)
+    return final_state(result, failed)

@@ -7,27 +7,38 @@ Example:
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pandas as pd
 from prefect import flow
 from pydantic import BaseModel, Field, model_validator
 
 from opsflow.blocks import OpsPlatform, Prometheus
-from opsflow.opsapi.errors import OpsAPIError, RunbookAborted
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.load_report import load_table, publish_load_report
-from opsflow.tasks.monitoring import load_by_instance, query_instant, query_load
+from opsflow.tasks.monitoring import query_instant, value_by_instance
 from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name, not_above
+from opsflow.tasks.runbook import chosen, read_metric
+
+# node_exporter's CPU counter has one series per CPU and mode: counting the idle ones counts CPUs.
+CPU_QUERY = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
 
 
-class LoadReportParams(BaseModel):
+class LoadReportParams(StrictModel):
     """What to measure and where the lines are."""
 
-    platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
-    prometheus_block: str = Field(default="lab", description="Name of the Prometheus block.")
+    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+        default=None,
+        description=f"The ops platform whose inventory is reported. {DEFAULT_BLOCK_HELP}",
+    )
+    prometheus: Annotated[Prometheus | None, by_name(Prometheus)] = Field(
+        default=None, description=f"Where the load is read. {DEFAULT_BLOCK_HELP}"
+    )
     query: str = Field(default="node_load1", min_length=1, description="PromQL: load per instance.")
     cpu_query: str | None = Field(
-        default="lab_host_cpus", description="PromQL: CPU count per instance; empty for none."
+        default=CPU_QUERY, description="PromQL: CPU count per instance; empty for none."
     )
     warning: float = Field(default=0.7, gt=0, description="Warn at this load per CPU.")
     critical: float = Field(default=1.0, gt=0, description="Critical at this load per CPU.")
@@ -39,10 +50,7 @@ class LoadReportParams(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> LoadReportParams:
-        if self.warning > self.critical:
-            raise ValueError(
-                f"warning ({self.warning:g}) must not be above critical ({self.critical:g})"
-            )
+        not_above(self, "warning", "critical")
         return self
 
 
@@ -71,14 +79,11 @@ DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
 @flow(name="load-report", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
     """Query load (and CPU counts), join with the inventory, flag, publish."""
-    platform = OpsPlatform.load(params.platform_block)
-    prometheus = Prometheus.load(params.prometheus_block)
-    try:
-        loads = query_load(prometheus, params.query)
-    except OpsAPIError as exc:
-        raise RunbookAborted(f"no load data for the report: {exc}") from exc
+    platform = chosen(params.platform, OpsPlatform, "platform")
+    prometheus = chosen(params.prometheus, Prometheus, "prometheus")
+    loads = read_metric(prometheus, params.query, "load")
     cpus = (
-        load_by_instance(query_instant(prometheus, params.cpu_query))
+        value_by_instance(query_instant(prometheus, params.cpu_query))
         if params.cpu_query
         else pd.DataFrame()
     )

@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
@@ -17,12 +17,16 @@ from opsflow.blocks import OpsPlatform
 from opsflow.tasks.host_import import read_host_rows, sort_against_inventory
 from opsflow.tasks.hosts import create_hosts, list_hosts, replace_hosts
 from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name
+from opsflow.tasks.runbook import chosen
 
 
-class RegisterHostsParams(BaseModel):
+class RegisterHostsParams(StrictModel):
     """Where the hosts come from and what to do with ones that exist."""
 
-    platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
+    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+        default=None, description=f"The ops platform to register the hosts in. {DEFAULT_BLOCK_HELP}"
+    )
     csv_path: str | None = Field(
         default=None, description="CSV with hostname, ip[, os, owner, tags] (tags split by ;)."
     )
@@ -58,7 +62,7 @@ class RegisterHostsResult(BaseModel):
 def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
     """Validate every row, compare with the inventory, then create and update."""
     specs = read_host_rows(params.csv_path, params.rows)  # any bad row: nothing happens
-    platform = OpsPlatform.load(params.platform_block)
+    platform = chosen(params.platform, OpsPlatform, "platform")
     create, update, skipped = sort_against_inventory(
         specs, list_hosts(platform), params.update_existing
     )

@@ -20,19 +20,17 @@ Example:
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
-from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus
+from opsflow.blocks import OpsPlatform, Prometheus
 from opsflow.flows.approval import request_approval
-from opsflow.opsapi.errors import JobTimedOut, OpsAPIError, RunbookAborted
-from opsflow.opsapi.models import Job
+from opsflow.opsapi.errors import OpsAPIError
 from opsflow.tasks.alerts import expire_silence, silence_hosts
 from opsflow.tasks.events import host_restarted, rollout_aborted
 from opsflow.tasks.host_locks import host_locks, recently_restarted
 from opsflow.tasks.hosts import list_hosts
-from opsflow.tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
-from opsflow.tasks.monitoring import query_load, wait_for_recovery
+from opsflow.tasks.jobs import cancel_grace, run_job
+from opsflow.tasks.monitoring import wait_for_recovery
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.restart_plan import (
     Candidate,
@@ -48,6 +46,7 @@ from opsflow.tasks.restart_report import (
     planned_outcomes,
     publish_report,
 )
+from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
 
 DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
 
@@ -62,13 +61,10 @@ def restart_overloaded_hosts(policy: RestartPolicy = DEFAULTS) -> State:
 
 
 def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
-    platform = OpsPlatform.load(policy.platform_block)
-    prometheus = Prometheus.load(policy.prometheus_block)
+    platform = chosen(policy.platform, OpsPlatform, "platform")
+    prometheus = chosen(policy.prometheus, Prometheus, "prometheus")
 
-    try:
-        loads = query_load(prometheus, policy.query, policy.max_sample_age_seconds)
-    except OpsAPIError as exc:
-        raise RunbookAborted(f"no load data, so nothing was restarted: {exc}") from exc
+    loads = read_metric(prometheus, policy.query, "load", policy.max_sample_age_seconds)
     inventory = list_hosts(platform)
     selected = [h for h in inventory if policy.selector.matches(h)]
     recent = recently_restarted(platform, policy.restart_command, policy.cooldown_minutes)
@@ -127,10 +123,11 @@ def silenced_rollout(
     """The rolling restart, inside an Alertmanager silence when one is configured."""
     if not plan.batches:
         return []
-    if not policy.alertmanager_block:
+    alertmanager = policy.alertmanager
+    if alertmanager is None:
         return rolling_restart(platform, prometheus, plan, policy)
-    alertmanager = Alertmanager.load(policy.alertmanager_block)
-    per_batch = 2 * (policy.job_timeout_seconds + 30) + policy.verify_window_seconds
+    job_seconds = policy.job_timeout_seconds + cancel_grace(policy.job_timeout_seconds)
+    per_batch = 2 * job_seconds + policy.verify_window_seconds
     minutes = max(5.0, len(plan.batches) * per_batch / 60)
     silence_id = silence_hosts(
         alertmanager,
@@ -149,7 +146,7 @@ def rolling_restart(
 ) -> list[HostOutcome]:
     """Batch by batch: restart, health-check, wait for the load to fall; stop at the limit."""
     logger = get_run_logger()
-    run_key = str(flow_run.get_id() or "adhoc")
+    key = run_key()
     outcomes: list[HostOutcome] = []
     failures = 0
     for number, batch in enumerate(plan.batches, 1):
@@ -163,7 +160,7 @@ def rolling_restart(
             "batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch)
         )
         try:
-            judged = restart_batch(platform, prometheus, batch, number, policy, run_key)
+            judged = restart_batch(platform, prometheus, batch, number, policy, key)
         except OpsAPIError as exc:
             # The platform or Prometheus failed mid-batch: these hosts count as failed, and
             # the report says which step broke; the limit then stops the rollout.
@@ -195,8 +192,9 @@ def restart_batch(
         platform,
         [c.host_id for c in batch],
         policy.restart_command,
-        policy,
+        policy.job_timeout_seconds,
         f"{run_key}:restart:{number}",
+        policy.poll_seconds,
     )
     restarted = [c for c in batch if (r := restart.result_for(c.host_id)) and r.succeeded]
     health = None
@@ -205,8 +203,9 @@ def restart_batch(
             platform,
             [c.host_id for c in restarted],
             policy.health_command,
-            policy,
+            policy.job_timeout_seconds,
             f"{run_key}:health:{number}",
+            policy.poll_seconds,
         )
     healthy = [
         c for c in restarted if health and (r := health.result_for(c.host_id)) and r.succeeded
@@ -223,25 +222,6 @@ def restart_batch(
             policy.max_sample_age_seconds,
         )
     return judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
-
-
-def run_job(
-    platform: OpsPlatform, host_ids: list[str], command: str, policy: RestartPolicy, key: str
-) -> Job:
-    """Start a job and wait for it; a job that outlives its time is cancelled.
-
-    The platform enforces the per-host timeout itself; the grace on top covers its own delay
-    in noticing, so only a job the platform lost track of is cancelled from here.
-    """
-    job_id = execute_job(platform, host_ids, command, policy.job_timeout_seconds, key)
-    grace = min(30, max(5, policy.job_timeout_seconds))
-    try:
-        return wait_for_job(
-            platform, job_id, policy.job_timeout_seconds + grace, policy.poll_seconds
-        )
-    except JobTimedOut:
-        cancel_job(platform, job_id)
-        return get_job(platform, job_id)
 
 
 def finish(plan: RestartPlan, outcome: str, reason: str, hosts: list[HostOutcome]) -> State:
@@ -275,9 +255,6 @@ def finish(plan: RestartPlan, outcome: str, reason: str, hosts: list[HostOutcome
             report.summary,
             {"plan": plan.digest, "not_touched": report.not_touched},
         )
-    logger = get_run_logger()
-    if outcome in ("failed", "aborted"):
-        logger.error(report.summary)
-        return Failed(message=report.summary, data=report)
-    logger.info(report.summary)
-    return Completed(message=report.summary, data=report)
+    failed = outcome in ("failed", "aborted")
+    (get_run_logger().error if failed else get_run_logger().info)(report.summary)
+    return final_state(report, failed)

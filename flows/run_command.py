@@ -1,26 +1,35 @@
 """Runbook: run a command on the hosts a selector picks, in batches; results per host.
 
+The same brakes as the other acting runbooks: a blast-radius cap (`max_hosts`), a dry run,
+the per-host locks, and jobs that are cancelled when they outlive their timeout.
+
 Example:
     >>> run_command(RunCommandParams(command="uptime", selector={"tags": ["web"]}))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
-from pydantic import BaseModel, Field, model_validator
+from prefect.states import State
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from opsflow.blocks import OpsPlatform
-from opsflow.opsapi.models import HostSelector
-from opsflow.tasks.command_policy import check_command
+from opsflow.opsapi.models import Host, HostSelector
+from opsflow.tasks.command_policy import check_command, check_patterns
+from opsflow.tasks.host_locks import host_locks
 from opsflow.tasks.hosts import list_hosts
-from opsflow.tasks.jobs import execute_job, wait_for_job
+from opsflow.tasks.jobs import run_job
 from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name
+from opsflow.tasks.runbook import chosen, final_state, run_key
+
+OUTPUT_KEPT = 2000  # characters of each host's stdout and stderr kept in the result
 
 
-class RunCommandParams(BaseModel):
+class RunCommandParams(StrictModel):
     """The command, where it runs, and how carefully."""
 
     command: str = Field(min_length=1, max_length=10_000, description="Command for /bin/sh -c.")
@@ -30,34 +39,51 @@ class RunCommandParams(BaseModel):
     all_hosts: bool = Field(
         default=False, description="Allow an empty selector, i.e. every host in the inventory."
     )
+    max_hosts: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Blast-radius cap: more selected hosts than this runs nothing.",
+    )
     allowlist: list[str] | None = Field(
         default=None, description="Regular expressions; the command must match one completely."
     )
     batch_size: int = Field(default=50, ge=1, le=10_000, description="Hosts per job.")
     timeout_seconds: int = Field(default=60, ge=1, le=3600, description="Per-host timeout.")
-    platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
+    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+        default=None, description=f"The ops platform that runs the command. {DEFAULT_BLOCK_HELP}"
+    )
+    dry_run: bool = Field(default=False, description="Show the hosts it would run on; run nothing.")
     notify_block: str | None = Field(
         default=None, description="Notification block (type-slug/name) told how the run ended."
     )
+
+    @field_validator("allowlist")
+    @classmethod
+    def _patterns_compile(cls, value: list[str] | None) -> list[str] | None:
+        return check_patterns(value)
 
     @model_validator(mode="after")
     def _scope(self) -> RunCommandParams:
         if not (self.selector.tags or self.selector.hostname_pattern) and not self.all_hosts:
             raise ValueError("selector is empty: give tags or hostname_pattern, or set all_hosts")
+        check_command(self.command, self.allowlist)  # refused before anything starts
         return self
 
 
 class HostCommandResult(BaseModel):
     hostname: str
     status: str
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    job_id: str
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    job_id: str | None = None
 
 
 class RunCommandResult(BaseModel):
     command: str
+    outcome: str = "completed"
+    reason: str = ""
     results: list[HostCommandResult] = Field(default_factory=list)
 
     @property
@@ -66,39 +92,74 @@ class RunCommandResult(BaseModel):
 
     @property
     def summary(self) -> str:
+        if self.outcome in ("aborted", "dry_run", "nothing_to_do"):
+            return f"{self.outcome}: {self.reason}"
         return f"{self.command!r} on {len(self.results)} hosts: {len(self.failed)} failed"
 
 
 @flow(name="run-command", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def run_command(params: RunCommandParams) -> State:
     """Check the command, pick the hosts, run batch by batch, publish per-host results."""
-    command = check_command(params.command, params.allowlist)  # refused before anything runs
-    platform = OpsPlatform.load(params.platform_block)
+    command = check_command(params.command, params.allowlist)
+    platform = chosen(params.platform, OpsPlatform, "platform")
     hosts = list_hosts(platform, params.selector)
-    names = {h.id: h.hostname for h in hosts}
-    run_key = str(flow_run.get_id() or "adhoc")
     result = RunCommandResult(command=command)
-    for number, start in enumerate(range(0, len(hosts), params.batch_size), 1):
-        batch = hosts[start : start + params.batch_size]
-        job_id = execute_job(
-            platform,
-            [h.id for h in batch],
-            command,
-            params.timeout_seconds,
-            f"{run_key}:command:{number}",
+    if not hosts:
+        result.outcome, result.reason = "nothing_to_do", "the selector matched no host"
+    elif len(hosts) > params.max_hosts:
+        result.outcome = "aborted"
+        result.reason = (
+            f"{len(hosts)} hosts selected, over the cap of {params.max_hosts}: nothing ran; "
+            "narrow the selector or raise max_hosts"
         )
-        job = wait_for_job(platform, job_id, params.timeout_seconds + 60, 1.0)
-        result.results += [
-            HostCommandResult(
-                hostname=names.get(r.host_id, r.host_id),
-                status=r.status.value,
-                exit_code=r.exit_code,
-                stdout=r.stdout[-2000:],
-                stderr=r.stderr[-2000:],
-                job_id=job.job_id,
-            )
-            for r in job.results
+    elif params.dry_run:
+        result.outcome = "dry_run"
+        result.reason = f"would run on {len(hosts)} hosts: " + ", ".join(
+            h.hostname for h in hosts[:50]
+        )
+        result.results = [HostCommandResult(hostname=h.hostname, status="planned") for h in hosts]
+    else:
+        result.results = run_on(platform, hosts, command, params)
+    return _finish(result)
+
+
+def run_on(
+    platform: OpsPlatform, hosts: list[Host], command: str, params: RunCommandParams
+) -> list[HostCommandResult]:
+    """Batch by batch under the hosts' locks; a host locked by another run is left alone."""
+    names = {h.id: h.hostname for h in hosts}
+    key = run_key()
+    results: list[HostCommandResult] = []
+    with host_locks([h.id for h in hosts]) as (ours, theirs):
+        results += [
+            HostCommandResult(hostname=names[h], status="not run", stderr="locked by another run")
+            for h in theirs
         ]
+        for number, start in enumerate(range(0, len(ours), params.batch_size), 1):
+            batch = ours[start : start + params.batch_size]
+            job = run_job(
+                platform, batch, command, params.timeout_seconds, f"{key}:command:{number}"
+            )
+            reported = {r.host_id for r in job.results}
+            results += [
+                HostCommandResult(
+                    hostname=names.get(r.host_id, r.host_id),
+                    status=r.status.value,
+                    exit_code=r.exit_code,
+                    stdout=r.stdout[-OUTPUT_KEPT:],
+                    stderr=r.stderr[-OUTPUT_KEPT:],
+                    job_id=job.job_id,
+                )
+                for r in job.results
+            ] + [
+                HostCommandResult(hostname=names[h], status=job.status.value, job_id=job.job_id)
+                for h in batch
+                if h not in reported
+            ]
+    return results
+
+
+def _finish(result: RunCommandResult) -> State:
     create_table_artifact(
         [
             {
@@ -108,11 +169,10 @@ def run_command(params: RunCommandParams) -> State:
             }
             for r in result.results
         ]
-        or [{"hostname": "-"}],
+        or [{"hostname": "-", "status": result.outcome}],
         key="run-command",
         description=result.summary,
     )
-    get_run_logger().info(result.summary)
-    if result.failed:
-        return Failed(message=result.summary, data=result)
-    return Completed(message=result.summary, data=result)
+    failed = result.outcome == "aborted" or bool(result.failed and result.outcome == "completed")
+    (get_run_logger().error if failed else get_run_logger().info)(result.summary)
+    return final_state(result, failed)

@@ -526,13 +526,16 @@ def lab_host_specs(count: int) -> list[dict[str, Any]]:
     return specs
 
 
+LAB_EPOCH = 1_700_000_000.0  # the lab hosts' simulated boot time
+
+
 def render_metrics(store: LabStore) -> str:
     """Prometheus text format for every host: load, service, CPUs and the root filesystem."""
     now = time.time()
     families: dict[str, tuple[str, list[str]]] = {
         "node_load1": ("1m load average (simulated by the opsflow lab).", []),
         "lab_service_up": ("Whether the host's service is active.", []),
-        "lab_host_cpus": ("CPU count of the host.", []),
+        "node_cpu_seconds_total": ("Seconds the CPUs spent idle (simulated).", []),
         "node_filesystem_size_bytes": ("Filesystem size (simulated).", []),
         "node_filesystem_avail_bytes": ("Filesystem space available (simulated).", []),
     }
@@ -553,7 +556,11 @@ def render_metrics(store: LabStore) -> str:
         families["lab_service_up"][1].append(
             f'lab_service_up{{{labels},service="nginx"}} {s["service_up"]}'
         )
-        families["lab_host_cpus"][1].append(f"lab_host_cpus{{{labels}}} {s['cpus']}")
+        idle = round(now - LAB_EPOCH, 1)
+        families["node_cpu_seconds_total"][1].extend(
+            f'node_cpu_seconds_total{{{labels},cpu="{cpu}",mode="idle"}} {idle}'
+            for cpu in range(s["cpus"])
+        )
         families["node_filesystem_size_bytes"][1].append(
             f"node_filesystem_size_bytes{{{disk}}} {DISK_SIZE_BYTES}"
         )
@@ -562,5 +569,6 @@ def render_metrics(store: LabStore) -> str:
         )
     lines = []
     for name, (text, samples) in families.items():
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", *samples]
+        kind = "counter" if name.endswith("_total") else "gauge"
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples]
     return "\n".join(lines) + "\n"

@@ -433,6 +433,7 @@ def save_lab_blocks(config: LabConfig, credentials: dict[str, str]) -> None:
     from pydantic import SecretStr
 
     from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus, VaultConnection, VaultSecret
+    from opsflow.opsapi.transport import Transport
 
     name = config.block_name
     vault = VaultConnection(
@@ -440,7 +441,7 @@ def save_lab_blocks(config: LabConfig, credentials: dict[str, str]) -> None:
         auth_method="approle",
         role_id=credentials["role_id"],
         secret_id=SecretStr(credentials["secret_id"]),
-        ca_cert=str(config.vault_ca_cert),
+        transport=Transport(timeout=10, ca_cert=str(config.vault_ca_cert)),
     )
     vault.save(name, overwrite=True)
     token_ref = VaultSecret(vault=vault, path="opsflow/platform", key="token")
@@ -448,8 +449,7 @@ def save_lab_blocks(config: LabConfig, credentials: dict[str, str]) -> None:
     OpsPlatform(
         url=config.platform_url,
         token_from_vault=token_ref,
-        ca_cert=str(config.ca_cert),
-        audit_log=str(config.audit_log),
+        transport=Transport(ca_cert=str(config.ca_cert), audit_log=str(config.audit_log)),
     ).save(name, overwrite=True)
     Prometheus(url=config.prometheus_url).save(name, overwrite=True)
     Alertmanager(url=config.alertmanager_url).save(name, overwrite=True)

@@ -5,9 +5,11 @@ from opsflow.opsapi.audit import AuditLog
 from opsflow.opsapi.errors import (
     AuthFailed,
     BadResponse,
+    CommandNotAllowed,
     ConfigurationError,
     Conflict,
     ConnectionFailed,
+    InvalidHostRows,
     InvalidInput,
     JobTimedOut,
     NotFound,
@@ -16,13 +18,13 @@ from opsflow.opsapi.errors import (
     RateLimited,
     RequestFailed,
     RequestTimedOut,
-    RunbookAborted,
     ServerError,
-    VaultError,
+    VaultRefused,
 )
 from opsflow.opsapi.models import Host, HostSelector, HostSpec, Job, JobResult, JobStatus
 from opsflow.opsapi.platform import OpsPlatformClient
 from opsflow.opsapi.prometheus import PrometheusClient
+from opsflow.opsapi.transport import Transport
 from opsflow.opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultClient
 
 __all__ = [
@@ -31,12 +33,14 @@ __all__ = [
     "AuditLog",
     "AuthFailed",
     "BadResponse",
+    "CommandNotAllowed",
     "ConfigurationError",
     "Conflict",
     "ConnectionFailed",
     "Host",
     "HostSelector",
     "HostSpec",
+    "InvalidHostRows",
     "InvalidInput",
     "Job",
     "JobResult",
@@ -50,10 +54,10 @@ __all__ = [
     "RateLimited",
     "RequestFailed",
     "RequestTimedOut",
-    "RunbookAborted",
     "ServerError",
     "TokenAuth",
+    "Transport",
     "UserpassAuth",
     "VaultClient",
-    "VaultError",
+    "VaultRefused",
 ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from opsflow.opsapi.audit import AuditLog
 from opsflow.opsapi.errors import BadResponse
 from opsflow.opsapi.http import JSONClient
+from opsflow.opsapi.transport import Transport
 
 
 class AlertmanagerClient(JSONClient):
@@ -21,17 +21,8 @@ class AlertmanagerClient(JSONClient):
 
     name = "Alertmanager"
 
-    def __init__(
-        self,
-        base_url: str,
-        timeout: float = 30.0,
-        verify: bool | str = True,
-        retries: int = 3,
-        audit_log: AuditLog | None = None,
-    ) -> None:
-        super().__init__(
-            base_url, timeout=timeout, verify=verify, retries=retries, audit_log=audit_log
-        )
+    def __init__(self, base_url: str, transport: Transport | None = None) -> None:
+        super().__init__(base_url, transport=transport)
 
     def create_silence(
         self,

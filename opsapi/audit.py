@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,16 +44,32 @@ def _body(raw: bytes | str | None) -> object:
 class AuditLog:
     """Appends one JSON object per request to a file (JSON lines), thread-safe.
 
+    The file is created readable by its owner only (mode 0600): even redacted, it says what
+    was done where.
+
     Args:
         path: the file to append to; its folder is created when missing.
         include_bodies: also record request and response bodies (redacted).
     """
+
+    _open: dict[Path, AuditLog] = {}
+    _open_lock = threading.Lock()
 
     def __init__(self, path: str | Path, include_bodies: bool = True) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.include_bodies = include_bodies
         self._lock = threading.Lock()
+
+    @classmethod
+    def at(cls, path: str | Path) -> AuditLog:
+        """The one `AuditLog` of this process for `path`, so that every client writing to the
+        same file shares one lock and no two lines interleave."""
+        key = Path(path).expanduser().resolve()
+        with cls._open_lock:
+            if key not in cls._open:
+                cls._open[key] = cls(key)
+            return cls._open[key]
 
     def record_response(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         """A `requests` response hook: write what was asked and what came back."""
@@ -71,5 +88,7 @@ class AuditLog:
             entry["request_body"] = _body(request.body)
             entry["response_body"] = _body(response.content[:_BODY_LIMIT])
         line = json.dumps(entry, default=str)
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")

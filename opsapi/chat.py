@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsflow.opsapi.audit import AuditLog
 from opsflow.opsapi.errors import NotificationFailed
 from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.redaction import register_secret
+from opsflow.opsapi.transport import Transport
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
@@ -46,9 +46,7 @@ class ChatWebhook:
     path: str
     params: dict[str, str] = field(default_factory=dict)
     secret: str | None = field(default=None, repr=False)
-    timeout: float = 10.0
-    verify: bool | str = True
-    audit_log: AuditLog | None = None
+    transport: Transport = field(default_factory=lambda: Transport(timeout=10, retries=2))
 
     @classmethod
     def wecom(cls, base_url: str, key: str, **kw: Any) -> ChatWebhook:
@@ -98,13 +96,7 @@ class ChatWebhook:
     def send(self, subject: str, body: str) -> None:
         """Post the message; `NotificationFailed` unless the service says it took it."""
         params, payload = self._payload(subject, body)
-        with JSONClient(
-            self.base_url,
-            timeout=self.timeout,
-            verify=self.verify,
-            retries=2,
-            audit_log=self.audit_log,
-        ) as client:
+        with JSONClient(self.base_url, transport=self.transport) as client:
             client.name = f"{self.service} webhook"
             answer = client.request("POST", self.path, params=params, json=payload)
         code = _error_code(answer)

@@ -1,21 +1,26 @@
-"""One exception hierarchy for everything opsflow raises.
+"""One exception hierarchy for everything opsflow's clients raise.
 
     OpsAPIError                      base: catch this to catch everything
-    ├── ConfigurationError           bad settings or parameters (names the field)
+    ├── ConfigurationError           bad settings or parameters (names the field and the fix)
+    │   ├── CommandNotAllowed        a command the allowlist refuses
+    │   └── InvalidHostRows          host rows (CSV or dicts) that cannot be registered
     ├── RequestFailed                an HTTP call failed; carries method, URL, status, body snippet
     │   ├── AuthFailed               401 / 403
     │   ├── NotFound                 404
     │   ├── Conflict                 409
     │   ├── InvalidInput             400 / 422
     │   ├── RateLimited              429 (after retries)
-    │   ├── ServerError              5xx (after retries)
-    │   ├── ConnectionFailed         refused, reset, DNS, TLS
-    │   ├── RequestTimedOut          no answer within the timeout
-    │   └── BadResponse              not JSON, or not the expected shape
-    ├── VaultError                   Vault login or secret read failed (names the path)
+    │   ├── ServerError              5xx (after retries); a sealed Vault too
+    │   ├── ConnectionFailed         refused, reset, DNS, TLS: the platform's, Prometheus', Vault's
+    │   ├── RequestTimedOut          no answer within the timeout, from any server
+    │   ├── BadResponse              not JSON, or not the expected shape
+    │   └── VaultRefused             Vault refused a login or a read, or has no such secret
     ├── NotificationFailed           a chat webhook refused the message (errcode in a 200 answer)
-    ├── JobTimedOut                  a job did not finish in time
-    └── RunbookAborted               a runbook stopped before or during its action
+    └── JobTimedOut                  a job did not finish in time
+
+Transport failures are the same classes whichever server they come from, so one retry rule
+(`opsflow.tasks.retrying.TRANSIENT`) covers them all. Runbook outcomes (`RunbookAborted`) are
+not client errors: they live with the tasks, in `opsflow.tasks.runbook`.
 
 Every argument has a default so that Prefect can pickle and unpickle the exceptions.
 No message ever holds a credential: callers pass URLs without secrets and bodies are
@@ -24,6 +29,26 @@ cut to a short snippet after redaction.
 
 from __future__ import annotations
 
+__all__ = [
+    "AuthFailed",
+    "BadResponse",
+    "CommandNotAllowed",
+    "ConfigurationError",
+    "Conflict",
+    "ConnectionFailed",
+    "InvalidHostRows",
+    "InvalidInput",
+    "JobTimedOut",
+    "NotFound",
+    "NotificationFailed",
+    "OpsAPIError",
+    "RateLimited",
+    "RequestFailed",
+    "RequestTimedOut",
+    "ServerError",
+    "VaultRefused",
+]
+
 
 class OpsAPIError(Exception):
     """Base of every opsflow error."""
@@ -31,6 +56,14 @@ class OpsAPIError(Exception):
 
 class ConfigurationError(OpsAPIError, ValueError):
     """A setting or parameter is missing or invalid; the message names it and the fix."""
+
+
+class CommandNotAllowed(ConfigurationError):
+    """The command is not on the allowlist (or uses shell syntax an allowlist forbids)."""
+
+
+class InvalidHostRows(ConfigurationError):
+    """Rows that cannot be imported; the message lists every row, field and reason."""
 
 
 class RequestFailed(OpsAPIError):
@@ -107,8 +140,11 @@ class BadResponse(RequestFailed):
     """The answer was not JSON or did not have the expected shape."""
 
 
-class VaultError(OpsAPIError):
-    """Vault login or a secret read failed; the message names the path or auth method."""
+class VaultRefused(RequestFailed):
+    """Vault refused a login or a read, or has no secret there; names the path or auth method.
+
+    (hvac has a `VaultError` of its own; this one is named apart so neither shadows the other.)
+    """
 
 
 class NotificationFailed(OpsAPIError):
@@ -117,7 +153,3 @@ class NotificationFailed(OpsAPIError):
 
 class JobTimedOut(OpsAPIError):
     """A job did not reach a final status within the allowed time."""
-
-
-class RunbookAborted(OpsAPIError):
-    """A runbook stopped on purpose: missing data, a blast-radius breach or too many failures."""

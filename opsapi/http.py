@@ -37,6 +37,7 @@ from opsflow.opsapi.errors import (
     ServerError,
 )
 from opsflow.opsapi.redaction import mask_secrets
+from opsflow.opsapi.transport import Transport
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = (429, 502, 503, 504)
@@ -87,6 +88,17 @@ def make_retry(retries: int, backoff: float, methods: frozenset[str]) -> Retry:
     )
 
 
+def is_timeout(exc: requests.exceptions.RequestException) -> bool:
+    """Whether `exc` means "no answer in time", however requests wrapped it."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    # After retries run out, requests reports a read timeout as a ConnectionError.
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # (NewConnectionError, a refusal, subclasses ConnectTimeoutError in urllib3 2.)
+    timed_out = isinstance(reason, ReadTimeoutError | ConnectTimeoutError)
+    return timed_out and not isinstance(reason, NewConnectionError)
+
+
 def _error_message(response: requests.Response) -> str:
     """The server's own words: `{"error": {"message"}}`, `{"detail"}`, or the body's start."""
     try:
@@ -104,18 +116,17 @@ def _error_message(response: requests.Response) -> str:
 
 
 class JSONClient:
-    """Base for a JSON-over-HTTP client: base URL, auth headers, timeout, retries, audit.
+    """Base for a JSON-over-HTTP client: base URL, auth headers and one `Transport`.
 
     Args:
         base_url: the server's root, e.g. ``https://127.0.0.1:18443``.
         headers: headers sent with every request (credentials go here, never in URLs).
-        timeout: seconds for connect and for each read; never infinite.
-        verify: True, False or the path of a CA bundle.
-        retries: attempts for transient failures of idempotent requests.
-        backoff: urllib3 backoff factor in seconds.
-        pool_size: connections kept per host, for concurrent tasks.
-        audit_log: where to record every request, or None.
-        name: what to call this server in error messages ("ops platform", "Prometheus").
+        transport: timeout, TLS, retries, backoff, pool size, proxy and audit log.
+
+    Example:
+        >>> client = JSONClient("https://127.0.0.1:18443", transport=Transport(timeout=5))
+        >>> client.timeout
+        5.0
     """
 
     name = "server"
@@ -124,37 +135,36 @@ class JSONClient:
         self,
         base_url: str,
         headers: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-        verify: bool | str = True,
-        retries: int = 3,
-        backoff: float = 0.5,
-        pool_size: int = 32,
-        audit_log: AuditLog | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        transport = transport or Transport()
+        self.transport = transport
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-        self.pool_size = pool_size
+        self.timeout = transport.timeout
+        self.retries = transport.retries
+        self.backoff = transport.backoff
         self.session = requests.Session()
-        self.session.verify = verify
-        self.session.trust_env = False  # REQUESTS_CA_BUNDLE or a proxy must not override verify
+        self.session.verify = transport.verify
+        # Only the transport's own proxy and CA: REQUESTS_CA_BUNDLE, HTTPS_PROXY and ~/.netrc
+        # from the environment never change where credentials go or what is trusted.
+        self.session.trust_env = False
+        self.session.proxies.update(transport.proxies)
         self.session.headers.update({"Accept": "application/json", **(headers or {})})
         adapter = HTTPAdapter(
             pool_connections=4,
-            pool_maxsize=pool_size,
-            max_retries=make_retry(retries, backoff, IDEMPOTENT_METHODS),
+            pool_maxsize=transport.pool_size,
+            max_retries=make_retry(transport.retries, transport.backoff, IDEMPOTENT_METHODS),
         )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        if audit_log is not None:
-            self.session.hooks["response"].append(audit_log.record_response)
+        if transport.audit_log:
+            self.session.hooks["response"].append(AuditLog.at(transport.audit_log).record_response)
 
     def allow_post_retries(self, path: str) -> None:
         """Retry POST on `path` too: only for endpoints that honour an Idempotency-Key."""
         adapter = HTTPAdapter(
             pool_connections=1,
-            pool_maxsize=self.pool_size,
+            pool_maxsize=self.transport.pool_size,
             max_retries=make_retry(
                 self.retries, self.backoff, IDEMPOTENT_METHODS | frozenset({"POST"})
             ),
@@ -234,11 +244,7 @@ class JSONClient:
                 redact_url(url),
             ) from exc
         except requests.exceptions.ConnectionError as exc:
-            # After retries run out, requests reports a read timeout as a ConnectionError.
-            reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            # (NewConnectionError, a refusal, subclasses ConnectTimeoutError in urllib3 2.)
-            timed_out = isinstance(reason, ReadTimeoutError | ConnectTimeoutError)
-            if timed_out and not isinstance(reason, NewConnectionError):
+            if is_timeout(exc):
                 raise self._timed_out(method, url, started) from exc
             raise ConnectionFailed(
                 f"cannot connect to {self.name}: {mask_secrets(str(exc))[:_SNIPPET]}",

@@ -10,18 +10,65 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from datetime import datetime
 from enum import Enum
 from ipaddress import ip_address
+from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _HOSTNAME = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 
 
 class _APIModel(BaseModel):
     model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+
+class StrictModel(BaseModel):
+    """A model of what a person typed: an unknown key is refused, naming the closest known one.
+
+    A typo must never be ignored: ``{"dryrun": true}`` silently planning a real run is how a
+    rehearsal restarts production.
+
+    Example:
+        >>> class Params(StrictModel):
+        ...     dry_run: bool = False
+        >>> Params.model_validate({"dryrun": True})
+        Traceback (most recent call last):
+        ...
+        pydantic_core._pydantic_core.ValidationError: 1 validation error for Params
+          Value error, unknown field 'dryrun' — did you mean 'dry_run'? ...
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+        unknown = [key for key in data if key not in known]
+        if unknown:
+            raise ValueError(
+                "; ".join(unknown_field_message(str(k), sorted(known)) for k in unknown)
+            )
+        return data
+
+
+def unknown_field_message(key: str, known: list[str]) -> str:
+    """ "unknown field 'dryrun' — did you mean 'dry_run'?" (or the known fields, when none is
+    close)."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:  # "tag" for "tags", "dryrun" for "dry_run": compare without separators
+        squashed = {k.replace("_", "").replace("-", ""): k for k in known}
+        bare = key.replace("_", "").replace("-", "")
+        hit = difflib.get_close_matches(bare, list(squashed), n=1, cutoff=0.75)
+        close = [squashed[hit[0]]] if hit else []
+    hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(known)}"
+    return f"unknown field {key!r} — {hint}"
 
 
 class HostSpec(_APIModel):
@@ -107,7 +154,7 @@ class Job(_APIModel):
         return next((r for r in self.results if r.host_id == str(host_id)), None)
 
 
-class HostSelector(_APIModel):
+class HostSelector(StrictModel):
     """Which hosts a runbook may touch: all of `tags`, and a hostname glob.
 
     Example:

@@ -1,10 +1,11 @@
 """Client of the ops platform's REST API: hosts and jobs.
 
 Example:
-    >>> client = OpsPlatformClient("https://127.0.0.1:18443", token="...", verify="ca.pem")
-    >>> hosts = client.list_hosts(tag="web")            # every page, followed to the end
-    >>> job_id = client.execute_job([h.id for h in hosts], "uptime", timeout=30)
-    >>> client.wait_for_job(job_id).status
+    >>> client = OpsPlatformClient("https://127.0.0.1:18443", token="...",
+    ...                            transport=Transport(ca_cert="ca.pem"))  # doctest: +SKIP
+    >>> hosts = client.list_hosts(tag="web")  # every page, followed  # doctest: +SKIP
+    >>> job_id = client.execute_job([h.id for h in hosts], "uptime", timeout=30)  # doctest: +SKIP
+    >>> client.wait_for_job(job_id).status  # doctest: +SKIP
     <JobStatus.success: 'success'>
 """
 
@@ -16,11 +17,11 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from opsflow.opsapi.audit import AuditLog
 from opsflow.opsapi.errors import BadResponse, ConfigurationError, JobTimedOut
 from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.models import Host, HostSpec, Job
 from opsflow.opsapi.redaction import register_secret
+from opsflow.opsapi.transport import Transport
 
 API = "/api/v1"
 EXECUTE_PATH = f"{API}/job/execute"
@@ -34,7 +35,7 @@ class OpsPlatformClient(JSONClient):
         token: the API token; sent as ``Authorization: <auth_scheme> <token>``.
         auth_scheme: ``Token`` (the platform's default) or ``Bearer``.
         page_size: hosts per page when listing.
-        **see** `JSONClient` for timeout, verify, retries, pool_size and audit_log.
+        transport: timeout, TLS, retries, pool, proxy and audit log.
     """
 
     name = "ops platform"
@@ -45,12 +46,7 @@ class OpsPlatformClient(JSONClient):
         token: str,
         auth_scheme: str = "Token",
         page_size: int = 500,
-        timeout: float = 30.0,
-        verify: bool | str = True,
-        retries: int = 3,
-        backoff: float = 0.5,
-        pool_size: int = 32,
-        audit_log: AuditLog | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if not token:
             raise ConfigurationError("ops platform token is empty: set the block's token")
@@ -58,12 +54,7 @@ class OpsPlatformClient(JSONClient):
         super().__init__(
             base_url,
             headers={"Authorization": f"{auth_scheme} {token}"},
-            timeout=timeout,
-            verify=verify,
-            retries=retries,
-            backoff=backoff,
-            pool_size=pool_size,
-            audit_log=audit_log,
+            transport=transport,
         )
         self.page_size = page_size
         self.allow_post_retries(EXECUTE_PATH)
@@ -108,7 +99,7 @@ class OpsPlatformClient(JSONClient):
 
     def get_hosts(self, host_ids: Sequence[str | int], workers: int = 8) -> list[Host]:
         """Many hosts by id, `workers` requests at a time over the pooled connections."""
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, self.pool_size))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, self.transport.pool_size))) as pool:
             return list(pool.map(self.get_host, host_ids))
 
     def create_host(self, spec: HostSpec) -> Host:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from opsflow.opsapi.audit import AuditLog
 from opsflow.opsapi.errors import BadResponse
 from opsflow.opsapi.http import JSONClient
+from opsflow.opsapi.redaction import register_secret
+from opsflow.opsapi.transport import Transport
 
 
 class PrometheusClient(JSONClient):
@@ -25,7 +26,7 @@ class PrometheusClient(JSONClient):
     Args:
         base_url: Prometheus root URL.
         bearer_token: optional token for a Prometheus behind an auth proxy.
-        **see** `JSONClient` for timeout, verify, retries and audit_log.
+        transport: timeout, TLS, retries, pool, proxy and audit log.
     """
 
     name = "Prometheus"
@@ -34,22 +35,11 @@ class PrometheusClient(JSONClient):
         self,
         base_url: str,
         bearer_token: str | None = None,
-        timeout: float = 30.0,
-        verify: bool | str = True,
-        retries: int = 3,
-        backoff: float = 0.5,
-        audit_log: AuditLog | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        register_secret(bearer_token)
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
-        super().__init__(
-            base_url,
-            headers,
-            timeout=timeout,
-            verify=verify,
-            retries=retries,
-            backoff=backoff,
-            audit_log=audit_log,
-        )
+        super().__init__(base_url, headers, transport)
 
     def query(self, promql: str, at: datetime | None = None) -> pd.DataFrame:
         """Instant query: one row per series, label columns plus `value` and `timestamp`.

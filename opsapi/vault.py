@@ -1,11 +1,13 @@
 """Vault (or OpenBao) through hvac: log in by method, read KV v1/v2 secrets, re-login on 403.
 
-hvac's own exceptions are turned into `VaultError`s that name the path or the auth method and
-say what to check; nothing of hvac's internals or any credential reaches the message.
+hvac's own exceptions become opsflow's: a refused login, a denied read or a missing secret is
+`VaultRefused`, naming the path or the auth method and what to check; an unreachable, slow or
+sealed Vault is `ConnectionFailed`, `RequestTimedOut` or `ServerError`, the same transport
+errors as every other server's. Nothing of hvac's internals or any credential reaches a message.
 
 Example:
     >>> vault = VaultClient("https://127.0.0.1:8200", AppRoleAuth(role_id="...", secret_id="..."),
-    ...                     verify="vault-ca.pem")
+    ...                     transport=Transport(ca_cert="vault-ca.pem"))  # doctest: +SKIP
     >>> vault.read_secret("opsflow/platform")["token"]            # doctest: +SKIP
 """
 
@@ -18,9 +20,20 @@ from typing import Any
 import hvac
 import requests
 from hvac import exceptions as hvac_errors
+from requests.adapters import HTTPAdapter
 
-from opsflow.opsapi.errors import ConfigurationError, VaultError
+from opsflow.opsapi.errors import (
+    ConfigurationError,
+    ConnectionFailed,
+    OpsAPIError,
+    RequestFailed,
+    RequestTimedOut,
+    ServerError,
+    VaultRefused,
+)
+from opsflow.opsapi.http import IDEMPOTENT_METHODS, is_timeout, make_retry
 from opsflow.opsapi.redaction import mask_secrets, register_secret
+from opsflow.opsapi.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -60,19 +73,18 @@ class VaultClient:
     Args:
         url: Vault's address.
         auth: how to log in.
-        verify: True, False or a CA bundle path.
         namespace: Vault Enterprise / OpenBao namespace, if any.
-        timeout: seconds per request.
+        transport: timeout, TLS, retries (of reads), pool and proxy.
     """
 
     def __init__(
         self,
         url: str,
         auth: VaultAuth,
-        verify: bool | str = True,
         namespace: str | None = None,
-        timeout: float = 10.0,
+        transport: Transport | None = None,
     ) -> None:
+        transport = transport or Transport(timeout=10)
         register_secret(
             getattr(auth, "token", None)
             or getattr(auth, "secret_id", None)
@@ -80,11 +92,23 @@ class VaultClient:
         )
         self.url = url.rstrip("/")
         self.auth = auth
+        verify = transport.verify
         session = requests.Session()
         session.trust_env = False  # VAULT_TOKEN, ~/.vault-token and REQUESTS_CA_BUNDLE stay out
         session.verify = verify  # hvac prefers the session's verify over its own argument
+        session.proxies.update(transport.proxies)
+        adapter = HTTPAdapter(
+            pool_maxsize=transport.pool_size,
+            max_retries=make_retry(transport.retries, transport.backoff, IDEMPOTENT_METHODS),
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         self._hvac = hvac.Client(
-            url=self.url, verify=verify, namespace=namespace, timeout=timeout, session=session
+            url=self.url,
+            verify=verify,
+            namespace=namespace,
+            timeout=transport.timeout,
+            session=session,
         )
         self._hvac.token = None
         self._lock = threading.Lock()
@@ -115,12 +139,16 @@ class VaultClient:
                 )
                 self._hvac.token = answer["auth"]["client_token"]
         except (hvac_errors.InvalidRequest, hvac_errors.Forbidden, hvac_errors.Unauthorized):
-            raise VaultError(
+            raise VaultRefused(
                 f"Vault login failed ({where}): the credentials were rejected; "
-                f"check the {_credential_names(auth)} in the Vault connection block"
+                f"check the {_credential_names(auth)} in the Vault connection block",
+                "POST",
+                self._login_url(),
             ) from None
         except Exception as exc:  # noqa: BLE001 - every other failure gets the same clear shape
-            raise _unavailable(exc, f"logging in ({where})") from None
+            raise self._unavailable(
+                exc, f"logging in ({where})", "POST", self._login_url()
+            ) from None
         register_secret(self._hvac.token)
         self.logins += 1
 
@@ -132,11 +160,13 @@ class VaultClient:
         GET: /v1/{mount_point}/data/{path} (v2) or /v1/{mount_point}/{path} (v1)
 
         Raises:
-            VaultError: not found, permission denied (after one re-login), sealed, unreachable.
+            VaultRefused: not found, or permission denied (after one re-login).
+            ConnectionFailed, RequestTimedOut, ServerError: Vault unreachable, slow or sealed.
         """
         if kv_version not in (1, 2):
             raise ConfigurationError(f"kv_version must be 1 or 2, not {kv_version}")
         shown = f"{mount_point}/{path}"
+        url = f"{self.url}/v1/{mount_point}/{'data/' if kv_version == 2 else ''}{path}"
         with self._lock:
             if not self._hvac.token:
                 self._login()
@@ -148,17 +178,23 @@ class VaultClient:
                     if attempt == 1 and not isinstance(self.auth, TokenAuth):
                         self._login()
                         continue
-                    raise VaultError(
+                    raise VaultRefused(
                         f"Vault denied reading {shown!r} (KV v{kv_version}): the policy of "
-                        f"{self.auth.method} login does not allow it, or the token expired"
+                        f"{self.auth.method} login does not allow it, or the token expired",
+                        "GET",
+                        url,
+                        403,
                     ) from None
                 except hvac_errors.InvalidPath:
-                    raise VaultError(
+                    raise VaultRefused(
                         f"no secret at {shown!r} (KV v{kv_version}) in Vault at {self.url}: "
-                        "check the path, the mount point and the KV version"
+                        "check the path, the mount point and the KV version",
+                        "GET",
+                        url,
+                        404,
                     ) from None
                 except Exception as exc:  # noqa: BLE001
-                    raise _unavailable(exc, f"reading {shown!r}") from None
+                    raise self._unavailable(exc, f"reading {shown!r}", "GET", url) from None
         raise AssertionError("unreachable")
 
     def _read(self, path: str, mount_point: str, kv_version: int) -> dict[str, Any]:
@@ -180,10 +216,47 @@ class VaultClient:
         """One value of a secret; a clear error when the key is missing."""
         data = self.read_secret(path, mount_point=mount_point, kv_version=kv_version)
         if key not in data:
-            raise VaultError(
-                f"secret {mount_point}/{path!s} has no key {key!r} (keys: {sorted(data)})"
+            raise VaultRefused(
+                f"secret {mount_point}/{path!s} has no key {key!r} (keys: {sorted(data)})",
+                "GET",
+                f"{self.url}/v1/{mount_point}/{path}",
             )
         return str(data[key])
+
+    def _login_url(self) -> str:
+        mount = getattr(self.auth, "mount_point", "token")
+        return (
+            f"{self.url}/v1/auth/{mount}/login"
+            if mount != "token"
+            else f"{self.url}/v1/auth/token/lookup-self"
+        )
+
+    def _unavailable(self, exc: Exception, doing: str, method: str, url: str) -> OpsAPIError:
+        """A failure that is not a refusal, as the transport error it is."""
+        if isinstance(exc, OpsAPIError):
+            return exc
+        if isinstance(exc, hvac_errors.VaultDown):
+            return ServerError(
+                f"Vault is sealed or down while {doing}: unseal it and retry", method, url, 503
+            )
+        if isinstance(exc, requests.exceptions.SSLError):
+            return ConnectionFailed(
+                f"TLS verification of Vault failed while {doing}: give the CA bundle of "
+                "Vault's certificate",
+                method,
+                url,
+            )
+        if isinstance(exc, requests.exceptions.RequestException) and is_timeout(exc):
+            return RequestTimedOut(f"Vault did not answer in time while {doing}", method, url)
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return ConnectionFailed(
+                f"cannot reach Vault while {doing}: is it running at that address?", method, url
+            )
+        if isinstance(exc, hvac_errors.InternalServerError | hvac_errors.BadGateway):
+            return ServerError(f"Vault failed while {doing}: {_short(exc)}", method, url, 500)
+        return RequestFailed(
+            f"Vault failed while {doing}: {type(exc).__name__}: {_short(exc)}", method, url
+        )
 
 
 def _credential_names(auth: VaultAuth) -> str:
@@ -194,19 +267,5 @@ def _credential_names(auth: VaultAuth) -> str:
     }[auth.method]
 
 
-def _unavailable(exc: Exception, doing: str) -> VaultError:
-    if isinstance(exc, VaultError | ConfigurationError):
-        return exc  # type: ignore[return-value]
-    if isinstance(exc, hvac_errors.VaultDown):
-        return VaultError(f"Vault is sealed or down while {doing}: unseal it and retry")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return VaultError(
-            f"TLS verification failed while {doing}: give the CA bundle of Vault's certificate"
-        )
-    if isinstance(exc, requests.exceptions.Timeout):
-        return VaultError(f"Vault did not answer in time while {doing}")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return VaultError(f"cannot reach Vault while {doing}: is it running at that address?")
-    return VaultError(
-        f"Vault failed while {doing}: {type(exc).__name__}: {mask_secrets(str(exc))[:200]}"
-    )
+def _short(exc: Exception) -> str:
+    return mask_secrets(str(exc))[:200]

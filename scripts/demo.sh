@@ -13,6 +13,8 @@ $opsflow lab overload lab-web-03 lab-db-06 lab-web-09 --load 8
 echo "waiting for Prometheus to scrape the overload..."
 sleep 4
 $opsflow lab hosts
-$opsflow run restart-overloaded-hosts --threshold 4 --recovery-threshold 2 --batch-size 2
+# `lab up` saved its blocks under the name "lab"; a real platform's blocks get their own names.
+$opsflow run restart-overloaded-hosts --platform-block lab --prometheus-block lab \
+    --threshold 4 --recovery-threshold 2 --batch-size 2
 $opsflow lab hosts
 echo "The lab keeps running: 'opsflow lab status', 'opsflow lab down' (from .venv/bin)."

@@ -8,10 +8,12 @@ from opsflow.tasks.hosts import (
     replace_host,
     update_host,
 )
-from opsflow.tasks.jobs import cancel_job, execute_job, get_job, wait_for_job
-from opsflow.tasks.monitoring import query_instant, query_load, query_range, wait_for_recovery
+from opsflow.tasks.jobs import cancel_job, execute_job, get_job, run_job, wait_for_job
+from opsflow.tasks.monitoring import query_instant, query_metric, query_range, wait_for_recovery
+from opsflow.tasks.runbook import RunbookAborted
 
 __all__ = [
+    "RunbookAborted",
     "cancel_job",
     "create_host",
     "delete_host",
@@ -20,9 +22,10 @@ __all__ = [
     "get_job",
     "list_hosts",
     "query_instant",
-    "query_load",
+    "query_metric",
     "query_range",
     "replace_host",
+    "run_job",
     "update_host",
     "wait_for_job",
     "wait_for_recovery",

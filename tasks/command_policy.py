@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import re
 
-from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.errors import CommandNotAllowed, ConfigurationError
 
 SHELL_SYNTAX = re.compile(r"[;&|$`<>(){}\\\n\r*?\[\]~!#'\"]")
-
-
-class CommandNotAllowed(ConfigurationError):
-    """The command is not on the allowlist (or uses shell syntax an allowlist forbids)."""
 
 
 def check_command(command: str, allowlist: list[str] | None) -> str:
@@ -44,3 +40,16 @@ def check_command(command: str, allowlist: list[str] | None) -> str:
     if not any(re.fullmatch(pattern, command) for pattern in allowlist):
         raise CommandNotAllowed(f"command {command!r} matches no allowlist pattern {allowlist}")
     return command
+
+
+def check_patterns(allowlist: list[str] | None) -> list[str] | None:
+    """Return the allowlist if every pattern compiles; raise `CommandNotAllowed` naming the bad
+    one otherwise (a broken pattern must not surface mid-run as a Python traceback)."""
+    for pattern in allowlist or []:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise CommandNotAllowed(
+                f"allowlist pattern {pattern!r} is not a valid regular expression ({exc})"
+            ) from None
+    return allowlist

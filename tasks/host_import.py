@@ -17,14 +17,10 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.errors import ConfigurationError, InvalidHostRows
 from opsflow.opsapi.models import Host, HostSpec
 
 COLUMNS = ("hostname", "ip", "os", "owner", "tags")
-
-
-class InvalidHostRows(ConfigurationError):
-    """Rows that cannot be imported; the message lists every row, field and reason."""
 
 
 def _tags(value: Any) -> list[str]:

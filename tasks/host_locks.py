@@ -25,6 +25,7 @@ from opsflow.opsapi.models import JobStatus
 from opsflow.tasks.hosts import READ
 
 LOCK_PREFIX = "opsflow-host-"
+FALLBACK_WAIT_SECONDS = 2.0
 
 
 class _HeldLockIsNotAnError(logging.Filter):
@@ -59,7 +60,8 @@ def host_locks(
             return
         ours, theirs = [], []
         for host_id in host_ids:  # someone holds some of them: find out which, one by one
-            took = _take(stack, [lock_name(host_id)], 1.0, lease_seconds)  # waited once already
+            # Waited once already; the short wait is for a busy API, not for the other run.
+            took = _take(stack, [lock_name(host_id)], FALLBACK_WAIT_SECONDS, lease_seconds)
             (ours if took else theirs).append(host_id)
         if theirs:
             get_run_logger().warning(

@@ -1,4 +1,5 @@
-"""Tasks over the platform's jobs: run a command on many hosts, follow it, cancel it."""
+"""Tasks over the platform's jobs: run a command on many hosts, follow it, cancel it; and
+`run_job`, the one way every runbook runs a job."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.opsapi.errors import JobTimedOut
 from opsflow.opsapi.models import Job
 from opsflow.tasks.events import job_submitted
 from opsflow.tasks.hosts import READ
@@ -70,3 +72,36 @@ def cancel_job(platform: OpsPlatform, job_id: str) -> Job:
         job = client.cancel_job(job_id)
     get_run_logger().warning("job %s cancelled (now %s)", job_id, job.status.value)
     return job
+
+
+def cancel_grace(timeout_seconds: int) -> float:
+    """Seconds to wait past a job's own per-host timeout before cancelling it: the platform
+    enforces the timeout itself and needs a moment to notice; a job still running after that
+    is one the platform lost track of."""
+    return min(30, max(5, timeout_seconds))
+
+
+def run_job(
+    platform: OpsPlatform,
+    host_ids: list[str],
+    command: str,
+    timeout_seconds: int,
+    key: str,
+    poll_seconds: float = 1.0,
+) -> Job:
+    """Start `command` on the hosts, wait for it, and cancel it if it outlives its timeout
+    plus a grace; the job returned is final (a cancelled job's hosts did not succeed).
+
+    Call from a flow: each step is a task run of its own, visible in the UI.
+
+    Args:
+        key: the Idempotency-Key, e.g. ``f"{run_key()}:restart:{batch}"``: one job per key.
+    """
+    job_id = execute_job(platform, host_ids, command, timeout_seconds, key)
+    try:
+        return wait_for_job(
+            platform, job_id, timeout_seconds + cancel_grace(timeout_seconds), poll_seconds
+        )
+    except JobTimedOut:
+        cancel_job(platform, job_id)
+        return get_job(platform, job_id)

@@ -25,7 +25,7 @@ def load_table(
 ) -> pd.DataFrame:
     """One row per host: hostname, ip, load, cpus, load_per_cpu, status; worst first.
 
-    `loads` and `cpus` have one row per instance (`ip`, `load`); the per-CPU figure is used for
+    `loads` and `cpus` have one row per instance (`ip`, `value`); the per-CPU figure is used for
     the flags where the CPU count is known, the raw load otherwise.
     """
     inventory = pd.DataFrame(
@@ -35,9 +35,11 @@ def load_table(
             "tags": [",".join(h.tags) for h in hosts],
         }
     )
-    table = inventory.merge(loads[["ip", "load"]], on="ip", how="left")
+    table = inventory.merge(
+        loads[["ip", "value"]].rename(columns={"value": "load"}), on="ip", how="left"
+    )
     cpu_counts = (
-        cpus.rename(columns={"load": "cpus"})[["ip", "cpus"]]
+        cpus.rename(columns={"value": "cpus"})[["ip", "cpus"]]
         if not cpus.empty
         else pd.DataFrame({"ip": pd.Series(dtype=str), "cpus": pd.Series(dtype=float)})
     )

@@ -1,4 +1,5 @@
-"""Tasks over Prometheus: queries, the load of the fleet, waiting for hosts to recover."""
+"""Tasks over Prometheus: queries, a metric per instance (load, disk usage, ...), waiting for
+hosts to fall back under a threshold."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsflow.blocks.monitoring import Prometheus
-from opsflow.opsapi.errors import RunbookAborted
+from opsflow.opsapi.errors import BadResponse
 from opsflow.opsapi.prometheus import PrometheusClient
 from opsflow.tasks.hosts import READ
 
@@ -43,14 +44,13 @@ def instance_ip(instance: str) -> str:
     return host if sep and port.isdigit() and ":" not in host else instance
 
 
-def load_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per instance: `instance`, `ip`, `load` (the highest if several series)."""
+def value_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per instance: `instance`, `ip`, `value` (the highest if several series)."""
     if frame.empty or "instance" not in frame.columns:
-        return pd.DataFrame({"instance": [], "ip": [], "load": []})
-    loads = frame[["instance", "value"]].rename(columns={"value": "load"})
-    loads = loads.groupby("instance", as_index=False)["load"].max()
-    loads["ip"] = loads["instance"].map(instance_ip)
-    return loads
+        return pd.DataFrame({"instance": [], "ip": [], "value": []})
+    values = frame.groupby("instance", as_index=False)["value"].max()
+    values["ip"] = values["instance"].map(instance_ip)
+    return values[["instance", "ip", "value"]]
 
 
 MAX_SAMPLE_AGE_SECONDS = 120.0
@@ -62,7 +62,8 @@ def sample_ages(client: PrometheusClient, promql: str) -> dict[str, float]:
     Prometheus answers an instant query with any sample from the last 5 minutes, so a stuck
     exporter still "has" a value; `timestamp()` tells its age. For a plain selector such as
     `node_load1` that is the sample's own time; for a computed expression Prometheus gives the
-    evaluation time (age 0), so only selectors are checked.
+    evaluation time (age 0), which is why a computed query names a plain selector of the same
+    exporter as its freshness query.
     """
     frame = client.query(f"timestamp({promql})")
     if frame.empty or "instance" not in frame.columns:
@@ -71,47 +72,52 @@ def sample_ages(client: PrometheusClient, promql: str) -> dict[str, float]:
     return frame.groupby("instance")["age"].min().to_dict()
 
 
-def current_loads(
-    client: PrometheusClient, frame: pd.DataFrame, promql: str, max_age_seconds: float | None
+def current_values(
+    client: PrometheusClient,
+    frame: pd.DataFrame,
+    freshness_query: str,
+    max_age_seconds: float | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`frame` (the answer to `promql`) as (usable loads, unusable rows with a `why`): NaN and
-    samples older than `max_age_seconds` are never used."""
-    loads = load_by_instance(frame)
-    loads["why"] = None
-    loads.loc[loads["load"].isna(), "why"] = "NaN"
-    if max_age_seconds is not None and not loads.empty:
-        ages = loads["instance"].map(sample_ages(client, promql))
+    """`frame` (a query's answer) as (usable values, unusable rows with a `why`): NaN, and
+    instances whose `freshness_query` sample is older than `max_age_seconds`, are never used."""
+    values = value_by_instance(frame)
+    values["why"] = None
+    values.loc[values["value"].isna(), "why"] = "NaN"
+    if max_age_seconds is not None and not values.empty:
+        ages = values["instance"].map(sample_ages(client, freshness_query))
         stale = ages > max_age_seconds
-        loads.loc[stale, "why"] = "stale, " + ages[stale].round().astype(int).astype(str) + "s old"
-    unusable = loads["why"].notna()
-    return loads[~unusable].drop(columns="why"), loads[unusable]
+        values.loc[stale, "why"] = "stale, " + ages[stale].round().astype(int).astype(str) + "s old"
+    unusable = values["why"].notna()
+    return values[~unusable].drop(columns="why"), values[unusable]
 
 
-@task(name="Query load", **READ)
-def query_load(
+@task(name="Query metric", **READ)
+def query_metric(
     prometheus: Prometheus,
     promql: str = "node_load1",
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
+    freshness_query: str | None = None,
 ) -> pd.DataFrame:
-    """Current load per instance; stops the runbook when there is no usable data.
+    """The current value of `promql` per instance (`instance`, `ip`, `value`), only usable ones.
 
-    NaN values and samples older than `max_age_seconds` are dropped (and named in a warning):
-    their hosts then count as hosts without data, which no runbook acts on.
+    NaN values, and instances whose newest `freshness_query` sample (default: `promql`
+    itself, right for a plain selector) is older than `max_age_seconds`, are dropped and named
+    in a warning: their hosts then count as hosts without data, which no runbook acts on.
 
     Raises:
-        RunbookAborted: the query returned no series, or only NaN or stale ones, or series
+        BadResponse: the query returned no series, or only NaN or stale ones, or series
             without an `instance` label; nothing should be acted on then.
     """
     with prometheus.get_client() as client:
         frame = client.query(promql)
         if frame.empty:
-            raise RunbookAborted(
-                f"Prometheus returned no series for {promql!r}: no load data, so no action; "
-                "check the query and that the exporters are scraped"
+            raise BadResponse(
+                f"Prometheus returned no series for {promql!r}: check the query and that the "
+                "exporters are scraped"
             )
         if "instance" not in frame.columns:
-            raise RunbookAborted(f"series of {promql!r} have no 'instance' label to match hosts by")
-        usable, unusable = current_loads(client, frame, promql, max_age_seconds)
+            raise BadResponse(f"series of {promql!r} have no 'instance' label to match hosts by")
+        usable, unusable = current_values(client, frame, freshness_query or promql, max_age_seconds)
     logger = get_run_logger()
     if not unusable.empty:
         logger.warning(
@@ -124,11 +130,8 @@ def query_load(
         )
     if usable.empty:
         reasons = ", ".join(sorted(set(unusable["why"])))[:200]
-        raise RunbookAborted(
-            f"every series of {promql!r} is NaN or stale ({reasons}): no usable load data, "
-            "so no action"
-        )
-    logger.info("load: %d instances, max %.2f", len(usable), usable["load"].max())
+        raise BadResponse(f"every series of {promql!r} is NaN or stale ({reasons})")
+    logger.info("%s: %d instances, max %.2f", promql, len(usable), usable["value"].max())
     return usable
 
 
@@ -141,21 +144,24 @@ def wait_for_recovery(
     window_seconds: float,
     poll_seconds: float = 2.0,
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
+    freshness_query: str | None = None,
 ) -> dict[str, float | None]:
-    """Poll `promql` until every IP's load is under `threshold` or the window ends.
+    """Poll `promql` until every IP's value is under `threshold` or the window ends.
 
     Returns:
-        The last load seen per IP (None when Prometheus had no current value for it: missing,
+        The last value seen per IP (None when Prometheus had no current value for it: missing,
         NaN or stale — a host is never called recovered on old data).
     """
     deadline = time.monotonic() + window_seconds
     last: dict[str, float | None] = dict.fromkeys(ips)
     with prometheus.get_client() as client:
         while True:
-            loads, _ = current_loads(client, client.query(promql), promql, max_age_seconds)
-            seen = dict(zip(loads["ip"], loads["load"], strict=True))
+            values, _ = current_values(
+                client, client.query(promql), freshness_query or promql, max_age_seconds
+            )
+            seen = dict(zip(values["ip"], values["value"], strict=True))
             last = {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
-            waiting = [ip for ip, load in last.items() if load is None or load >= threshold]
+            waiting = [ip for ip, value in last.items() if value is None or value >= threshold]
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(poll_seconds)

@@ -10,19 +10,24 @@ import inspect
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.abstract import NotificationBlock, NotificationError
 from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_logger
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.errors import ConfigurationError, NotificationFailed
 
 logger = get_logger("opsflow.notify")
 
 
 def send_notification(block: str, subject: str, body: str) -> None:
-    """Send through the notification block `<block-type-slug>/<name>`; raise when it fails."""
+    """Send through the notification block `<block-type-slug>/<name>`; raise when it fails.
+
+    Raises:
+        ConfigurationError: `block` is not `<type-slug>/<name>` of a notification block.
+        NotificationFailed: the service did not take the message.
+    """
     if "/" not in block:
         raise ConfigurationError(
             f"notify_block {block!r} must be '<block-type-slug>/<name>', e.g. wecom-webhook/ops"
@@ -30,14 +35,13 @@ def send_notification(block: str, subject: str, body: str) -> None:
     loaded = Block.load(block)
     if not isinstance(loaded, NotificationBlock):
         raise ConfigurationError(f"notify_block {block!r} is not a notification block")
-    send = getattr(loaded, "send", None)
-    if callable(send):
-        send(subject, body)
-        return
-    with loaded.raise_on_failure():
-        result = loaded.notify(body, subject)
-        if inspect.isawaitable(result):
-            run_coro_as_sync(result)
+    try:
+        with loaded.raise_on_failure():
+            result = loaded.notify(body, subject)
+            if inspect.isawaitable(result):  # a block whose notify is async only
+                run_coro_as_sync(result)
+    except NotificationError as exc:
+        raise NotificationFailed(f"{block} did not take the message: {exc.log}") from None
 
 
 @task(name="Notify", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Annotated
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -11,13 +12,15 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, model_validator
 
+from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus
 from opsflow.opsapi.models import Host, HostSelector
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS
+from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name, not_above
 
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,127}$"
 
 
-class RestartPolicy(BaseModel):
+class RestartPolicy(StrictModel):
     """What to restart, how carefully, and how to tell that it worked.
 
     Example:
@@ -25,8 +28,12 @@ class RestartPolicy(BaseModel):
         'systemctl restart nginx'
     """
 
-    platform_block: str = Field(default="lab", description="Name of the Ops Platform block.")
-    prometheus_block: str = Field(default="lab", description="Name of the Prometheus block.")
+    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+        default=None, description=f"The ops platform that runs the restarts. {DEFAULT_BLOCK_HELP}"
+    )
+    prometheus: Annotated[Prometheus | None, by_name(Prometheus)] = Field(
+        default=None, description=f"Where the load is read. {DEFAULT_BLOCK_HELP}"
+    )
     query: str = Field(
         default="node_load1", min_length=1, description="PromQL giving load per instance."
     )
@@ -75,8 +82,8 @@ class RestartPolicy(BaseModel):
     approval_timeout_seconds: int = Field(
         default=3600, ge=1, le=604_800, description="No answer within this time means reject."
     )
-    alertmanager_block: str | None = Field(
-        default=None, description="Alertmanager block: silence the hosts while they restart."
+    alertmanager: Annotated[Alertmanager | None, by_name(Alertmanager)] = Field(
+        default=None, description="Silence the hosts' alerts here while they restart. Empty: none."
     )
     notify_block: str | None = Field(
         default=None, description="Notification block told of completion, abort and failure."
@@ -85,11 +92,7 @@ class RestartPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _recovery_below_threshold(self) -> RestartPolicy:
-        if self.recovery_threshold > self.threshold:
-            raise ValueError(
-                f"recovery_threshold ({self.recovery_threshold:g}) must not be above "
-                f"threshold ({self.threshold:g}): lower recovery_threshold or raise threshold"
-            )
+        not_above(self, "recovery_threshold", "threshold")
         return self
 
     @property
@@ -102,13 +105,13 @@ class RestartPolicy(BaseModel):
 
 
 class Candidate(BaseModel):
-    """A host the plan will restart, with the load that put it there."""
+    """A host the plan will act on, with the value (load, disk usage, ...) that put it there."""
 
     host_id: str
     hostname: str
     ip: str
     instance: str
-    load: float
+    value: float
 
 
 class RestartPlan(BaseModel):
@@ -141,7 +144,7 @@ class RestartPlan(BaseModel):
 
 
 def build_plan(
-    loads: pd.DataFrame,
+    values: pd.DataFrame,
     hosts: list[Host],
     all_ips: set[str],
     threshold: float,
@@ -149,10 +152,10 @@ def build_plan(
     batch_size: int,
     recent: dict[str, float] | None = None,
 ) -> RestartPlan:
-    """Join load with the selected hosts and decide; pure, so it is easy to test.
+    """Join a metric with the selected hosts and decide; pure, so it is easy to test.
 
     Args:
-        loads: one row per instance with `instance`, `ip`, `load`.
+        values: one row per instance with `instance`, `ip`, `value` (load, disk usage, ...).
         hosts: the selected hosts.
         all_ips: every IP in the inventory, to tell unselected hosts from unknown series.
         threshold: act on hosts whose value is above this.
@@ -162,12 +165,12 @@ def build_plan(
     """
     recent = recent or {}
     by_ip = {
-        ip: (instance, load)
-        for instance, ip, load in loads[["instance", "ip", "load"]].itertuples(index=False)
+        ip: (instance, value)
+        for instance, ip, value in values[["instance", "ip", "value"]].itertuples(index=False)
     }
     without_data = sorted(h.hostname for h in hosts if h.ip not in by_ip)
     unknown = sorted(
-        inst for inst, ip in zip(loads["instance"], loads["ip"], strict=True) if ip not in all_ips
+        inst for inst, ip in zip(values["instance"], values["ip"], strict=True) if ip not in all_ips
     )
     over = [
         Candidate(
@@ -175,12 +178,12 @@ def build_plan(
             hostname=h.hostname,
             ip=h.ip,
             instance=by_ip[h.ip][0],
-            load=float(by_ip[h.ip][1]),
+            value=float(by_ip[h.ip][1]),
         )
         for h in hosts
         if h.ip in by_ip and by_ip[h.ip][1] > threshold
     ]
-    over.sort(key=lambda c: (-c.load, c.hostname))
+    over.sort(key=lambda c: (-c.value, c.hostname))
     # The cap counts every host over the threshold: cooling-down hosts are part of the incident.
     exceeded = len(over) > max_hosts
     cooling = {c.hostname: round(recent[c.host_id], 1) for c in over if c.host_id in recent}
@@ -236,11 +239,11 @@ def plan_restarts(
             ", ".join(plan.series_without_host[:20]),
         )
     rows = [
-        {"batch": n, "hostname": c.hostname, "ip": c.ip, "load": round(c.load, 2)}
+        {"batch": n, "hostname": c.hostname, "ip": c.ip, "load": round(c.value, 2)}
         for n, batch in enumerate(plan.batches, 1)
         for c in batch
     ] or [
-        {"batch": "-", "hostname": c.hostname, "ip": c.ip, "load": round(c.load, 2)}
+        {"batch": "-", "hostname": c.hostname, "ip": c.ip, "load": round(c.value, 2)}
         for c in plan.candidates
     ]
     create_table_artifact(rows, key="restart-plan", description=f"Restart plan {plan.digest}")

@@ -90,7 +90,7 @@ def planned_outcomes(plan: RestartPlan, result: HostResult) -> list[HostOutcome]
             hostname=c.hostname,
             host_id=c.host_id,
             ip=c.ip,
-            load_before=c.load,
+            load_before=c.value,
             batch=batch_of.get(c.host_id),
             result=result,
         )
@@ -113,7 +113,7 @@ def judge_batch(
             hostname=c.hostname,
             host_id=c.host_id,
             ip=c.ip,
-            load_before=c.load,
+            load_before=c.value,
             batch=number,
             job_id=restart.job_id,
             load_after=loads.get(c.ip),

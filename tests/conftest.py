@@ -25,6 +25,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
 from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
+from opsflow.opsapi import Transport
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
@@ -127,18 +128,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def lab_platform_copy(vault: VaultConnection | None = None, **changes: Any) -> OpsPlatform:
     """The lab's Ops Platform block, unsaved, with its token read through `vault` (default the
-    lab's own connection) and any field changed."""
+    lab's own connection) and any field changed (`transport` fields given by name too)."""
+    transport_fields = {k: changes.pop(k) for k in list(changes) if k in Transport.model_fields}
     lab_platform = OpsPlatform.load("lab")
     fields = {
         "url": lab_platform.url,
-        "ca_cert": lab_platform.ca_cert,
-        "audit_log": lab_platform.audit_log,
+        "transport": lab_platform.transport,
         "token_from_vault": (
             VaultSecret(vault=vault, path="opsflow/platform")
             if vault
             else lab_platform.token_from_vault
         ),
     }
+    fields["transport"] = fields["transport"].model_copy(update=transport_fields)
     return OpsPlatform(**{**fields, **changes})
 
 

@@ -8,6 +8,8 @@ import sys
 
 from prefect.settings import PREFECT_API_URL
 
+LAB_BLOCKS = ("--platform-block", "lab", "--prometheus-block", "lab")
+
 
 def opsflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -59,7 +61,7 @@ def test_invalid_parameter_exits_2_naming_the_field():
 def test_run_load_report_prints_the_table(fresh_lab):
     fresh_lab.overload(8.0, "lab-db-02")
 
-    result = opsflow("run", "load-report", "--tag", "db")
+    result = opsflow("run", "load-report", "--tag", "db", *LAB_BLOCKS)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "lab-db-02" in result.stdout and "critical" in result.stdout
@@ -71,7 +73,9 @@ def test_failed_rollout_exits_1(fresh_lab):
     fresh_lab.overload(8.0, "lab-web-01")
     fresh_lab.admin.fail_restart("lab-web-01")
 
-    result = opsflow("run", "restart-overloaded-hosts", "--verify-window-seconds", "20")
+    result = opsflow(
+        "run", "restart-overloaded-hosts", "--verify-window-seconds", "20", *LAB_BLOCKS
+    )
 
     assert result.returncode == 1
     assert "restart failed" in result.stdout

@@ -10,6 +10,8 @@ from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import wait_until
 
 FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
     "batch_size": 2,
     "poll_seconds": 0.5,
     "verify_window_seconds": 30,

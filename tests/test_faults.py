@@ -12,6 +12,8 @@ from opsflow.opsapi import BadResponse, ConnectionFailed, RequestTimedOut, Serve
 from opsflow.tasks.restart_plan import RestartPolicy
 
 FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
     "batch_size": 2,
     "poll_seconds": 0.5,
     "verify_window_seconds": 30,
@@ -28,7 +30,9 @@ def faulty_lab(fresh_lab):
 
 def client(retries: int = 3, timeout: float = 30):
     platform = OpsPlatform.load("lab")
-    platform.retries, platform.timeout = retries, timeout
+    platform.transport = platform.transport.model_copy(
+        update={"retries": retries, "timeout": timeout}
+    )
     return platform.get_client()
 
 

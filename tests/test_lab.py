@@ -12,7 +12,7 @@ import requests
 
 from opsflow.blocks import OpsPlatform
 from opsflow.lab.stack import _alive, _processes, up
-from opsflow.opsapi import AuthFailed, ConnectionFailed, OpsPlatformClient
+from opsflow.opsapi import AuthFailed, ConnectionFailed, OpsPlatformClient, Transport
 from tests.conftest import wait_until
 from tests.test_api_contract import OPERATIONS as CONTRACT_OPERATIONS
 
@@ -32,7 +32,7 @@ def test_platform_accepts_token_and_bearer(lab, scheme):
         lab.config.platform_url,
         lab.secrets["platform_token"],
         auth_scheme=scheme,
-        verify=str(lab.config.ca_cert),
+        transport=Transport(ca_cert=str(lab.config.ca_cert)),
     )
 
     assert len(client.list_hosts()) >= 1
@@ -40,7 +40,9 @@ def test_platform_accepts_token_and_bearer(lab, scheme):
 
 def test_wrong_token_is_refused_with_the_documented_error_shape(lab):
     client = OpsPlatformClient(
-        lab.config.platform_url, "not-the-token", verify=str(lab.config.ca_cert)
+        lab.config.platform_url,
+        "not-the-token",
+        transport=Transport(ca_cert=str(lab.config.ca_cert)),
     )
 
     with pytest.raises(AuthFailed) as caught:
@@ -53,7 +55,7 @@ def test_wrong_token_is_refused_with_the_documented_error_shape(lab):
 
 def test_platform_certificate_is_refused_without_the_lab_ca(lab):
     client = OpsPlatformClient(
-        lab.config.platform_url, lab.secrets["platform_token"], verify=True, retries=0
+        lab.config.platform_url, lab.secrets["platform_token"], transport=Transport(retries=0)
     )
 
     with pytest.raises(ConnectionFailed, match="TLS verification of ops platform failed"):
@@ -107,7 +109,22 @@ def test_opsflow_blocks_register_registers_every_block_type(lab):
     )
 
     assert result.returncode == 0, result.stderr
-    assert "Successfully registered 8 blocks" in result.stdout
+    slugs = {
+        "alertmanager",
+        "dingtalk-webhook",
+        "feishu-webhook",
+        "ops-platform",
+        "prometheus",
+        "vault-connection",
+        "vault-secret",
+        "wecom-webhook",
+    }
+    assert {line.split()[-1] for line in result.stdout.splitlines()} == slugs
+    api = PREFECT_API_URL.value()
+    for slug in slugs:
+        assert requests.get(f"{api}/block_types/slug/{slug}", timeout=10).ok, slug
+    # the abstract chat base is no block type of its own
+    assert requests.get(f"{api}/block_types/slug/chat-webhook-block", timeout=10).status_code == 404
 
 
 def lab_command(lab, *args: str) -> str:

@@ -10,12 +10,19 @@ import pytest
 import requests
 
 from opsflow.blocks import Prometheus
-from opsflow.opsapi import RunbookAborted
+from opsflow.opsapi import Transport
+from opsflow.tasks import RunbookAborted
 from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, wait_until
 from tests.test_restart_runbook import run
 
-FAST = {"batch_size": 2, "poll_seconds": 0.5, "verify_window_seconds": 30}
+FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
+    "batch_size": 2,
+    "poll_seconds": 0.5,
+    "verify_window_seconds": 30,
+}
 
 
 @pytest.fixture
@@ -62,13 +69,13 @@ def assert_nothing_done(lab, state, report, says: str) -> None:
 
 def test_prometheus_down_stops_the_runbook_before_it_acts(fresh_lab):
     fresh_lab.overload(8.0, "lab-web-01")
-    Prometheus(url=f"http://127.0.0.1:{free_ports().prometheus}", retries=1).save(
-        "prometheus-down", overwrite=True
-    )
+    Prometheus(
+        url=f"http://127.0.0.1:{free_ports().prometheus}", transport=Transport(retries=1)
+    ).save("prometheus-down", overwrite=True)
 
-    state, report = run(RestartPolicy(prometheus_block="prometheus-down", **FAST))
+    state, report = run(RestartPolicy(**{**FAST, "prometheus": "prometheus-down"}))
 
-    assert_nothing_done(fresh_lab, state, report, "no load data, so nothing was restarted")
+    assert_nothing_done(fresh_lab, state, report, "no usable load data, so nothing was done")
     assert "ConnectionFailed" in state.message or "cannot connect" in state.message.lower()
 
 

@@ -11,11 +11,14 @@ from pydantic import SecretStr
 
 from opsflow.blocks import OpsPlatform, VaultConnection
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.opsapi import Transport
 from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import lab_platform_copy
 from tests.test_vault import root_client
 
 FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
     "batch_size": 2,
     "poll_seconds": 0.5,
     "verify_window_seconds": 30,
@@ -37,7 +40,7 @@ def token_platform_block(lab, vault_token: str) -> str:
         url=lab.config.vault_url,
         auth_method="token",
         token=SecretStr(vault_token),
-        ca_cert=str(lab.config.vault_ca_cert),
+        transport=Transport(ca_cert=str(lab.config.vault_ca_cert)),
     )
     lab_platform_copy(vault).save("lab-token", overwrite=True)
     return "lab-token"
@@ -57,12 +60,12 @@ def test_no_secret_appears_anywhere_after_runs(fresh_lab, caplog, capfd):
     ok = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True)  # AppRole
     dry = restart_overloaded_hosts(  # token auth
         RestartPolicy(
-            platform_block=token_platform_block(fresh_lab, vault_token), dry_run=True, **FAST
+            **{**FAST, "platform": token_platform_block(fresh_lab, vault_token)}, dry_run=True
         ),
         return_state=True,
     )
     bad = restart_overloaded_hosts(
-        RestartPolicy(platform_block="lab-broken", **FAST), return_state=True
+        RestartPolicy(**{**FAST, "platform": "lab-broken"}), return_state=True
     )
 
     assert ok.is_completed() and dry.is_completed() and bad.is_failed()

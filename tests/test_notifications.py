@@ -5,16 +5,18 @@ from __future__ import annotations
 import time
 
 import pytest
+from prefect.blocks.abstract import NotificationError
 from pydantic import SecretStr
 
 from opsflow.blocks import DingTalkWebhook, FeishuWebhook, WeComWebhook
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsflow.opsapi import NotificationFailed
 from opsflow.opsapi.chat import dingtalk_sign, feishu_sign
 from opsflow.tasks.restart_plan import RestartPolicy
 from tests.chat_receiver import chat_receiver
 
 FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
     "batch_size": 2,
     "poll_seconds": 0.5,
     "verify_window_seconds": 30,
@@ -24,8 +26,8 @@ FAST = {
 
 def test_wecom_sends_markdown_with_its_key():
     with chat_receiver() as receiver:
-        WeComWebhook(url=receiver.url, key=SecretStr("wecom-key-123456")).send(
-            "Restart done", "3 ok"
+        WeComWebhook(url=receiver.url, key=SecretStr("wecom-key-123456")).notify(
+            "3 ok", "Restart done"
         )
 
     [message] = receiver.received
@@ -43,7 +45,7 @@ def test_dingtalk_signs_each_message():
             url=receiver.url,
             access_token=SecretStr("ding-token-123456"),
             secret=SecretStr("SECding-secret"),
-        ).send("Done", "ok")
+        ).notify("ok", "Done")
 
     [message] = receiver.received
     assert message.query["access_token"] == "ding-token-123456"
@@ -60,7 +62,7 @@ def test_feishu_signs_in_the_body():
             url=receiver.url,
             hook_token=SecretStr("feishu-hook-123456"),
             secret=SecretStr("feishu-secret"),
-        ).send("Done", "ok")
+        ).notify("ok", "Done")
 
     [message] = receiver.received
     assert message.path == "/open-apis/bot/v2/hook/feishu-hook-123456"
@@ -68,13 +70,19 @@ def test_feishu_signs_in_the_body():
     assert message.body["sign"] == feishu_sign("feishu-secret", int(message.body["timestamp"]))
 
 
-def test_an_errcode_in_a_200_answer_is_a_failure_without_the_key():
+def test_an_errcode_in_a_200_answer_is_a_failure_without_the_key(caplog):
+    block = WeComWebhook(url="http://127.0.0.1:9", key=SecretStr("wecom-key-654321"))
     with chat_receiver() as receiver:
         receiver.answer = {"errcode": 93000, "errmsg": "invalid webhook url"}
-        with pytest.raises(NotificationFailed, match="code 93000, invalid webhook url") as caught:
-            WeComWebhook(url=receiver.url, key=SecretStr("wecom-key-654321")).send("s", "b")
+        block.url = receiver.url
+        block.notify("b", "s")  # Prefect's contract: logged, not raised
+        with pytest.raises(NotificationError) as caught, block.raise_on_failure():
+            block.notify("b", "s")
 
-    assert "wecom-key-654321" not in str(caught.value)
+    assert "code 93000, invalid webhook url" in caught.value.log
+    assert "wecom-key-654321" not in caught.value.log
+    [logged] = [r for r in caplog.records if "notification not sent" in r.getMessage()]
+    assert "code 93000" in logged.getMessage() and "wecom-key-654321" not in logged.getMessage()
 
 
 def test_runbook_notifies_on_completion_and_on_abort(fresh_lab):
@@ -114,7 +122,9 @@ def test_every_runbook_notifies_its_summary(fresh_lab):
             "oncall", overwrite=True
         )
         fresh_lab.overload(8.0, "lab-db-02")
-        load_report(LoadReportParams(notify_block="feishu-webhook/oncall"))
+        load_report(
+            LoadReportParams(notify_block="feishu-webhook/oncall", platform="lab", prometheus="lab")
+        )
 
     [message] = receiver.received
     assert message.body["content"]["text"] == (

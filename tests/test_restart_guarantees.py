@@ -22,6 +22,8 @@ from tests.conftest import wait_until
 from tests.test_restart_runbook import artifacts_of
 
 FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
     "batch_size": 2,
     "poll_seconds": 0.5,
     "verify_window_seconds": 30,
@@ -102,7 +104,7 @@ def silences(lab) -> list[dict]:
 
 def test_silence_covers_exactly_the_planned_hosts_and_is_expired_after(fresh_lab):
     fresh_lab.overload(8.0, "lab-web-01", "lab-db-02")
-    thread, box = run_in_thread(RestartPolicy(alertmanager_block="lab", **FAST))
+    thread, box = run_in_thread(RestartPolicy(alertmanager="lab", **FAST))
 
     active = wait_until(
         lambda: [s for s in silences(fresh_lab) if s["status"]["state"] == "active"],
@@ -133,9 +135,7 @@ def test_silence_is_expired_even_when_the_rollout_fails(fresh_lab):
     fresh_lab.admin.fail_restart("lab-web-01")
     before = {s["id"] for s in silences(fresh_lab)}
 
-    state = restart_overloaded_hosts(
-        RestartPolicy(alertmanager_block="lab", **FAST), return_state=True
-    )
+    state = restart_overloaded_hosts(RestartPolicy(alertmanager="lab", **FAST), return_state=True)
 
     assert state.is_failed()
     [new] = [s for s in silences(fresh_lab) if s["id"] not in before]
@@ -173,6 +173,10 @@ def test_a_later_run_in_another_process_skips_hosts_within_the_cooldown(fresh_la
             "restart-overloaded-hosts",
             "--verify-window-seconds",
             "30",
+            "--platform-block",
+            "lab",
+            "--prometheus-block",
+            "lab",
         ],
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
         capture_output=True,

@@ -11,10 +11,13 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from opsflow.blocks import Prometheus
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsflow.opsapi import RunbookAborted
+from opsflow.opsapi import Transport
+from opsflow.tasks import RunbookAborted
 from opsflow.tasks.restart_plan import RestartPolicy
 
 FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
     "batch_size": 2,
     "poll_seconds": 0.5,
     "verify_window_seconds": 30,
@@ -90,15 +93,17 @@ def test_no_prometheus_data_fails_before_any_job(fresh_lab):
 
     assert state.is_failed()
     assert isinstance(error, RunbookAborted)
-    assert "no series" in str(error) and "nothing was restarted" in str(error)
+    assert "no series" in str(error) and "nothing was done" in str(error)
     assert fresh_lab.jobs() == []
 
 
 def test_prometheus_down_fails_before_any_job(fresh_lab):
     fresh_lab.overload(8.0, "lab-web-01")
-    Prometheus(url="http://127.0.0.1:9", retries=0).save("prometheus-down", overwrite=True)
+    Prometheus(url="http://127.0.0.1:9", transport=Transport(retries=0)).save(
+        "prometheus-down", overwrite=True
+    )
 
-    state, error = run(RestartPolicy(prometheus_block="prometheus-down", **FAST))
+    state, error = run(RestartPolicy(**{**FAST, "prometheus": "prometheus-down"}))
 
     assert state.is_failed()
     assert isinstance(error, RunbookAborted)

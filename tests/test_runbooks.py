@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from opsflow.blocks import OpsPlatform
 from opsflow.flows.disk_cleanup import DiskCleanupParams, disk_cleanup
 from opsflow.flows.load_report import LoadReportParams, load_report
 from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
 from opsflow.flows.run_command import RunCommandParams, run_command
-from opsflow.tasks.command_policy import CommandNotAllowed
-from opsflow.tasks.host_import import InvalidHostRows
+from opsflow.opsapi import CommandNotAllowed, InvalidHostRows
+
+LAB = {"platform": "lab"}
 
 
 def test_load_report_flags_overloaded_hosts_per_cpu_and_writes_csv(fresh_lab, tmp_path):
     fresh_lab.overload(8.0, "lab-web-01", "lab-db-04")
     csv = tmp_path / "load.csv"
 
-    report = load_report(LoadReportParams(csv_path=str(csv)))
+    report = load_report(LoadReportParams(csv_path=str(csv), prometheus="lab", **LAB))
 
     assert (report.hosts, report.critical, report.warning, report.ok) == (10, 2, 0, 8)
     assert {row["hostname"] for row in report.worst[:2]} == {"lab-db-04", "lab-web-01"}
@@ -40,12 +42,12 @@ def test_register_hosts_creates_then_skips_then_updates(fresh_lab, tmp_path):
     csv = tmp_path / "hosts.csv"
     csv.write_text(HOSTS_CSV)
 
-    first = register_hosts(RegisterHostsParams(csv_path=str(csv)))
-    second = register_hosts(RegisterHostsParams(csv_path=str(csv)))
+    first = register_hosts(RegisterHostsParams(csv_path=str(csv), **LAB))
+    second = register_hosts(RegisterHostsParams(csv_path=str(csv), **LAB))
     csv.write_text(
         HOSTS_CSV.replace("app-02,127.10.5.2,Debian 12,payments", "app-02,127.10.5.2,Debian 12,sre")
     )
-    third = register_hosts(RegisterHostsParams(csv_path=str(csv), update_existing=True))
+    third = register_hosts(RegisterHostsParams(csv_path=str(csv), update_existing=True, **LAB))
 
     assert first.created == ["app-01", "app-02", "app-03"]
     assert second.skipped == ["app-01", "app-02", "app-03"] and second.created == []
@@ -63,7 +65,7 @@ def test_register_hosts_refuses_a_file_with_any_bad_row_and_creates_nothing(fres
     )
 
     with pytest.raises(InvalidHostRows) as caught:
-        register_hosts(RegisterHostsParams(csv_path=str(csv)))
+        register_hosts(RegisterHostsParams(csv_path=str(csv), **LAB))
 
     message = str(caught.value)
     assert "row 3: hostname" in message
@@ -78,14 +80,16 @@ def test_register_hosts_refuses_an_ip_that_belongs_to_another_host(fresh_lab):
     with pytest.raises(
         InvalidHostRows, match=f"ip {taken['ip']} already belongs to {taken['hostname']}"
     ):
-        register_hosts(RegisterHostsParams(rows=[{"hostname": "new-01", "ip": taken["ip"]}]))
+        register_hosts(RegisterHostsParams(rows=[{"hostname": "new-01", "ip": taken["ip"]}], **LAB))
 
     assert len(OpsPlatform.load("lab").get_client().list_hosts()) == 10
 
 
 def test_run_command_runs_on_the_selected_hosts_in_batches(fresh_lab):
     state = run_command(
-        RunCommandParams(command="echo $LAB_HOSTNAME", selector={"tags": ["web"]}, batch_size=2),
+        RunCommandParams(
+            command="echo $LAB_HOSTNAME", selector={"tags": ["web"]}, batch_size=2, **LAB
+        ),
         return_state=True,
     )
 
@@ -107,8 +111,14 @@ def test_run_command_runs_on_the_selected_hosts_in_batches(fresh_lab):
     ],
 )
 def test_allowlist_refuses_shell_tricks_before_anything_runs(fresh_lab, command):
+    with pytest.raises(ValidationError, match="CommandNotAllowed|forbids|matches no allowlist"):
+        RunCommandParams(command=command, allowlist=[r"uptime.*"], all_hosts=True, **LAB)
+    # and the flow itself checks again, for parameters built without validation
+    unchecked = RunCommandParams.model_construct(
+        command=command, allowlist=[r"uptime.*"], all_hosts=True, **LAB
+    )
     with pytest.raises(CommandNotAllowed):
-        run_command(RunCommandParams(command=command, allowlist=[r"uptime.*"], all_hosts=True))
+        run_command.fn(unchecked)
 
     assert fresh_lab.jobs() == []
 
@@ -129,7 +139,7 @@ def test_disk_cleanup_cleans_full_hosts_and_verifies(fresh_lab):
         "Prometheus to see the full disks",
     )
 
-    state = disk_cleanup(DiskCleanupParams(), return_state=True)
+    state = disk_cleanup(DiskCleanupParams(prometheus="lab", **LAB), return_state=True)
 
     result = state.result()
     assert result.outcome == "completed"

@@ -76,7 +76,8 @@ def test_deployment_form_renders_and_a_triggered_run_shows_its_report(
     lab.overload(8.0, "lab-web-01")
     with (tmp_path / "serve.log").open("wb") as log:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "opsflow.flows", "serve", "load-report", "--no-schedules"],
+            [sys.executable, "-m", "opsflow.flows", "serve", "load-report", "--no-schedules"]
+            + ["--platform-block", "lab", "--prometheus-block", "lab"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -103,7 +104,15 @@ def test_deployment_form_renders_and_a_triggered_run_shows_its_report(
 
         run = requests.post(
             f"{api}/deployments/{deployment['id']}/create_flow_run",
-            json={"parameters": {"params": {"warning": 0.5}}},
+            json={
+                "parameters": {
+                    "params": {
+                        "warning": 0.5,
+                        "platform": {"$ref": {"block_document_slug": "ops-platform/lab"}},
+                        "prometheus": {"$ref": {"block_document_slug": "prometheus/lab"}},
+                    }
+                }
+            },
             timeout=10,
         ).json()
         final = wait_until(

@@ -8,7 +8,7 @@ import requests
 from pydantic import SecretStr
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
-from opsflow.opsapi import ConfigurationError, VaultError
+from opsflow.opsapi import ConfigurationError, ConnectionFailed, Transport, VaultRefused
 
 
 def root_client(lab) -> hvac.Client:
@@ -33,7 +33,7 @@ def test_wrong_secret_id_is_a_clear_error_without_hvac_internals(lab):
     vault = VaultConnection.load("lab")
     vault.secret_id = SecretStr("wrong-secret-id-0123456789")
 
-    with pytest.raises(VaultError) as caught:
+    with pytest.raises(VaultRefused) as caught:
         VaultSecret(vault=vault, path="opsflow/platform").get()
 
     message = str(caught.value)
@@ -47,7 +47,7 @@ def test_path_outside_the_policy_is_denied_naming_the_path(lab):
         path="payments/db", secret={"password": "not-for-runbooks"}
     )
 
-    with pytest.raises(VaultError, match=r"denied reading 'secret/payments/db'") as caught:
+    with pytest.raises(VaultRefused, match=r"denied reading 'secret/payments/db'") as caught:
         VaultSecret(vault=VaultConnection.load("lab"), path="payments/db", key="password").get()
 
     assert "not-for-runbooks" not in str(caught.value)
@@ -55,16 +55,16 @@ def test_path_outside_the_policy_is_denied_naming_the_path(lab):
 
 def test_missing_path_and_missing_key_are_named(lab):
     ref = VaultSecret(vault=VaultConnection.load("lab"), path="opsflow/platform", key="nope")
-    with pytest.raises(VaultError, match=r"has no key 'nope' \(keys: \['token'\]\)"):
+    with pytest.raises(VaultRefused, match=r"has no key 'nope' \(keys: \['token'\]\)"):
         ref.get()
 
     root = VaultConnection(
         url=lab.config.vault_url,
         auth_method="token",
         token=SecretStr(lab.secrets["vault_root_token"]),
-        ca_cert=str(lab.config.vault_ca_cert),
+        transport=Transport(ca_cert=str(lab.config.vault_ca_cert)),
     )
-    with pytest.raises(VaultError, match=r"no secret at 'secret/opsflow/absent'"):
+    with pytest.raises(VaultRefused, match=r"no secret at 'secret/opsflow/absent'"):
         VaultSecret(vault=root, path="opsflow/absent").get()
 
 
@@ -80,7 +80,7 @@ def test_userpass_login_reads_the_token(lab):
         auth_method="userpass",
         username="runbook",
         password=SecretStr("pass-word-42"),
-        ca_cert=str(lab.config.vault_ca_cert),
+        transport=Transport(ca_cert=str(lab.config.vault_ca_cert)),
     )
 
     assert (
@@ -100,7 +100,7 @@ def test_token_auth_and_kv_version_1(lab):
         url=lab.config.vault_url,
         auth_method="token",
         token=SecretStr(lab.secrets["vault_root_token"]),
-        ca_cert=str(lab.config.vault_ca_cert),
+        transport=Transport(ca_cert=str(lab.config.vault_ca_cert)),
     )
 
     ref = VaultSecret(vault=vault, path="ops/api", mount_point="kv1", kv_version=1)
@@ -110,15 +110,17 @@ def test_token_auth_and_kv_version_1(lab):
 
 def test_vault_without_its_ca_is_refused(lab):
     vault = VaultConnection.load("lab")
-    vault.ca_cert = None
+    vault.transport = Transport(timeout=10)
 
-    with pytest.raises(VaultError, match="TLS verification failed"):
+    with pytest.raises(ConnectionFailed, match="TLS verification of Vault failed"):
         VaultSecret(vault=vault, path="opsflow/platform").get()
 
 
 def test_incomplete_block_names_the_missing_field():
     with pytest.raises(ConfigurationError, match="needs secret_id"):
-        VaultConnection(auth_method="approle", role_id="r").get_client()
+        VaultConnection(
+            url="https://vault.example:8200", auth_method="approle", role_id="r"
+        ).get_client()
 
 
 def vault_requests(lab, since: int) -> list[str]:
@@ -139,7 +141,14 @@ def test_one_login_and_one_read_per_run_however_many_tasks(fresh_lab):
     start = fresh_lab.config.vault_audit_log.stat().st_size
 
     state = restart_overloaded_hosts(
-        RestartPolicy(batch_size=1, poll_seconds=0.5, verify_window_seconds=30), return_state=True
+        RestartPolicy(
+            platform="lab",
+            prometheus="lab",
+            batch_size=1,
+            poll_seconds=0.5,
+            verify_window_seconds=30,
+        ),
+        return_state=True,
     )
 
     assert state.is_completed()

@@ -16,12 +16,18 @@ from pydantic import SecretStr
 from opsflow.blocks import VaultConnection, VaultSecret
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
-from opsflow.opsapi import VaultError
+from opsflow.opsapi import VaultRefused
 from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, lab_platform_copy, wait_until
 from tests.test_vault import root_client
 
-FAST = {"batch_size": 2, "poll_seconds": 0.5, "verify_window_seconds": 30}
+FAST = {
+    "platform": "lab",
+    "prometheus": "lab",
+    "batch_size": 2,
+    "poll_seconds": 0.5,
+    "verify_window_seconds": 30,
+}
 
 
 @pytest.fixture
@@ -46,7 +52,7 @@ def platform_block_with_vault_at(lab, url: str) -> str:
     """A copy of the lab's Ops Platform block whose token comes from Vault at `url`."""
     vault = VaultConnection.load("lab")
     elsewhere = VaultConnection(
-        url=url, role_id=vault.role_id, secret_id=vault.secret_id, ca_cert=vault.ca_cert
+        url=url, role_id=vault.role_id, secret_id=vault.secret_id, transport=vault.transport
     )
     lab_platform_copy(elsewhere).save("lab-vault-elsewhere", overwrite=True)
     return "lab-vault-elsewhere"
@@ -72,7 +78,7 @@ def test_an_unreachable_vault_stops_the_runbook_before_it_acts(fresh_lab):
     nowhere = f"https://127.0.0.1:{free_ports().vault}"
 
     state = restart_overloaded_hosts(
-        RestartPolicy(platform_block=platform_block_with_vault_at(fresh_lab, nowhere), **FAST),
+        RestartPolicy(**{**FAST, "platform": platform_block_with_vault_at(fresh_lab, nowhere)}),
         return_state=True,
     )
 
@@ -116,7 +122,7 @@ def test_an_expired_plain_token_cannot_log_in_again_and_says_so(lab):
     client.read_secret_key(SECRET_PATH, "token")
     time.sleep(3)
 
-    with pytest.raises(VaultError, match="denied reading 'secret/opsflow/platform'") as caught:
+    with pytest.raises(VaultRefused, match="denied reading 'secret/opsflow/platform'") as caught:
         client.read_secret_key(SECRET_PATH, "token")
 
     assert "or the token expired" in str(caught.value)

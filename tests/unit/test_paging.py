@@ -1,0 +1,66 @@
+"""Following the host list page by page, however the platform reports its pages.
+
+The HTTP layer is replaced by a list of pages here (the paging rule is pure logic); the
+same client against the real lab is in tests/test_seed_operations.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from opsflow.opsapi import BadResponse, OpsPlatformClient
+
+
+class Pages(OpsPlatformClient):
+    """A client whose answers are given pages (one per request, in order)."""
+
+    def __init__(self, pages: list[Any], page_size: int = 2) -> None:
+        super().__init__("https://ops.example", token="token-123456", page_size=page_size)
+        self.pages = list(pages)
+        self.asked: list[dict[str, Any]] = []
+
+    def request(self, method: str, path: str, params: Any = None, **_: Any) -> Any:
+        self.asked.append(dict(params or {}))
+        return self.pages.pop(0)
+
+
+def rows(*ids: int) -> list[dict[str, Any]]:
+    return [{"id": i, "hostname": f"h{i}", "ip": f"10.0.0.{i}"} for i in ids]
+
+
+def test_pages_are_followed_until_the_total_is_reached():
+    client = Pages([{"data": rows(1, 2), "total": 3}, {"data": rows(3), "total": 3}])
+
+    assert [h.id for h in client.list_hosts(tag="web")] == ["1", "2", "3"]
+    assert [a["page"] for a in client.asked] == [1, 2]
+    assert all(a["tag"] == "web" and a["page_size"] == 2 for a in client.asked)
+
+
+def test_without_a_total_a_short_page_is_the_last():
+    client = Pages([{"data": rows(1, 2)}, {"data": rows(3)}])
+
+    assert len(client.list_hosts()) == 3 and len(client.asked) == 2
+
+
+def test_a_server_with_a_smaller_page_size_is_followed_by_its_own_size():
+    client = Pages(
+        [{"data": rows(1), "page_size": 1}, {"data": rows(2), "page_size": 1}, {"data": []}]
+    )
+
+    assert [h.id for h in client.list_hosts()] == ["1", "2"]
+
+
+def test_a_bare_list_is_one_page():
+    assert len(Pages([rows(1, 2, 3)]).list_hosts()) == 3
+
+
+def test_an_answer_without_data_is_a_bad_response():
+    with pytest.raises(BadResponse, match="expected {'data': \\[...\\]}"):
+        Pages([{"hosts": rows(1)}]).list_hosts()
+
+
+def test_a_host_missing_its_ip_is_a_bad_response_naming_the_field():
+    with pytest.raises(BadResponse, match="bad or missing fields: ip"):
+        Pages([{"data": [{"id": 1, "hostname": "h1"}], "total": 1}]).list_hosts()
