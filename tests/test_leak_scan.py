@@ -21,10 +21,16 @@ CREDENTIAL_STORES = {"secrets.json", "approle.json", "vault-unseal.key"}  # the 
 
 
 def written_files(root: Path) -> list[Path]:
+    """Everything under `root`, but the lab's credential stores and installed packages (the
+    packaging test's virtual environment holds opsflow's own source, docstring examples and
+    all, which is code, not something a run wrote)."""
     return [
         p
         for p in root.rglob("*")
-        if p.is_file() and not p.is_symlink() and p.name not in CREDENTIAL_STORES
+        if p.is_file()
+        and not p.is_symlink()
+        and p.name not in CREDENTIAL_STORES
+        and "site-packages" not in p.parts
     ]
 
 

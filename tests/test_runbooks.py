@@ -149,3 +149,65 @@ def test_disk_cleanup_cleans_full_hosts_and_verifies(fresh_lab):
     ]
     assert all(h.used_before == 90.0 and h.used_after == 30.0 for h in result.hosts)
     assert {h["hostname"]: h["disk_used"] for h in fresh_lab.admin.hosts() if h["disk_used"]} == {}
+
+
+def test_run_command_cancels_a_job_the_platform_never_finishes(fresh_lab):
+    fresh_lab.admin.hang_restart("lab-web-01")
+    try:
+        state = run_command(
+            RunCommandParams(
+                command="systemctl restart nginx",
+                selector={"hostname_pattern": "lab-web-01"},
+                timeout_seconds=1,
+                **LAB,
+            ),
+            return_state=True,
+        )
+    finally:
+        fresh_lab.admin.hang_restart("lab-web-01", False)
+
+    assert state.is_failed()
+    [result] = state.result(raise_on_failure=False).results
+    assert result.hostname == "lab-web-01" and result.status == "cancelled"
+    [job] = fresh_lab.jobs()
+    assert job["status"] == "cancelled"
+
+
+def test_run_command_leaves_a_host_another_run_holds_alone(fresh_lab):
+    from prefect import flow
+
+    from opsflow.tasks.host_locks import host_locks
+
+    web01 = next(h for h in fresh_lab.admin.hosts() if h["hostname"] == "lab-web-01")
+
+    @flow
+    def while_locked() -> object:
+        with host_locks([str(web01["id"])]):
+            return run_command(
+                RunCommandParams(
+                    command="echo ran", selector={"hostname_pattern": "lab-web-0[13]"}, **LAB
+                ),
+                return_state=True,
+            )
+
+    state = while_locked()
+
+    results = {r.hostname: r for r in state.result(raise_on_failure=False).results}
+    assert results["lab-web-01"].status == "not run"
+    assert results["lab-web-01"].stderr == "locked by another run"
+    assert results["lab-web-03"].stdout == "ran\n"
+
+
+def test_run_command_over_the_cap_runs_nothing_and_a_dry_run_names_the_hosts(fresh_lab):
+    over = run_command(
+        RunCommandParams(command="uptime", all_hosts=True, max_hosts=3, **LAB), return_state=True
+    )
+    dry = run_command(
+        RunCommandParams(command="uptime", selector={"tags": ["db"]}, dry_run=True, **LAB),
+        return_state=True,
+    )
+
+    assert over.is_failed()
+    assert "10 hosts selected, over the cap of 3" in over.message
+    assert dry.is_completed() and "would run on 5 hosts" in dry.message
+    assert fresh_lab.jobs() == []
