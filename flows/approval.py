@@ -1,34 +1,134 @@
-"""Asking a person in the Prefect UI before a runbook acts."""
+"""Asking a person before a runbook acts: in the Prefect UI, or on the operator's terminal.
+
+A deployment's run pauses with a typed form in the Prefect UI. An ad hoc run on a terminal
+(`opsflow run ... --approval`) asks right there: the operator types the plan digest's first
+characters. Either way the answer records the digest of the plan it approved, and no answer in
+time is a reject whose reason ("no answer within 10s") ends up in the run's message and report.
+
+Example:
+    >>> Approval(approve=True, plan_digest="7713dd83891ba21f").approves("7713dd83891ba21f")
+    True
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
 from prefect import get_run_logger
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
+from prefect.runtime import flow_run
 from pydantic import Field
+
+# Prefect fails a run whose pause outlives its own timeout ("never resumed"), which would lose
+# our reason; so Prefect's deadline is later than ours, and at ours we answer "no" ourselves.
+PREFECT_DEADLINE_MARGIN_SECONDS = 120
 
 
 class Approval(RunInput):
     """The form the Prefect UI shows on a paused run."""
 
     approve: bool = Field(default=False, description="Approve this plan? Leave off to reject.")
+    plan_digest: str = Field(
+        default="", description="The plan this answer is about; a different plan is refused."
+    )
     note: str = Field(default="", max_length=500, description="Why; recorded in the report.")
 
+    def approves(self, digest: str) -> bool:
+        """Yes, and for exactly this plan."""
+        return self.approve and self.plan_digest == digest
 
-def request_approval(summary: str, timeout_seconds: int, poll_seconds: float = 2.0) -> Approval:
-    """Pause the flow run until someone approves or rejects; no answer in time is a reject.
+
+class Approver(Protocol):
+    """Someone asked directly (the terminal) instead of through the Prefect UI."""
+
+    def ask(self, summary: str, digest: str, timeout_seconds: int) -> Approval: ...
+
+
+_direct: Approver | None = None
+
+
+@contextmanager
+def approvals_from(approver: Approver) -> Iterator[None]:
+    """Within the block, `request_approval` asks `approver` instead of pausing for the UI."""
+    global _direct
+    previous, _direct = _direct, approver
+    try:
+        yield
+    finally:
+        _direct = previous
+
+
+def request_approval(
+    summary: str, digest: str, timeout_seconds: int, poll_seconds: float = 2.0
+) -> Approval:
+    """Ask for approval of the plan `digest`; no answer within `timeout_seconds` is a reject.
 
     Must be called from a flow (Prefect pauses flow runs, not task runs).
+
+    Returns:
+        The answer; ``answer.approves(digest)`` is the only yes.
     """
     logger = get_run_logger()
-    logger.warning("waiting up to %ds for approval in the Prefect UI: %s", timeout_seconds, summary)
-    form = Approval.with_initial_data(description=f"**Approve this rollout?**\n\n{summary}")
+    if _direct is not None:
+        answer = _direct.ask(summary, digest, timeout_seconds)
+    else:
+        logger.warning(
+            "plan %s waits up to %ds for approval in the Prefect UI: %s",
+            digest,
+            timeout_seconds,
+            summary,
+        )
+        answer = _pause_for_the_ui(summary, digest, timeout_seconds, poll_seconds)
+    if answer.approve and answer.plan_digest != digest:
+        answer = Approval(
+            approve=False,
+            plan_digest=answer.plan_digest,
+            note=f"the answer approved plan {answer.plan_digest or '(none)'}, not {digest}",
+        )
+    logger.info(
+        "plan %s %s%s",
+        digest,
+        "approved" if answer.approves(digest) else "not approved",
+        f": {answer.note}" if answer.note else "",
+    )
+    return answer
+
+
+def _pause_for_the_ui(
+    summary: str, digest: str, timeout_seconds: int, poll_seconds: float
+) -> Approval:
+    form = Approval.with_initial_data(
+        description=f"**Approve plan {digest}?**\n\n{summary}", plan_digest=digest
+    )
+    answered = threading.Event()
+    no_answer = Approval(
+        approve=False, plan_digest=digest, note=f"no answer within {timeout_seconds}s"
+    )
+    run_id = flow_run.get_id()
+
+    def reject_at_the_deadline() -> None:
+        if answered.wait(timeout_seconds):
+            return
+        try:
+            resume_flow_run(run_id, run_input=no_answer.model_dump(exclude={"metadata"}))
+        except Exception:  # noqa: BLE001 - answered at the last moment: the answer stands
+            pass
+
+    watchdog = threading.Thread(target=reject_at_the_deadline, daemon=True)
+    watchdog.start()
     try:
         answer = pause_flow_run(
-            wait_for_input=form, timeout=timeout_seconds, poll_interval=max(1, round(poll_seconds))
+            wait_for_input=form,
+            timeout=timeout_seconds + PREFECT_DEADLINE_MARGIN_SECONDS,
+            poll_interval=max(1, round(poll_seconds)),
         )
     except FlowPauseTimeout:
-        return Approval(approve=False, note=f"no answer within {timeout_seconds}s")
-    logger.info("approval: %s (%s)", "approved" if answer.approve else "rejected", answer.note)
-    return Approval(approve=answer.approve, note=answer.note)
+        return no_answer
+    finally:
+        answered.set()
+    return Approval(approve=answer.approve, plan_digest=answer.plan_digest, note=answer.note)

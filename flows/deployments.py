@@ -6,7 +6,8 @@ from prefect.blocks.core import Block
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from opsflow.flows.registry import RUNBOOKS
+from opsflow.flows.catalog import CATALOG
+from opsflow.flows.registry import load_runbook
 
 SCHEDULE_TIMEZONE = "UTC"  # the same as prefect.yaml's, so both deploy the same schedules
 
@@ -23,13 +24,13 @@ def deployments(
             the default of that parameter in every runbook that has it; scheduled runs use it,
             and the UI's run form shows it picked.
     """
-    chosen = names or list(RUNBOOKS)
-    unknown = sorted(set(chosen) - set(RUNBOOKS))
+    chosen = names or list(CATALOG)
+    unknown = sorted(set(chosen) - set(CATALOG))
     if unknown:
-        raise ValueError(f"unknown runbooks {unknown}; known: {sorted(RUNBOOKS)}")
+        raise ValueError(f"unknown runbooks {unknown}; known: {sorted(CATALOG)}")
     made = []
     for name in chosen:
-        runbook = RUNBOOKS[name]
+        runbook = load_runbook(name)
         defaults = {
             field: block
             for field, block in (blocks or {}).items()

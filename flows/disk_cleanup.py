@@ -24,7 +24,14 @@ from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.jobs import run_job
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, wait_for_recovery
 from opsflow.tasks.notify import notify_on_finish
-from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name, not_above
+from opsflow.tasks.parameters import (
+    DEFAULT_BLOCK_HELP,
+    NotifyBlock,
+    StrictModel,
+    by_name,
+    not_above,
+    notify_block_field,
+)
 from opsflow.tasks.restart_plan import build_plan
 from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
 
@@ -77,9 +84,7 @@ class DiskCleanupParams(StrictModel):
         default=None, description=f"Where disk usage is read. {DEFAULT_BLOCK_HELP}"
     )
     dry_run: bool = Field(default=False, description="Report the full hosts, clean nothing.")
-    notify_block: str | None = Field(
-        default=None, description="Notification block (type-slug/name) told how the run ended."
-    )
+    notify_block: NotifyBlock = notify_block_field()
 
     @model_validator(mode="after")
     def _target_below_threshold(self) -> DiskCleanupParams:
@@ -112,7 +117,7 @@ DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
 
 @flow(name="disk-cleanup", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
-    """Find full disks, clean old logs batch by batch, verify usage fell under the target."""
+    """Clean old logs on hosts whose root filesystem is nearly full, and verify usage fell."""
     platform = chosen(params.platform, OpsPlatform, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
     usage = read_metric(

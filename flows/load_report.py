@@ -19,7 +19,14 @@ from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.load_report import load_table, publish_load_report
 from opsflow.tasks.monitoring import query_instant, value_by_instance
 from opsflow.tasks.notify import notify_on_finish
-from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name, not_above
+from opsflow.tasks.parameters import (
+    DEFAULT_BLOCK_HELP,
+    NotifyBlock,
+    StrictModel,
+    by_name,
+    not_above,
+    notify_block_field,
+)
 from opsflow.tasks.runbook import chosen, read_metric
 
 # node_exporter's CPU counter has one series per CPU and mode: counting the idle ones counts CPUs.
@@ -44,9 +51,7 @@ class LoadReportParams(StrictModel):
     critical: float = Field(default=1.0, gt=0, description="Critical at this load per CPU.")
     selector: HostSelector = Field(default_factory=HostSelector, description="Which hosts.")
     csv_path: str | None = Field(default=None, description="Also write every host to this CSV.")
-    notify_block: str | None = Field(
-        default=None, description="Notification block (type-slug/name) told how the run ended."
-    )
+    notify_block: NotifyBlock = notify_block_field()
 
     @model_validator(mode="after")
     def _ordered(self) -> LoadReportParams:
@@ -78,7 +83,7 @@ DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
 
 @flow(name="load-report", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
-    """Query load (and CPU counts), join with the inventory, flag, publish."""
+    """Every host's load and load per CPU, flagged ok, warning or critical, as a table and CSV."""
     platform = chosen(params.platform, OpsPlatform, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
     loads = read_metric(prometheus, params.query, "load")

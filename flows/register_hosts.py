@@ -7,18 +7,25 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from opsflow.blocks import OpsPlatform
-from opsflow.tasks.host_import import read_host_rows, sort_against_inventory
+from opsflow.tasks.host_import import compare_with_inventory, read_host_rows
 from opsflow.tasks.hosts import create_hosts, list_hosts, replace_hosts
 from opsflow.tasks.notify import notify_on_finish
-from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name
-from opsflow.tasks.runbook import chosen
+from opsflow.tasks.parameters import (
+    DEFAULT_BLOCK_HELP,
+    NotifyBlock,
+    StrictModel,
+    by_name,
+    notify_block_field,
+)
+from opsflow.tasks.runbook import chosen, plural
 
 
 class RegisterHostsParams(StrictModel):
@@ -28,66 +35,110 @@ class RegisterHostsParams(StrictModel):
         default=None, description=f"The ops platform to register the hosts in. {DEFAULT_BLOCK_HELP}"
     )
     csv_path: str | None = Field(
-        default=None, description="CSV with hostname, ip[, os, owner, tags] (tags split by ;)."
+        default=None,
+        description="CSV file with a header: hostname,ip[,os,owner,tags] (tags split by ;). "
+        "See examples/hosts.csv.",
     )
     rows: list[dict[str, Any]] | None = Field(
-        default=None, description="Rows instead of a file: hostname, ip, os, owner, tags."
+        default=None,
+        description='Rows instead of a file, as JSON: [{"hostname": "web-01", "ip": '
+        '"10.0.0.1", "os": "Debian 12", "owner": "sre", "tags": ["web"]}].',
     )
     update_existing: bool = Field(
-        default=False, description="Update hosts that exist and differ; off: skip them."
+        default=False, description="Update hosts that exist and differ; off: only name them."
+    )
+    ignore_extra_columns: bool = Field(
+        default=False,
+        description="Drop columns other than hostname, ip, os, owner, tags (an inventory "
+        "export has more) instead of refusing the file.",
     )
     dry_run: bool = Field(default=False, description="Validate and report; register nothing.")
-    notify_block: str | None = Field(
-        default=None, description="Notification block (type-slug/name) told how the run ended."
-    )
+    notify_block: NotifyBlock = notify_block_field()
+
+    @field_validator("csv_path")
+    @classmethod
+    def _a_readable_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if path.is_dir():
+            raise ValueError(f"{value!r} is a directory: give the path of a CSV file")
+        if not path.is_file():
+            raise ValueError(f"{value!r} does not exist: give the path of a CSV file")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> RegisterHostsParams:
+        if (self.csv_path is None) == (self.rows is None):
+            raise ValueError("give exactly one of csv_path or rows")
+        return self
 
 
 class RegisterHostsResult(BaseModel):
-    """What was created, updated and skipped."""
+    """What was created, updated, left as it was, and what differs but was not updated."""
+
+    table_columns: ClassVar[tuple[str, ...]] = ("hostname", "action", "changes")
 
     created: list[str] = Field(default_factory=list)
     updated: list[str] = Field(default_factory=list)
-    skipped: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    differ: list[str] = Field(
+        default_factory=list, description="Exist and differ; update_existing would change them."
+    )
+    rows: list[dict[str, str]] = Field(default_factory=list)
     dry_run: bool = False
 
     @property
     def summary(self) -> str:
-        return (
-            f"{len(self.created)} created, {len(self.updated)} updated, "
-            f"{len(self.skipped)} skipped{' (dry run)' if self.dry_run else ''}"
-        )
+        if self.dry_run:
+            parts = [
+                f"would create {plural(len(self.created), 'host')}",
+                f"would update {len(self.updated)}",
+            ]
+        else:
+            parts = [f"{len(self.created)} created", f"{len(self.updated)} updated"]
+        parts.append(f"{len(self.unchanged)} unchanged")
+        if self.differ:
+            parts.append(f"{len(self.differ)} differ (not updated: --update-existing changes them)")
+        return ", ".join(parts) + (" (dry run: nothing registered)" if self.dry_run else "")
 
 
 @flow(name="register-hosts", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
-    """Validate every row, compare with the inventory, then create and update."""
-    specs = read_host_rows(params.csv_path, params.rows)  # any bad row: nothing happens
-    platform = chosen(params.platform, OpsPlatform, "platform")
-    create, update, skipped = sort_against_inventory(
-        specs, list_hosts(platform), params.update_existing
+    """Register hosts from a CSV file or rows: every row validated first, idempotent."""
+    specs = read_host_rows(  # any bad row: nothing happens
+        params.csv_path, params.rows, ignore_extra_columns=params.ignore_extra_columns
     )
+    platform = chosen(params.platform, OpsPlatform, "platform")
+    diff = compare_with_inventory(specs, list_hosts(platform))
+    update = diff.changed if params.update_existing else []
     result = RegisterHostsResult(
-        created=[s.hostname for s in create],
-        updated=[s.hostname for _, s in update],
-        skipped=skipped,
+        created=[s.hostname for s in diff.new],
+        updated=[s.hostname for _, s, _ in update],
+        unchanged=diff.unchanged,
+        differ=[] if params.update_existing else [s.hostname for _, s, _ in diff.changed],
         dry_run=params.dry_run,
     )
     if not params.dry_run:
-        if create:
-            create_hosts(platform, create)
+        if diff.new:
+            create_hosts(platform, diff.new)
         if update:
-            replace_hosts(platform, update)
-    rows = [
-        {"hostname": name, "action": action}
-        for action, names in (
-            ("created", result.created),
-            ("updated", result.updated),
-            ("skipped", result.skipped),
-        )
-        for name in names
-    ]
+            replace_hosts(platform, [(host_id, spec) for host_id, spec, _ in update])
+    would = "would be " if params.dry_run else ""
+    result.rows = (
+        [{"hostname": h, "action": f"{would}created", "changes": ""} for h in result.created]
+        + [
+            {"hostname": h, "action": f"{would}updated", "changes": diff.changes_text(h)}
+            for h in result.updated
+        ]
+        + [
+            {"hostname": h, "action": "differs, not updated", "changes": diff.changes_text(h)}
+            for h in result.differ
+        ]
+        + [{"hostname": h, "action": "unchanged", "changes": ""} for h in result.unchanged]
+    )
     create_table_artifact(
-        rows or [{"hostname": "-", "action": "nothing"}],
+        result.rows or [{"hostname": "-", "action": "nothing"}],
         key="register-hosts",
         description=result.summary,
     )

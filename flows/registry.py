@@ -1,66 +1,52 @@
-"""Every runbook opsflow ships: its flow, parameter model and default schedule."""
+"""Every runbook opsflow ships, loaded: its flow and parameter model, with the catalog's data.
+
+Example:
+    >>> load_runbook("load-report").param_name
+    'params'
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from prefect import Flow
 from pydantic import BaseModel
 
-from opsflow.flows.disk_cleanup import DiskCleanupParams, disk_cleanup
-from opsflow.flows.load_report import LoadReportParams, load_report
-from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsflow.flows.run_command import RunCommandParams, run_command
-from opsflow.tasks.restart_plan import RestartPolicy
+from opsflow.flows.catalog import CATALOG, Entry
 
 
 @dataclass(frozen=True)
 class Runbook:
     """A runbook as the command line and the deployments see it."""
 
+    entry: Entry
     flow: Flow
     params: type[BaseModel]
-    param_name: str
-    cron: str | None
-    why_this_schedule: str
 
     @property
     def name(self) -> str:
-        return self.flow.name
+        return self.entry.name
+
+    @property
+    def param_name(self) -> str:
+        return self.entry.param_name
+
+    @property
+    def cron(self) -> str | None:
+        return self.entry.cron
+
+    @property
+    def why_this_schedule(self) -> str:
+        return self.entry.why_this_schedule
 
     @property
     def summary(self) -> str:
-        return (self.flow.description or "").strip().splitlines()[0]
+        return self.entry.summary
 
 
-RUNBOOKS: dict[str, Runbook] = {
-    r.name: r
-    for r in (
-        Runbook(
-            restart_overloaded_hosts,
-            RestartPolicy,
-            "policy",
-            "*/10 * * * *",
-            "every 10 minutes: overload is caught within one load-average window",
-        ),
-        Runbook(
-            load_report,
-            LoadReportParams,
-            "params",
-            "0 * * * *",
-            "hourly: a table of the fleet for the on-call hand-over",
-        ),
-        Runbook(
-            disk_cleanup,
-            DiskCleanupParams,
-            "params",
-            "30 3 * * *",
-            "daily at 03:30: clean before the morning's log rotation",
-        ),
-        Runbook(
-            register_hosts, RegisterHostsParams, "params", None, "on demand: needs a file or rows"
-        ),
-        Runbook(run_command, RunCommandParams, "params", None, "on demand: needs a command"),
-    )
-}
+def load_runbook(name: str) -> Runbook:
+    """Import one runbook's module (and only that one)."""
+    entry = CATALOG[name]
+    module = importlib.import_module(entry.module)
+    return Runbook(entry, getattr(module, entry.flow), getattr(module, entry.params))

@@ -30,7 +30,7 @@ from opsflow.tasks.events import host_restarted, rollout_aborted
 from opsflow.tasks.host_locks import host_locks, recently_restarted
 from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.jobs import cancel_grace, run_job
-from opsflow.tasks.monitoring import wait_for_recovery
+from opsflow.tasks.monitoring import current_values_of, wait_for_recovery
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.restart_plan import (
     Candidate,
@@ -46,7 +46,7 @@ from opsflow.tasks.restart_report import (
     planned_outcomes,
     publish_report,
 )
-from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
+from opsflow.tasks.runbook import chosen, final_state, plural, read_metric, run_key
 
 DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
 
@@ -55,8 +55,11 @@ DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
     name="restart-overloaded-hosts", on_completion=[notify_on_finish], on_failure=[notify_on_finish]
 )
 def restart_overloaded_hosts(policy: RestartPolicy = DEFAULTS) -> State:
-    """Find hosts whose load is over the threshold, restart their service batch by batch,
-    verify each recovered, and stop the rollout once failures reach the limit."""
+    """Restart the service of hosts over a load threshold, in batches, and verify they recovered.
+
+    The plan (who, in which batches) is an artifact; a dry run stops there. Failures are counted
+    across batches and stop the rollout at `max_failures`.
+    """
     return _restart_overloaded_hosts(policy)
 
 
@@ -72,26 +75,30 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
 
     if plan.blast_radius_exceeded:
         reason = (
-            f"{plan.over_threshold} hosts over {policy.threshold:g} exceeds the "
-            f"blast-radius cap of {policy.max_hosts}: looks fleet-wide, nothing restarted"
+            f"{plan.over_threshold_text} exceeds the blast-radius cap of {policy.max_hosts}: "
+            "looks fleet-wide, nothing restarted"
         )
         return finish(plan, "aborted", reason, planned_outcomes(plan, "not touched"))
+    if not selected:
+        return finish(plan, "nothing_to_do", "nothing matched: the selector picked no host", [])
     if not plan.batches:
-        return finish(plan, "nothing_to_do", f"no host to restart over {policy.threshold:g}", [])
+        return finish(plan, "nothing_to_do", f"no host to restart: {plan.over_threshold_text}", [])
     if policy.dry_run:
+        would = f"would restart {plural(len(plan.candidates), 'host')} in {plural(len(plan.batches), 'batch')}"
         return finish(
-            plan, "dry_run", "dry run: nothing restarted", planned_outcomes(plan, "planned")
+            plan, "dry_run", f"{would}; nothing restarted", planned_outcomes(plan, "planned")
         )
     if policy.approval:
         answer = request_approval(
-            plan_markdown(plan), policy.approval_timeout_seconds, policy.poll_seconds
+            plan_markdown(plan), plan.digest, policy.approval_timeout_seconds, policy.poll_seconds
         )
-        if not answer.approve:
+        if not answer.approves(plan.digest):
             return finish(
                 plan,
                 "aborted",
                 f"not approved: {answer.note or 'rejected'}",
                 planned_outcomes(plan, "not touched"),
+                approved=None,
             )
 
     with host_locks([c.host_id for c in plan.candidates]) as (_, locked_elsewhere):
@@ -108,13 +115,14 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
         to_run = plan.without(busy, policy.batch_size)
         outcomes = skipped + silenced_rollout(platform, prometheus, to_run, policy)
 
-    failed = [o for o in outcomes if o.result not in ("verified", "not touched")]
-    untouched = sum(o.result == "not touched" for o in outcomes)
+    approved = plan.digest if policy.approval else None
+    failed = [o for o in outcomes if o.failed]
     if failed:
-        reason = f"{len(failed)} hosts failed (limit {policy.max_failures}); {untouched} hosts not touched"
-        return finish(plan, "failed", reason, outcomes)
-    verified = len(outcomes) - untouched
-    return finish(plan, "completed", f"{verified} hosts restarted and verified", outcomes)
+        reason = f"{plural(len(failed), 'host')} failed (limit {policy.max_failures})"
+        return finish(plan, "failed", reason, outcomes, approved)
+    verified = sum(o.verified for o in outcomes)
+    reason = f"{plural(verified, 'host')} restarted and verified"
+    return finish(plan, "completed", reason, outcomes, approved)
 
 
 def silenced_rollout(
@@ -156,10 +164,14 @@ def rolling_restart(
                 outcome.detail = f"rollout stopped after {failures} failures"
             outcomes += skipped
             continue
-        logger.info(
-            "batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch)
-        )
         try:
+            batch, recovered = still_over(prometheus, batch, number, policy)
+            outcomes += recovered
+            if not batch:
+                continue
+            logger.info(
+                "batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch)
+            )
             judged = restart_batch(platform, prometheus, batch, number, policy, key)
         except OpsAPIError as exc:
             # The platform or Prometheus failed mid-batch: these hosts count as failed, and
@@ -177,6 +189,38 @@ def rolling_restart(
                 policy.max_failures,
             )
     return outcomes
+
+
+def still_over(
+    prometheus: Prometheus, batch: list[Candidate], number: int, policy: RestartPolicy
+) -> tuple[list[Candidate], list[HostOutcome]]:
+    """The batch's hosts whose load is still over the threshold now (an approval may come an
+    hour after the plan); the others are reported and left alone. A host is never added."""
+    now = current_values_of(
+        prometheus, policy.query, [c.ip for c in batch], policy.max_sample_age_seconds
+    )
+    still, recovered = [], []
+    for c in batch:
+        load = now.get(c.ip)
+        if load is not None and load > policy.threshold:
+            still.append(c)
+            continue
+        outcome = HostOutcome(
+            hostname=c.hostname,
+            host_id=c.host_id,
+            ip=c.ip,
+            load_before=c.value,
+            load_after=load,
+            batch=number,
+            result="recovered before restart",
+        )
+        outcome.detail = (
+            f"load {load:.2f}, not over {policy.threshold:g} any more"
+            if load is not None
+            else "no current load data: not restarted"
+        )
+        recovered.append(outcome)
+    return still, recovered
 
 
 def restart_batch(
@@ -224,13 +268,20 @@ def restart_batch(
     return judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
 
 
-def finish(plan: RestartPlan, outcome: str, reason: str, hosts: list[HostOutcome]) -> State:
+def finish(
+    plan: RestartPlan,
+    outcome: str,
+    reason: str,
+    hosts: list[HostOutcome],
+    approved: str | None = None,
+) -> State:
     """Publish the report; the run fails (with the report as its data) on failure or abort."""
     report = publish_report(
         RestartReport(
             outcome=outcome,
             reason=reason,
             plan_digest=plan.digest,
+            approved_plan=approved,
             threshold=plan.threshold,
             hosts=hosts,
             hosts_without_data=plan.hosts_without_data,

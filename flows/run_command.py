@@ -18,12 +18,19 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from opsflow.blocks import OpsPlatform
 from opsflow.opsapi.models import Host, HostSelector
+from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.command_policy import check_command, check_patterns
 from opsflow.tasks.host_locks import host_locks
 from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.jobs import run_job
 from opsflow.tasks.notify import notify_on_finish
-from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name
+from opsflow.tasks.parameters import (
+    DEFAULT_BLOCK_HELP,
+    NotifyBlock,
+    StrictModel,
+    by_name,
+    notify_block_field,
+)
 from opsflow.tasks.runbook import chosen, final_state, run_key
 
 OUTPUT_KEPT = 2000  # characters of each host's stdout and stderr kept in the result
@@ -54,9 +61,7 @@ class RunCommandParams(StrictModel):
         default=None, description=f"The ops platform that runs the command. {DEFAULT_BLOCK_HELP}"
     )
     dry_run: bool = Field(default=False, description="Show the hosts it would run on; run nothing.")
-    notify_block: str | None = Field(
-        default=None, description="Notification block (type-slug/name) told how the run ended."
-    )
+    notify_block: NotifyBlock = notify_block_field()
 
     @field_validator("allowlist")
     @classmethod
@@ -99,11 +104,11 @@ class RunCommandResult(BaseModel):
 
 @flow(name="run-command", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def run_command(params: RunCommandParams) -> State:
-    """Check the command, pick the hosts, run batch by batch, publish per-host results."""
+    """Run a command on the hosts a selector picks, in batches, with per-host results."""
     command = check_command(params.command, params.allowlist)
     platform = chosen(params.platform, OpsPlatform, "platform")
     hosts = list_hosts(platform, params.selector)
-    result = RunCommandResult(command=command)
+    result = RunCommandResult(command=mask_secrets(command))
     if not hosts:
         result.outcome, result.reason = "nothing_to_do", "the selector matched no host"
     elif len(hosts) > params.max_hosts:
@@ -146,8 +151,8 @@ def run_on(
                     hostname=names.get(r.host_id, r.host_id),
                     status=r.status.value,
                     exit_code=r.exit_code,
-                    stdout=r.stdout[-OUTPUT_KEPT:],
-                    stderr=r.stderr[-OUTPUT_KEPT:],
+                    stdout=mask_secrets(r.stdout[-OUTPUT_KEPT:]),
+                    stderr=mask_secrets(r.stderr[-OUTPUT_KEPT:]),
                     job_id=job.job_id,
                 )
                 for r in job.results

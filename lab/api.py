@@ -540,7 +540,8 @@ def render_metrics(store: LabStore) -> str:
         "node_filesystem_avail_bytes": ("Filesystem space available (simulated).", []),
     }
     for s in store.host_states():
-        labels = f'instance="{s["ip"]}:9100",hostname="{s["hostname"]}"'
+        address = f"[{s['ip']}]" if ":" in s["ip"] else s["ip"]  # IPv6 as Prometheus writes it
+        labels = f'instance="{address}:9100",hostname="{s["hostname"]}"'
         disk = f'{labels},mountpoint="/"'
         avail = max(0.0, DISK_SIZE_BYTES - BASE_DISK - s["disk_used"])
         load, fault = current_load(s, now), s["metrics_fault"]

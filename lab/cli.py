@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import requests
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -22,10 +25,47 @@ from opsflow.lab.stack import (
 )
 
 app = typer.Typer(
-    help="The local ops lab: platform, OpenBao, Prometheus, Alertmanager.", no_args_is_help=True
+    help="The local ops lab: platform, OpenBao, Prometheus, Alertmanager.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(highlight=False)
 DirOption = Annotated[Path, typer.Option("--dir", help="Lab directory.", envvar="OPSFLOW_LAB_DIR")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    console.print(f"[red]opsflow lab: {message}[/]", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _admin(directory: Path, hostnames: Sequence[str] = ()) -> LabAdmin:
+    """The running lab's admin, once every host named exists (nothing is done otherwise)."""
+    config = LabConfig.load(directory.expanduser())
+    if not (config.dir / "config.json").exists():
+        _fail(f"no lab in {config.dir}: start one with 'opsflow lab up'", 2)
+    admin = LabAdmin(config)
+    if hostnames:
+        with _lab_errors(config):
+            known = {h["hostname"] for h in admin.hosts()}
+        unknown = [name for name in hostnames if name not in known]
+        if unknown:
+            _fail(
+                f"unknown lab host(s): {', '.join(unknown)}; nothing was changed "
+                f"('opsflow lab hosts' lists the {len(known)} hosts)",
+                2,
+            )
+    return admin
+
+
+@contextmanager
+def _lab_errors(config: LabConfig) -> Iterator[None]:
+    """The lab platform down or refusing: one line, not a traceback."""
+    try:
+        yield
+    except requests.ConnectionError:
+        _fail(f"the lab platform is not answering at {config.platform_url}: 'opsflow lab up'", 1)
+    except RuntimeError as exc:
+        _fail(str(exc), 1)
 
 
 @app.command("up")
@@ -67,11 +107,11 @@ def status_command(directory: DirOption = DEFAULT_DIR) -> None:
 @app.command("overload")
 def overload_command(
     hostnames: list[str],
-    load: Annotated[float, typer.Option(help="Simulated 1-minute load.")] = 8.0,
+    load: Annotated[float, typer.Option(min=0, max=1000, help="Simulated 1-minute load.")] = 8.0,
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Overload lab hosts (their load stays high until their service restarts)."""
-    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    admin = _admin(directory, hostnames)
     for hostname in hostnames:
         admin.overload(hostname, load)
     console.print(f"overloaded {', '.join(hostnames)} to {load:g}")
@@ -84,7 +124,7 @@ def fail_restart_command(
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Make `systemctl restart` fail on lab hosts."""
-    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    admin = _admin(directory, hostnames)
     for hostname in hostnames:
         admin.fail_restart(hostname, not undo)
     console.print(f"restart will {'work' if undo else 'fail'} on {', '.join(hostnames)}")
@@ -97,7 +137,7 @@ def hang_restart_command(
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Make `systemctl restart` hang on lab hosts, the platform never finishing the job."""
-    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    admin = _admin(directory, hostnames)
     for hostname in hostnames:
         admin.hang_restart(hostname, not undo)
     console.print(f"restart will {'return' if undo else 'hang'} on {', '.join(hostnames)}")
@@ -117,7 +157,7 @@ def metrics_command(
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Make a host's load series NaN, stale (a 90 s old replayed sample), absent, or normal."""
-    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    admin = _admin(directory, [hostname])
     admin.metrics_fault(hostname, None if fault is MetricsFault.normal else fault.value)
     console.print(f"{hostname}: load series {fault.value}")
 
@@ -125,11 +165,14 @@ def metrics_command(
 @app.command("fill-disk")
 def fill_disk_command(
     hostnames: list[str],
-    gigabytes: Annotated[float, typer.Option(help="Size of the old log to add.")] = 6.0,
+    gigabytes: Annotated[
+        float,
+        typer.Option(min=0.001, max=9, help="Size of the old log to add (the disk has 20 GiB)."),
+    ] = 6.0,
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Fill lab hosts' disks with an old compressed log (var/log/*.gz, 10 days old)."""
-    admin = LabAdmin(LabConfig.load(directory.expanduser()))
+    admin = _admin(directory, hostnames)
     for hostname in hostnames:
         admin.fill_disk(hostname, gigabytes)
     console.print(f"added {gigabytes:g} GiB of old logs on {', '.join(hostnames)}")
@@ -139,7 +182,10 @@ def fill_disk_command(
 def hosts_command(directory: DirOption = DEFAULT_DIR) -> None:
     """Every lab host with its simulated load, service state and restarts."""
     table = Table("hostname", "ip", "load", "disk used", "service", "restarts", "restart fails")
-    for h in LabAdmin(LabConfig.load(directory.expanduser())).hosts():
+    admin = _admin(directory)
+    with _lab_errors(LabConfig.load(directory.expanduser())):
+        hosts = admin.hosts()
+    for h in hosts:
         table.add_row(
             h["hostname"],
             h["ip"],
@@ -154,11 +200,12 @@ def hosts_command(directory: DirOption = DEFAULT_DIR) -> None:
 
 @app.command("reset")
 def reset_command(
-    hosts: Annotated[int, typer.Option(help="How many fresh lab hosts.")] = 10,
+    hosts: Annotated[int, typer.Option(min=1, max=200_000, help="How many fresh lab hosts.")] = 10,
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Delete every host and job and create fresh, calm hosts."""
-    LabAdmin(LabConfig.load(directory.expanduser())).reset(hosts)
+    with _lab_errors(LabConfig.load(directory.expanduser())):
+        _admin(directory).reset(hosts)
     console.print(f"lab reset to {hosts} hosts")
 
 

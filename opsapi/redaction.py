@@ -1,8 +1,11 @@
 """Keeping credentials out of everything opsflow writes.
 
-Two layers: fields and headers are redacted by name (Authorization, X-Vault-Token, anything
-named like password, token or secret), and every secret value opsflow has handled is masked
-wherever it appears in text, exception messages included.
+Three layers: fields and headers are redacted by name (Authorization, X-Vault-Token, anything
+named like password, token or secret); every secret value opsflow has handled is masked
+wherever it appears in text, exception messages included; and text that assigns a value to a
+name like a secret (`DB_PASSWORD=hunter2`, `token: abc`, `--password hunter2`) keeps the name
+and loses the value, so a command or its output never carries a credential into the audit
+log, an artifact or a log line.
 
 Example:
     >>> register_secret("s3cr3t-value")
@@ -10,6 +13,8 @@ Example:
     'login with *** failed'
     >>> redact_mapping({"Authorization": "Token abc", "page": 2})
     {'Authorization': '***', 'page': 2}
+    >>> mask_secrets("export DB_PASSWORD=hunter2; mysql --password 'pa ss' -u app")
+    'export DB_PASSWORD=***; mysql --password *** -u app'
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ SENSITIVE_NAME = re.compile(
 )
 # "Token abc", "Bearer abc" in free text, whatever registered secrets we know of.
 _AUTH_SCHEME = re.compile(r"\b(Token|Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
+_SECRET_WORD = r"(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)"
+_VALUE = r"""(?:"[^"]*"|'[^']*'|[^\s,;&|'"]+)"""
+# NAME=value, NAME: value, "name": "value" (assignments, env dumps, YAML, JSON in text)
+_ASSIGNMENT = re.compile(rf"""(?i)(["']?\b[\w.-]*{_SECRET_WORD}[\w.-]*["']?\s*[:=]\s*){_VALUE}""")
+# --password value, -p value is too ambiguous; only long flags named like secrets
+_FLAG = re.compile(rf"(?i)(--[\w-]*{_SECRET_WORD}[\w-]*\s+){_VALUE}")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -50,7 +61,9 @@ def mask_secrets(text: str) -> str:
     for value in known:
         if value in text:
             text = text.replace(value, MASK)
-    return _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return _FLAG.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
 def redact_mapping(data: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def read_host_rows(
-    csv_path: str | None = None, rows: Sequence[dict[str, Any]] | None = None
+    csv_path: str | None = None,
+    rows: Sequence[dict[str, Any]] | None = None,
+    ignore_extra_columns: bool = False,
 ) -> list[HostSpec]:
-    """Validate every row (line numbers as in the file); raise `InvalidHostRows` on any problem."""
+    """Validate every row (line numbers as in the file); raise `InvalidHostRows` on any problem.
+
+    Args:
+        ignore_extra_columns: drop columns other than hostname, ip, os, owner and tags (an
+            inventory export has more) instead of refusing the file.
+    """
     if (csv_path is None) == (rows is None):
         raise ConfigurationError("give exactly one of csv_path or rows")
     if csv_path is not None:
@@ -64,8 +72,12 @@ def read_host_rows(
     if missing:
         raise InvalidHostRows(f"missing column(s) {missing}: the file needs hostname and ip")
     unknown = sorted(set(frame.columns) - set(COLUMNS))
-    if unknown:
-        raise InvalidHostRows(f"unknown column(s) {unknown}: allowed are {list(COLUMNS)}")
+    if unknown and not ignore_extra_columns:
+        raise InvalidHostRows(
+            f"unknown column(s) {unknown}: allowed are {list(COLUMNS)} "
+            "(ignore_extra_columns drops the others)"
+        )
+    frame = frame[[c for c in frame.columns if c in COLUMNS]]
     problems: list[str] = []
     specs: list[HostSpec] = []
     seen: dict[tuple[str, str], int] = {}
@@ -84,10 +96,10 @@ def read_host_rows(
                 for e in exc.errors()
             ]
             continue
-        for field in ("hostname", "ip"):
-            key = (field, getattr(spec, field).lower())
+        for column in ("hostname", "ip"):
+            key = (column, getattr(spec, column).lower())
             if key in seen:
-                problems.append(f"row {line}: {field}: {key[1]!r} repeats row {seen[key]}")
+                problems.append(f"row {line}: {column}: {key[1]!r} repeats row {seen[key]}")
             seen.setdefault(key, line)
         specs.append(spec)
     if problems:
@@ -97,31 +109,53 @@ def read_host_rows(
     return specs
 
 
-def sort_against_inventory(
-    specs: list[HostSpec], inventory: list[Host], update_existing: bool
-) -> tuple[list[HostSpec], list[tuple[str, HostSpec]], list[str]]:
-    """(to create, to update as (id, spec), skipped hostnames); refuse IP clashes."""
+@dataclass
+class InventoryDiff:
+    """How rows compare with the inventory: new, existing but different, identical."""
+
+    new: list[HostSpec] = field(default_factory=list)
+    changed: list[tuple[str, HostSpec, dict[str, tuple[Any, Any]]]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def changes_text(self, hostname: str) -> str:
+        """ "owner: payments -> sre; tags: web -> web, prod" for a changed host."""
+        changes = next(c for _, spec, c in self.changed if spec.hostname == hostname)
+        return "; ".join(f"{k}: {_shown(a)} -> {_shown(b)}" for k, (a, b) in changes.items())
+
+
+def compare_with_inventory(specs: list[HostSpec], inventory: list[Host]) -> InventoryDiff:
+    """Sort rows against the inventory by hostname; refuse an IP that another host has."""
     by_name = {h.hostname.lower(): h for h in inventory}
     by_ip = {h.ip: h for h in inventory}
-    create, update, skipped, clashes = [], [], [], []
+    diff, clashes = InventoryDiff(), []
     for spec in specs:
         existing = by_name.get(spec.hostname.lower())
         owner = by_ip.get(spec.ip)
         if owner is not None and (existing is None or owner.id != existing.id):
             clashes.append(f"{spec.hostname}: ip {spec.ip} already belongs to {owner.hostname}")
         elif existing is None:
-            create.append(spec)
-        elif update_existing and _differs(existing, spec):
-            update.append((existing.id, spec))
+            diff.new.append(spec)
+        elif changes := _changes(existing, spec):
+            diff.changed.append((existing.id, spec, changes))
         else:
-            skipped.append(spec.hostname)
+            diff.unchanged.append(spec.hostname)
     if clashes:
         raise InvalidHostRows(
             f"{len(clashes)} row(s) clash with the inventory, nothing was registered:\n"
             + "\n".join(clashes[:200])
         )
-    return create, update, skipped
+    return diff
 
 
-def _differs(host: Host, spec: HostSpec) -> bool:
-    return any(getattr(host, f) != getattr(spec, f) for f in ("ip", "os", "owner", "tags"))
+def _changes(host: Host, spec: HostSpec) -> dict[str, tuple[Any, Any]]:
+    return {
+        f: (getattr(host, f), getattr(spec, f))
+        for f in ("ip", "os", "owner", "tags")
+        if getattr(host, f) != getattr(spec, f)
+    }
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(value) or "(none)"
+    return "(none)" if value is None else str(value)

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from opsflow.blocks.ops_platform import OpsPlatform
 from opsflow.opsapi.errors import JobTimedOut
 from opsflow.opsapi.models import Job
+from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.events import job_submitted
 from opsflow.tasks.hosts import READ
 
@@ -31,8 +32,9 @@ def execute_job(
     """
     with platform.get_client() as client:
         job_id = client.execute_job(host_ids, command, timeout, idempotency_key=idempotency_key)
-    get_run_logger().info("job %s: %r on %d hosts", job_id, command, len(host_ids))
-    job_submitted(job_id, command, [str(h) for h in host_ids])
+    shown = mask_secrets(command)
+    get_run_logger().info("job %s: %r on %d hosts", job_id, shown, len(host_ids))
+    job_submitted(job_id, shown, [str(h) for h in host_ids])
     return job_id
 
 

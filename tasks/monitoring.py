@@ -135,6 +135,23 @@ def query_metric(
     return usable
 
 
+@task(name="Check values now", **READ)
+def current_values_of(
+    prometheus: Prometheus,
+    promql: str,
+    ips: list[str],
+    max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
+    freshness_query: str | None = None,
+) -> dict[str, float | None]:
+    """The value of `promql` for each IP now (None: missing, NaN or stale)."""
+    with prometheus.get_client() as client:
+        values, _ = current_values(
+            client, client.query(promql), freshness_query or promql, max_age_seconds
+        )
+    seen = dict(zip(values["ip"], values["value"], strict=True))
+    return {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
+
+
 @task(name="Wait for recovery", cache_policy=NO_CACHE)
 def wait_for_recovery(
     prometheus: Prometheus,

@@ -14,19 +14,51 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, BeforeValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from opsflow.opsapi.models import StrictModel
 
-__all__ = ["DEFAULT_BLOCK_HELP", "StrictModel", "by_name", "not_above"]
+__all__ = [
+    "DEFAULT_BLOCK",
+    "DEFAULT_BLOCK_HELP",
+    "ByName",
+    "NotifyBlock",
+    "StrictModel",
+    "block_fields",
+    "by_name",
+    "not_above",
+    "notify_block_field",
+]
 
-DEFAULT_BLOCK_HELP = 'Empty: the block saved as "default".'
+DEFAULT_BLOCK = "default"
+DEFAULT_BLOCK_HELP = f'Empty: the block saved as "{DEFAULT_BLOCK}".'
 
 
-def by_name(block_type: type[Block]) -> BeforeValidator:
+@dataclass(frozen=True)
+class ByName(BeforeValidator):
+    """A block field's validator that also takes a saved block's name; `fallback` is the
+    name used when the field is empty (None: empty means none, e.g. no Alertmanager)."""
+
+    block_type: type[Block] | None = None
+    fallback: str | None = None
+
+
+def block_fields(model: type[BaseModel]) -> dict[str, ByName]:
+    """The model's block fields, by name, with their validators (for the command line)."""
+    return {
+        name: meta
+        for name, field in model.model_fields.items()
+        for meta in field.metadata
+        if isinstance(meta, ByName)
+    }
+
+
+def by_name(block_type: type[Block], fallback: str | None = DEFAULT_BLOCK) -> ByName:
     """Let a block field also take the name of a saved block (``"lab"`` or
     ``"ops-platform/lab"``), loaded when the parameters are validated."""
     slug = block_type.get_block_type_slug()
@@ -48,7 +80,28 @@ def by_name(block_type: type[Block]) -> BeforeValidator:
                 "check the name (prefect block ls) or save one"
             ) from None
 
-    return BeforeValidator(load)
+    return ByName(load, block_type=block_type, fallback=fallback)
+
+
+def _block_slug_and_name(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]*/\S.*", value):
+        raise ValueError(
+            f"{value!r} is not '<block-type-slug>/<name>', e.g. wecom-webhook/ops "
+            "(prefect block ls lists the saved blocks)"
+        )
+    return value
+
+
+NotifyBlock = Annotated[str | None, AfterValidator(_block_slug_and_name)]
+
+
+def notify_block_field() -> Any:
+    """The `notify_block` parameter every runbook has."""
+    return Field(
+        default=None,
+        description="Notification block told how the run ended, as '<block-type-slug>/<name>', "
+        "e.g. wecom-webhook/ops or slack-webhook/sre.",
+    )
 
 
 def not_above(model: BaseModel, lower: str, upper: str) -> None:

@@ -15,7 +15,14 @@ from pydantic import BaseModel, Field, model_validator
 from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus
 from opsflow.opsapi.models import Host, HostSelector
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS
-from opsflow.tasks.parameters import DEFAULT_BLOCK_HELP, StrictModel, by_name, not_above
+from opsflow.tasks.parameters import (
+    DEFAULT_BLOCK_HELP,
+    NotifyBlock,
+    StrictModel,
+    by_name,
+    not_above,
+    notify_block_field,
+)
 
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,127}$"
 
@@ -82,12 +89,10 @@ class RestartPolicy(StrictModel):
     approval_timeout_seconds: int = Field(
         default=3600, ge=1, le=604_800, description="No answer within this time means reject."
     )
-    alertmanager: Annotated[Alertmanager | None, by_name(Alertmanager)] = Field(
+    alertmanager: Annotated[Alertmanager | None, by_name(Alertmanager, fallback=None)] = Field(
         default=None, description="Silence the hosts' alerts here while they restart. Empty: none."
     )
-    notify_block: str | None = Field(
-        default=None, description="Notification block told of completion, abort and failure."
-    )
+    notify_block: NotifyBlock = notify_block_field()
     dry_run: bool = Field(default=False, description="Plan and report, restart nothing.")
 
     @model_validator(mode="after")
@@ -129,6 +134,11 @@ class RestartPlan(BaseModel):
     cooling_down: dict[str, float] = Field(
         default_factory=dict, description="hostname -> minutes since its last restart"
     )
+
+    @property
+    def over_threshold_text(self) -> str:
+        """ "3 of 10 hosts over 4" — the same words in the plan, the log and an abort."""
+        return f"{self.over_threshold} of {self.hosts_considered} hosts over {self.threshold:g}"
 
     def without(self, host_ids: set[str], batch_size: int) -> RestartPlan:
         """The same plan minus some hosts, re-batched."""
@@ -219,12 +229,11 @@ def plan_restarts(
     )
     logger = get_run_logger()
     logger.info(
-        "plan %s: %d of %d hosts over %.2f, %d batches",
+        "plan %s: %s; %s%s",
         plan.digest,
-        len(plan.candidates),
-        plan.hosts_considered,
-        policy.threshold,
-        len(plan.batches),
+        plan.over_threshold_text,
+        f"{len(plan.batches)} batch{'es' if len(plan.batches) != 1 else ''}",
+        f", {len(plan.cooling_down)} cooling down" if plan.cooling_down else "",
     )
     if plan.hosts_without_data:
         logger.warning(
@@ -253,7 +262,7 @@ def plan_restarts(
 def plan_markdown(plan: RestartPlan) -> str:
     """The plan's caveats as markdown: hosts without data, unknown series, the cap."""
     lines = [
-        f"**Plan {plan.digest}**: {len(plan.candidates)} of {plan.hosts_considered} hosts over {plan.threshold:g}."
+        f"**Plan {plan.digest}**: {plan.over_threshold_text}; {len(plan.candidates)} to restart."
     ]
     if plan.blast_radius_exceeded:
         lines.append(

@@ -10,11 +10,21 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from opsflow.opsapi.models import Job
+from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.restart_plan import Candidate, RestartPlan, plan_markdown
 
 HostResult = Literal[
-    "verified", "restart failed", "unhealthy", "load did not recover", "not touched", "planned"
+    "verified",
+    "restart failed",
+    "unhealthy",
+    "load did not recover",
+    "recovered before restart",
+    "not touched",
+    "planned",
 ]
+NOT_FAILED: frozenset[str] = frozenset(
+    {"verified", "recovered before restart", "not touched", "planned"}
+)
 Outcome = Literal["dry_run", "nothing_to_do", "completed", "failed", "aborted"]
 
 
@@ -31,6 +41,10 @@ class HostOutcome(BaseModel):
     result: HostResult = "not touched"
     verified: bool = False
     detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.result not in NOT_FAILED
 
 
 class RestartReport(BaseModel):
@@ -49,6 +63,9 @@ class RestartReport(BaseModel):
     outcome: Outcome
     reason: str
     plan_digest: str
+    approved_plan: str | None = Field(
+        default=None, description="The plan digest the approval was given for, if one was asked."
+    )
     threshold: float
     hosts: list[HostOutcome] = Field(default_factory=list)
     hosts_without_data: list[str] = Field(default_factory=list)
@@ -66,20 +83,30 @@ class RestartReport(BaseModel):
 
     @property
     def failed(self) -> list[str]:
-        return [
-            h.hostname for h in self.hosts if h.result not in ("verified", "not touched", "planned")
-        ]
+        return [h.hostname for h in self.hosts if h.failed]
 
     @property
     def not_touched(self) -> list[str]:
         return self.hostnames("not touched")
 
     @property
+    def recovered_before_restart(self) -> list[str]:
+        return self.hostnames("recovered before restart")
+
+    @property
     def summary(self) -> str:
-        return (
-            f"{self.outcome}: {self.reason} — {len(self.verified)} verified, "
-            f"{len(self.failed)} failed, {len(self.not_touched)} not touched"
-        )
+        """One line: what happened and why, then the counts when hosts were in play."""
+        text = f"{self.outcome.replace('_', ' ')}: {self.reason}"
+        if self.outcome in ("dry_run", "nothing_to_do") or not self.hosts:
+            return text
+        counts = [
+            f"{len(self.verified)} verified",
+            f"{len(self.failed)} failed",
+            f"{len(self.not_touched)} not touched",
+        ]
+        if self.recovered_before_restart:
+            counts.append(f"{len(self.recovered_before_restart)} recovered before restart")
+        return f"{text} — {', '.join(counts)}"
 
 
 def planned_outcomes(plan: RestartPlan, result: HostResult) -> list[HostOutcome]:
@@ -142,7 +169,7 @@ def _why(result: object, fallback: str) -> str:
     text = (getattr(result, "stderr", "") or getattr(result, "stdout", "") or "").strip()
     if not text and result.status.value == "cancelled":  # type: ignore[attr-defined]
         text = "no result within the job timeout, so the runbook cancelled it"
-    return f"{result.status.value}, exit {result.exit_code}: {text[:200]}"  # type: ignore[attr-defined]
+    return f"{result.status.value}, exit {result.exit_code}: {mask_secrets(text)[:200]}"  # type: ignore[attr-defined]
 
 
 @task(name="Publish report", cache_policy=NO_CACHE)

@@ -23,8 +23,7 @@ from prefect.states import Completed, Failed, State
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, query_metric
-
-DEFAULT_BLOCK = "default"
+from opsflow.tasks.parameters import DEFAULT_BLOCK
 
 B = TypeVar("B", bound=Block)
 
@@ -79,6 +78,13 @@ def read_metric(
         return query_metric(prometheus, promql, max_age_seconds, freshness_query)
     except OpsAPIError as exc:
         raise RunbookAborted(f"no usable {what} data, so nothing was done: {exc}") from exc
+
+
+def plural(count: int, noun: str) -> str:
+    """``plural(1, "host")`` is "1 host", ``plural(3, "host")`` "3 hosts", "2 batches"."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
 
 
 def run_key() -> str:

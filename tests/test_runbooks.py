@@ -50,8 +50,8 @@ def test_register_hosts_creates_then_skips_then_updates(fresh_lab, tmp_path):
     third = register_hosts(RegisterHostsParams(csv_path=str(csv), update_existing=True, **LAB))
 
     assert first.created == ["app-01", "app-02", "app-03"]
-    assert second.skipped == ["app-01", "app-02", "app-03"] and second.created == []
-    assert third.updated == ["app-02"] and third.skipped == ["app-01", "app-03"]
+    assert second.unchanged == ["app-01", "app-02", "app-03"] and second.created == []
+    assert third.updated == ["app-02"] and third.unchanged == ["app-01", "app-03"]
     client = OpsPlatform.load("lab").get_client()
     [app02] = client.list_hosts(hostname="app-02")
     assert app02.owner == "sre"

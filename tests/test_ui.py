@@ -160,11 +160,8 @@ def test_deployment_form_renders_and_a_triggered_run_shows_its_report(
 
 
 def test_prefect_yaml_deploys_every_runbook_with_its_schedule(prefect_server, tmp_path):
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": f"{prefect_server}/api",
-        "OPSFLOW_HOME": str(Path(__file__).parent.parent),
-    }
+    env = {**os.environ, "PREFECT_API_URL": f"{prefect_server}/api"}
+    env.pop("OPSFLOW_HOME", None)  # the entrypoints name the installed package: no checkout needed
     root = Path(__file__).parent.parent
     pool = subprocess.run(
         [sys.executable, "-m", "prefect", "work-pool", "create", "opsflow", "--type", "process"],

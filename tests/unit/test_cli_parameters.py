@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 
-from opsflow.flows.cli import _signature, _values
+from opsflow.flows.cli_options import options_signature, say_in_flags, values_from_flags
 from opsflow.flows.register_hosts import RegisterHostsParams
 from opsflow.tasks.restart_plan import RestartPolicy
 
 
 def flags(model) -> set[str]:
-    return {p.default.param_decls[0] for p in _signature(model).parameters.values()}
+    return {p.default.param_decls[0] for p in options_signature(model).parameters.values()}
 
 
 def test_every_field_has_a_flag_blocks_by_name_and_the_selector_as_tag_and_pattern():
@@ -22,13 +22,13 @@ def test_every_field_has_a_flag_blocks_by_name_and_the_selector_as_tag_and_patte
 
 
 def test_a_hostname_pattern_alone_is_a_selector():
-    values = _values(RestartPolicy, {"tag": None, "hostname_pattern": "web-*"})
+    values = values_from_flags(RestartPolicy, {"tag": None, "hostname_pattern": "web-*"})
 
     assert values == {"selector": {"tags": [], "hostname_pattern": "web-*"}}
 
 
 def test_repeated_tags_and_block_names_map_to_their_fields():
-    values = _values(
+    values = values_from_flags(
         RestartPolicy, {"tag": ("web", "prod"), "platform_block": "prod", "threshold": 6.0}
     )
 
@@ -42,10 +42,41 @@ def test_repeated_tags_and_block_names_map_to_their_fields():
 def test_flags_left_out_leave_the_models_defaults():
     given = {name: None for name in inspect.signature(lambda: None).parameters}
 
-    assert _values(RestartPolicy, given) == {}
+    assert values_from_flags(RestartPolicy, given) == {}
 
 
 def test_a_json_field_is_parsed():
-    values = _values(RegisterHostsParams, {"rows": '[{"hostname": "a", "ip": "10.0.0.1"}]'})
+    values = values_from_flags(
+        RegisterHostsParams, {"rows": '[{"hostname": "a", "ip": "10.0.0.1"}]'}
+    )
 
     assert values == {"rows": [{"hostname": "a", "ip": "10.0.0.1"}]}
+
+
+def test_messages_about_fields_are_said_in_flags():
+    message = "recovery_threshold (3) must not be above threshold (2): lower recovery_threshold"
+
+    assert say_in_flags(message, RestartPolicy) == (
+        "--recovery-threshold (3) must not be above --threshold (2): lower --recovery-threshold"
+    )
+    assert say_in_flags("load over the threshold", RestartPolicy) == "load over the threshold"
+
+
+def test_the_lab_commands_named_in_opsflows_help_are_the_labs():
+    from opsflow.flows.cli import LAB_COMMANDS
+    from opsflow.lab.cli import app
+
+    lab = {c.name for c in app.registered_commands if not c.hidden}
+
+    assert set(LAB_COMMANDS) == lab
+
+
+def test_the_catalog_is_the_registry():
+    from opsflow.flows.catalog import CATALOG
+    from opsflow.flows.registry import load_runbook
+
+    for name, entry in CATALOG.items():
+        runbook = load_runbook(name)
+        assert runbook.flow.name == name
+        assert runbook.flow.description.splitlines()[0] == entry.summary
+        assert list(runbook.flow.parameters.properties) == [entry.param_name]

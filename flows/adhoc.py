@@ -1,0 +1,273 @@
+"""`opsflow run NAME ...`: one runbook now, checked up front, quiet, with a one-line verdict.
+
+The order matters for a tired operator: everything that can be checked without a Prefect
+server (flag values, files, regular expressions, whether an approval can be answered) is
+checked first; then the blocks are loaded; only then does anything run. Input refused before
+any work exits 2, a run that failed exits 1, success 0. An expected error is one line naming
+the flag and the fix; `opsflow --verbose` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import sys
+from contextlib import nullcontext
+from typing import Any, NoReturn
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+from rich.traceback import Traceback
+
+from opsflow.flows.approval import Approval, approvals_from
+from opsflow.flows.cli_options import (
+    flag,
+    flag_of,
+    options_signature,
+    say_in_flags,
+    values_from_flags,
+)
+from opsflow.flows.registry import Runbook, load_runbook
+from opsflow.flows.temporary_server import MARK, TemporaryServer
+from opsflow.tasks.parameters import block_fields
+
+console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+TABLE_ROWS = 50  # rows shown on a terminal; the artifact and CSV have every one
+CELL_WIDTH = 60
+
+
+class Refused(Exception):
+    """Input refused before any work: exit 2."""
+
+
+def runbook_command(name: str) -> Any:
+    """The click command `opsflow run NAME`, built from the runbook's parameter model."""
+    runbook = load_runbook(name)
+
+    def command(**given: Any) -> None:
+        run_adhoc(runbook, given)
+
+    command.__signature__ = options_signature(runbook.params)  # type: ignore[attr-defined]
+    command.__doc__ = runbook.flow.description
+    app = typer.Typer(add_completion=False)
+    app.command(name, short_help=runbook.summary)(command)
+    return typer.main.get_command(app)
+
+
+def run_adhoc(runbook: Runbook, given: dict[str, Any]) -> NoReturn:
+    """Check, load, run, report; exit with 0, 1 or 2."""
+    verbose = bool(os.environ.get("OPSFLOW_VERBOSE"))
+    try:
+        values = values_from_flags(runbook.params, given)
+        check_without_server(runbook.params, values)
+        approver = approval_mode(values)
+        operator_console(verbose)
+        if os.environ.get(MARK):
+            TemporaryServer.current().wait_ready()
+        params = with_blocks(runbook.params, values)
+    except Refused as refused:
+        console.print(f"[red]{runbook.name}: {refused}[/]", soft_wrap=True)
+        raise SystemExit(2) from None
+    except (OSError, RuntimeError) as exc:  # the Prefect API itself: unreachable, refusing
+        if verbose:
+            raise
+        api = os.environ.get("PREFECT_API_URL") or "the temporary local one"
+        console.print(
+            f"[red]{runbook.name}: could not load the blocks from the Prefect API ({api}): {exc}[/]"
+        )
+        raise SystemExit(1) from None
+    with approvals_from(approver) if approver else nullcontext():
+        state = runbook.flow(**{runbook.param_name: params}, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        if verbose:
+            console.print(Traceback.from_exception(type(result), result, result.__traceback__))
+        message = say_in_flags(str(result), runbook.params)
+        console.print(f"[red bold]{runbook.name} failed[/]: {message}", soft_wrap=True)
+        raise SystemExit(1)
+    show_result(runbook.name, result)
+    raise SystemExit(1 if state.is_failed() else 0)
+
+
+def check_without_server(model: type[BaseModel], values: dict[str, Any]) -> None:
+    """Every check that needs no Prefect server and no block: the model without its blocks."""
+    blocks = block_fields(model)
+    try:
+        model.model_validate({k: v for k, v in values.items() if k not in blocks})
+    except ValidationError as exc:
+        raise Refused(_first_error(exc, model)) from None
+
+
+def approval_mode(values: dict[str, Any]) -> TerminalApprover | None:
+    """Who answers `--approval`: this terminal (ad hoc, no server), the Prefect UI (a server in
+    PREFECT_API_URL), or nobody, which is refused before anything runs."""
+    if not values.get("approval"):
+        return None
+    if os.environ.get("PREFECT_API_URL") and not os.environ.get(MARK):
+        console.print(
+            "approval: the run will pause; approve or reject it on the run's page in the "
+            "Prefect UI (its link is printed when it starts)"
+        )
+        return None
+    if sys.stdin.isatty():
+        return TerminalApprover(console)
+    raise Refused(
+        "--approval needs someone to answer and there is no terminal here: run it on a "
+        "terminal, or against a Prefect server (set PREFECT_API_URL) and approve in its UI"
+    )
+
+
+def with_blocks(model: type[BaseModel], values: dict[str, Any]) -> BaseModel:
+    """Load the named blocks (empty ones fall back to the block saved as "default"), then
+    the whole model; a missing block is refused naming its flag."""
+    from prefect.blocks.abstract import NotificationBlock
+    from prefect.blocks.core import Block
+
+    loaded = dict(values)
+    for name, by_name in block_fields(model).items():
+        wanted = values.get(name) or by_name.fallback
+        if wanted is None:
+            continue
+        try:
+            loaded[name] = by_name.func(wanted)
+        except ValueError as exc:
+            raise Refused(f"{flag(name, model)}: {exc}") from None
+    notify = values.get("notify_block")
+    if notify:
+        try:
+            if not isinstance(Block.load(notify), NotificationBlock):
+                raise Refused(f"--notify-block {notify!r} is not a notification block")
+        except ValueError:
+            raise Refused(
+                f"--notify-block: no block {notify!r} is saved; give '<block-type-slug>/<name>' "
+                "of a saved notification block (prefect block ls)"
+            ) from None
+    try:
+        return model.model_validate(loaded)
+    except ValidationError as exc:
+        raise Refused(_first_error(exc, model)) from None
+
+
+def _first_error(exc: ValidationError, model: type[BaseModel]) -> str:
+    lines = []
+    for error in exc.errors():
+        message = say_in_flags(str(error["msg"]).removeprefix("Value error, "), model)
+        where = flag_of(error["loc"], model)
+        lines.append(message if where == "parameters" else f"invalid {where}: {message}")
+    return "\n".join(lines)
+
+
+class TerminalApprover:
+    """Asks on the operator's terminal: the plan, then its digest's first characters to approve."""
+
+    PREFIX = 6
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+
+    def ask(self, summary: str, digest: str, timeout_seconds: int) -> Approval:
+        self.out.print(Markdown(summary))
+        self.out.print(
+            f"[bold]Approve plan {digest}?[/] Type [bold]{digest[: self.PREFIX]}[/] to approve; "
+            f"anything else rejects (no answer within {timeout_seconds}s rejects): ",
+            end="",
+        )
+        ready, _, _ = select.select([sys.stdin], [], [], timeout_seconds)
+        if not ready:
+            self.out.print()
+            return Approval(plan_digest=digest, note=f"no answer within {timeout_seconds}s")
+        typed = sys.stdin.readline().strip()
+        if len(typed) >= self.PREFIX and digest.startswith(typed):
+            return Approval(approve=True, plan_digest=digest, note="approved on the terminal")
+        return Approval(plan_digest=digest, note=f"rejected on the terminal (typed {typed!r})")
+
+
+def operator_console(verbose: bool) -> None:
+    """From now on the console shows the runbook's own lines, without tracebacks, and none of
+    Prefect's internal ones (engine bookkeeping, the temporary server, its workers);
+    `--verbose` shows everything. The run's logs in Prefect keep everything."""
+    import prefect
+
+    if verbose:
+        return
+    prefect_dir = os.path.dirname(prefect.__file__)
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ == "PrefectConsoleHandler":
+            handler.addFilter(_FromOutsideThePackage(prefect_dir))
+            handler.setFormatter(_WithoutTraceback(handler.formatter))
+
+
+class _FromOutsideThePackage(logging.Filter):
+    def __init__(self, package_dir: str) -> None:
+        super().__init__()
+        self.package_dir = package_dir
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.startswith(self.package_dir)
+
+
+class _WithoutTraceback(logging.Formatter):
+    """The handler's own formatter, minus the traceback (which Prefect's API logs still get)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def show_result(name: str, result: Any) -> None:
+    """The result's rows as a table (the first `TABLE_ROWS`, saying so), then its summary."""
+    rows = next(
+        (
+            v
+            for v in vars(result).values()
+            if isinstance(v, list) and v and isinstance(v[0], BaseModel | dict)
+        ),
+        [],
+    )
+    if rows:
+        dicts = [r.model_dump() if isinstance(r, BaseModel) else r for r in rows]
+        columns = getattr(result, "table_columns", None) or list(dicts[0])
+        percent = set(getattr(result, "percent_columns", ()))
+        shown = dicts[:TABLE_ROWS]
+        title = name if len(dicts) <= TABLE_ROWS else f"{name} — {len(shown)} of {len(dicts)} shown"
+        table = Table(*(c.replace("_", " ") for c in columns), title=title)
+        for row in shown:
+            table.add_row(*(_cell(row.get(c), c in percent) for c in columns))
+        console.print(table)
+    for label in ("hosts_without_data", "series_without_host", "skipped"):
+        names = getattr(result, label, None)
+        if names:
+            more = f" (and {len(names) - 20} more)" if len(names) > 20 else ""
+            console.print(f"[yellow]{label.replace('_', ' ')}[/]: {', '.join(names[:20])}{more}")
+    cooling = getattr(result, "cooling_down", None)
+    if cooling:
+        shown = ", ".join(f"{host} ({minutes:g} min ago)" for host, minutes in cooling.items())
+        console.print(f"[yellow]skipped, restarted within the cooldown[/]: {shown}")
+    written = getattr(result, "csv_path", None)
+    if written:
+        console.print(f"every host written to {written}")
+    console.print(getattr(result, "summary", result))
+
+
+def _cell(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f} %" if percent else f"{value:.2f}"
+    text = " ".join(str(value).split())
+    if len(text) <= CELL_WIDTH:
+        return text
+    cut = text[: CELL_WIDTH - 1].rsplit(" ", 1)[0]  # at a word boundary, never mid-word
+    return (cut if len(cut) > CELL_WIDTH // 2 else text[: CELL_WIDTH - 1]) + "…"
