@@ -325,7 +325,9 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument(
-        "--only", default="client,runbook,report", help="comma-separated: client, runbook, report"
+        "--only",
+        default="client,runbook,report,startup",
+        help="comma-separated: client, runbook, report, startup",
     )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
@@ -355,6 +357,11 @@ def main() -> None:
                 sections.append(
                     show("4. Vault round trips per run (OpenBao's audit device)", vault)
                 )
+            if "startup" in only:
+                from bench.startup import bench_startup
+
+                rows = bench_startup(config, admin, 1 if args.quick else 5)
+                sections.append(show("5. Start-up: the command line and an ad hoc run", rows))
             if "report" in only:
                 if report_sizes[-1] >= 50_000:
                     _scrape_every(config, "5s")

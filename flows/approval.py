@@ -78,9 +78,10 @@ def request_approval(
         answer = _direct.ask(summary, digest, timeout_seconds)
     else:
         logger.warning(
-            "plan %s waits up to %ds for approval in the Prefect UI: %s",
+            "plan %s waits up to %ds for approval in the Prefect UI%s: %s",
             digest,
             timeout_seconds,
+            f", at {url}" if (url := run_page()) else "",
             summary,
         )
         answer = _pause_for_the_ui(summary, digest, timeout_seconds, poll_seconds)
@@ -97,6 +98,14 @@ def request_approval(
         f": {answer.note}" if answer.note else "",
     )
     return answer
+
+
+def run_page() -> str | None:
+    """This flow run's page in the Prefect UI, where the approval form is."""
+    from prefect.settings import PREFECT_UI_URL
+
+    ui, run_id = PREFECT_UI_URL.value(), flow_run.get_id()
+    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
 
 
 def _pause_for_the_ui(

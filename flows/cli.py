@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from opsflow.flows.catalog import CATALOG
@@ -205,11 +207,32 @@ def lab_command(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call([sys.executable, "-m", "opsflow.lab", *ctx.args]))
 
 
+def run_app(typer_app: typer.Typer, prog_name: str) -> NoReturn:
+    """Run a command-line app so that a usage error (an unknown flag, a bad value) is one line
+    naming the flag, exit code 2, not a usage screen."""
+    try:
+        code = typer_app(prog_name=prog_name, standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except ClickException as exc:
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) else prog_name
+        console.print(
+            f"[red]{escape(where)}: {escape(exc.format_message())}[/] (see {where} --help)",
+            soft_wrap=True,
+            markup=True,
+        )
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
 def main() -> None:
     """Entry point of the `opsflow` console script."""
     for name, value in QUIET_PREFECT.items():
         os.environ.setdefault(name, value)
-    app(prog_name="opsflow")
+    run_app(app, "opsflow")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def say_in_flags(message: str, model: type[BaseModel]) -> str:
     names = sorted(set(model.model_fields) | set(SELECTOR_FLAGS) | {"tags"}, key=len, reverse=True)
     # A multi-word name anywhere; a one-word name only where our messages use it as a name:
     # before a value ("threshold (2)", "command 'ls'") or after a verb ("raise threshold").
-    verbs = "".join(rf"(?<={v} )" for v in ("set", "give", "raise", "lower"))
+    verbs = "".join(rf"(?<={v} )" for v in ("set", "give", "raise", "lower", "or"))
     pattern = "|".join(
         rf"\b{re.escape(n)}\b"
         if "_" in n

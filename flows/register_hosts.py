@@ -68,9 +68,11 @@ class RegisterHostsParams(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> RegisterHostsParams:
+    def _exactly_one_source_every_row_valid(self) -> RegisterHostsParams:
         if (self.csv_path is None) == (self.rows is None):
             raise ValueError("give exactly one of csv_path or rows")
+        # Refused here, before any server or platform is asked: every bad row, named.
+        read_host_rows(self.csv_path, self.rows, ignore_extra_columns=self.ignore_extra_columns)
         return self
 
 

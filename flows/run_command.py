@@ -14,7 +14,7 @@ from typing import Annotated
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import State
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
 from opsflow.blocks import OpsPlatform
 from opsflow.opsapi.models import Host, HostSelector
@@ -62,6 +62,11 @@ class RunCommandParams(StrictModel):
     )
     dry_run: bool = Field(default=False, description="Show the hosts it would run on; run nothing.")
     notify_block: NotifyBlock = notify_block_field()
+
+    @field_serializer("command", when_used="json")
+    def _command_as_stored(self, command: str) -> str:
+        # What Prefect stores as the run's parameters: a password typed into a command is not.
+        return mask_secrets(command)
 
     @field_validator("allowlist")
     @classmethod

@@ -1,3 +1,4 @@
+from opsflow.flows.cli import run_app
 from opsflow.lab.cli import app
 
-app(prog_name="opsflow lab")
+run_app(app, "opsflow lab")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from datetime import datetime
 from enum import Enum
 from ipaddress import ip_address
@@ -74,13 +75,21 @@ def unknown_field_message(key: str, known: list[str]) -> str:
 class HostSpec(_APIModel):
     """What you send to create or replace a host."""
 
-    hostname: str = Field(
-        pattern=_HOSTNAME, max_length=253, description="DNS-style host name, e.g. web-01."
-    )
+    hostname: str = Field(max_length=253, description="DNS-style host name, e.g. web-01.")
     ip: str = Field(description="IPv4 or IPv6 address.")
     os: str | None = Field(default=None, description="Operating system, e.g. Debian 12.")
     owner: str | None = Field(default=None, description="Owning team.")
     tags: list[str] = Field(default_factory=list, description="Free-form labels for selection.")
+
+    @field_validator("hostname")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not re.fullmatch(_HOSTNAME, value):
+            raise ValueError(
+                f"{value!r} is not a host name: letters, digits and inner '-', in labels of "
+                "1 to 63 characters separated by dots (e.g. web-01 or web-01.prod)"
+            )
+        return value
 
     @field_validator("ip")
     @classmethod

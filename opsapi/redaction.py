@@ -31,7 +31,8 @@ SENSITIVE_NAME = re.compile(
 # "Token abc", "Bearer abc" in free text, whatever registered secrets we know of.
 _AUTH_SCHEME = re.compile(r"\b(Token|Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
 _SECRET_WORD = r"(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)"
-_VALUE = r"""(?:"[^"]*"|'[^']*'|[^\s,;&|'"]+)"""
+# Unquoted, a value ends at a space, a separator or a backslash (the "\n" of text inside JSON).
+_VALUE = r"""(?:"[^"]*"|'[^']*'|[^\s,;&|'"\\]+)"""
 # NAME=value, NAME: value, "name": "value" (assignments, env dumps, YAML, JSON in text)
 _ASSIGNMENT = re.compile(rf"""(?i)(["']?\b[\w.-]*{_SECRET_WORD}[\w.-]*["']?\s*[:=]\s*){_VALUE}""")
 # --password value, -p value is too ambiguous; only long flags named like secrets

@@ -90,11 +90,7 @@ def read_host_rows(
         try:
             spec = HostSpec.model_validate(data)
         except ValidationError as exc:
-            problems += [
-                f"row {line}: {'.'.join(map(str, e['loc']))}: {e['msg']} "
-                f"(got {data.get(str(e['loc'][0]))!r})"
-                for e in exc.errors()
-            ]
+            problems += [_problem(line, e, data) for e in exc.errors()]
             continue
         for column in ("hostname", "ip"):
             key = (column, getattr(spec, column).lower())
@@ -103,10 +99,18 @@ def read_host_rows(
             seen.setdefault(key, line)
         specs.append(spec)
     if problems:
-        raise InvalidHostRows(
-            f"{len(problems)} problem(s), nothing was registered:\n" + "\n".join(problems[:200])
-        )
+        counted = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        raise InvalidHostRows(f"{counted}, nothing was registered:\n" + "\n".join(problems[:200]))
     return specs
+
+
+def _problem(line: int, error: Any, data: dict[str, Any]) -> str:
+    """ "row 4: ip: '999.1.1.1' is not an IPv4 or IPv6 address", the value shown once."""
+    field = ".".join(map(str, error["loc"]))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = data.get(str(error["loc"][0]))
+    shown = "" if repr(value) in message else f" (got {value!r})"
+    return f"row {line}: {field}: {message}{shown}"
 
 
 @dataclass

@@ -91,6 +91,6 @@ def test_an_aborted_rollout_reaches_every_chat_through_the_servers_automation(
     for service, text in texts.items():
         assert "opsflow rollout aborted" in text, service
         assert "restart-overloaded-hosts" in text, service
-        assert "2 hosts over 4 exceeds the blast-radius cap of 1" in text, (service, text)
+        assert "2 of 10 hosts over 4 exceeds the blast-radius cap of 1" in text, (service, text)
     assert by_service["DingTalk"][0].query["sign"]  # signed inside the server too
     assert fresh_lab.admin.restarts() == {}

@@ -79,4 +79,4 @@ def test_failed_rollout_exits_1(fresh_lab):
 
     assert result.returncode == 1
     assert "restart failed" in result.stdout
-    assert "failed: 1 hosts failed" in result.stdout
+    assert "failed: 1 host failed (limit 1)" in result.stdout

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -21,21 +22,28 @@ GENERIC = ("tasks", "flows", "blocks", "opsapi", "lab")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel, built from a clean copy of the sources (a `build/` left in the checkout by
     an earlier build could smuggle deleted modules into it)."""
-    source = tmp_path_factory.mktemp("source") / "opsflow"
-    shutil.copytree(
-        ROOT,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"
-        ),
-    )
     out = tmp_path_factory.mktemp("dist")
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with tempfile.TemporaryDirectory() as scratch:  # gone after the build: it is only a copy
+        source = Path(scratch) / "opsflow"
+        shutil.copytree(
+            ROOT,
+            source,
+            ignore=shutil.ignore_patterns(
+                ".git",
+                ".venv",
+                "build",
+                "*.egg-info",
+                "__pycache__",
+                ".pytest_cache",
+                ".ruff_cache",
+            ),
+        )
+        built = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     [path] = out.glob("opsflow-*.whl")
     return path

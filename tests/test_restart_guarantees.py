@@ -52,27 +52,89 @@ def paused_run_id():
     return runs[0].id if runs else None
 
 
-def test_approved_rollout_runs(fresh_lab):
+def planned_digest(run_id) -> str:
+    """The digest of the plan a paused run asks about (its plan artifact says it)."""
+    import asyncio
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+
+    [plan] = [a for a in asyncio.run(read()) if a.key == "restart-plan"]
+    return plan.description.split()[-1]
+
+
+def test_approved_rollout_runs_and_records_the_plan_it_approved(fresh_lab):
     fresh_lab.overload(8.0, "lab-web-01")
     thread, box = run_in_thread(RestartPolicy(approval=True, approval_timeout_seconds=120, **FAST))
 
     run_id = wait_until(paused_run_id, 60, "the run to pause for approval")
     assert fresh_lab.jobs() == []  # nothing happens before the answer
-    resume_flow_run(run_id, run_input={"approve": True, "note": "go ahead"})
+    digest = planned_digest(run_id)
+    resume_flow_run(run_id, run_input={"approve": True, "plan_digest": digest, "note": "go"})
     thread.join(120)
 
     report = box["state"].result()
     assert report.outcome == "completed"
+    assert report.approved_plan == digest == report.plan_digest
     assert fresh_lab.admin.restarts() == {"lab-web-01": 1}
+
+
+def test_an_approval_of_another_plan_is_a_reject(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01")
+    thread, box = run_in_thread(RestartPolicy(approval=True, approval_timeout_seconds=120, **FAST))
+
+    run_id = wait_until(paused_run_id, 60, "the run to pause for approval")
+    resume_flow_run(run_id, run_input={"approve": True, "plan_digest": "0123456789abcdef"})
+    thread.join(120)
+
+    report = box["state"].result(raise_on_failure=False)
+    assert report.outcome == "aborted"
+    assert "the answer approved plan 0123456789abcdef, not" in report.reason
+    assert fresh_lab.jobs() == []
+
+
+def test_after_a_late_approval_the_load_is_read_again_before_each_batch(fresh_lab):
+    fresh_lab.overload(8.0, "lab-web-01", "lab-db-02")
+    thread, box = run_in_thread(
+        RestartPolicy(approval=True, approval_timeout_seconds=120, batch_size=1, **FAST)
+    )
+    run_id = wait_until(paused_run_id, 60, "the run to pause for approval")
+    digest = planned_digest(run_id)
+
+    # While nobody answers: one planned host recovers, another host crosses the threshold.
+    fresh_lab.admin.overload("lab-db-02", 0.3)
+    fresh_lab.overload(9.0, "lab-web-05")
+    wait_until(lambda: fresh_lab.prometheus_loads()["lab-db-02"] < 1, 20, "lab-db-02 to calm")
+    resume_flow_run(run_id, run_input={"approve": True, "plan_digest": digest})
+    thread.join(120)
+
+    report = box["state"].result()
+    by_host = {h.hostname: h for h in report.hosts}
+    assert by_host["lab-web-01"].result == "verified"
+    assert by_host["lab-db-02"].result == "recovered before restart"
+    assert "not over 4 any more" in by_host["lab-db-02"].detail
+    assert "lab-web-05" not in by_host  # never added to an approved plan
+    assert fresh_lab.admin.restarts() == {"lab-web-01": 1}
+    assert "1 recovered before restart" in report.summary
 
 
 def test_rejected_rollout_restarts_nothing_and_says_why(fresh_lab):
     fresh_lab.overload(8.0, "lab-web-01")
     thread, box = run_in_thread(RestartPolicy(approval=True, approval_timeout_seconds=120, **FAST))
 
+    run_id = wait_until(paused_run_id, 60, "the pause")
     resume_flow_run(
-        wait_until(paused_run_id, 60, "the pause"),
-        run_input={"approve": False, "note": "change freeze"},
+        run_id,
+        run_input={
+            "approve": False,
+            "plan_digest": planned_digest(run_id),
+            "note": "change freeze",
+        },
     )
     thread.join(120)
 
@@ -89,8 +151,11 @@ def test_no_answer_in_time_is_a_reject(fresh_lab):
         RestartPolicy(approval=True, approval_timeout_seconds=3, **FAST), return_state=True
     )
 
-    # Prefect itself fails a run whose pause timed out; the report artifact still says why.
+    # Our own deadline answers before Prefect's: the run ends with our reason, not "never
+    # resumed", in its state message, its typed result and its report artifact.
     assert state.is_failed()
+    assert "aborted: not approved: no answer within 3s" in state.message
+    assert state.result(raise_on_failure=False).reason == "not approved: no answer within 3s"
     summary = artifacts_of(state.state_details.flow_run_id)["restart-summary"]
     assert "aborted: not approved: no answer within 3s" in summary
     assert fresh_lab.jobs() == []

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+import requests
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -152,3 +153,26 @@ def test_bad_parameters_are_refused_naming_the_field(field, value, words):
         RestartPolicy(**{field: value})
 
     assert field in str(caught.value) and words in str(caught.value)
+
+
+def test_an_ipv6_host_is_joined_restarted_and_verified(fresh_lab):
+    from opsflow.blocks import OpsPlatform
+    from opsflow.opsapi import HostSpec
+
+    client = OpsPlatform.load("lab").get_client()
+    client.create_host(HostSpec(hostname="lab-v6-01", ip="::1", tags=["lab", "v6"]))
+    fresh_lab.overload(8.0, "lab-v6-01")
+    answer = requests.get(
+        f"{fresh_lab.config.prometheus_url}/api/v1/query",
+        params={"query": 'node_load1{hostname="lab-v6-01"}'},
+        timeout=5,
+    ).json()
+    [series] = answer["data"]["result"]
+    assert series["metric"]["instance"] == "[::1]:9100"  # as Prometheus writes IPv6
+
+    state, report = run(RestartPolicy(selector={"tags": ["v6"]}, **FAST))
+
+    assert state.is_completed(), state.message
+    assert report.verified == ["lab-v6-01"]
+    assert report.hosts_without_data == []
+    assert fresh_lab.admin.restarts() == {"lab-v6-01": 1}

@@ -64,12 +64,15 @@ def test_register_hosts_refuses_a_file_with_any_bad_row_and_creates_nothing(fres
         "hostname,ip\nok-01,127.10.6.1\nbad_name!,127.10.6.2\nok-03,999.1.1.1\nok-01,127.10.6.4\n"
     )
 
-    with pytest.raises(InvalidHostRows) as caught:
-        register_hosts(RegisterHostsParams(csv_path=str(csv), **LAB))
+    with pytest.raises(ValidationError) as caught:  # refused with the parameters, up front
+        RegisterHostsParams(csv_path=str(csv), **LAB)
+    with pytest.raises(InvalidHostRows) as also_in_the_run:  # and by the run itself
+        register_hosts.fn(RegisterHostsParams.model_construct(csv_path=str(csv), **LAB))
 
     message = str(caught.value)
+    assert str(also_in_the_run.value) in message
     assert "row 3: hostname" in message
-    assert "row 4: ip: Value error, '999.1.1.1' is not an IPv4 or IPv6 address" in message
+    assert "row 4: ip: '999.1.1.1' is not an IPv4 or IPv6 address" in message
     assert "row 5: hostname: 'ok-01' repeats row 2" in message
     assert len(OpsPlatform.load("lab").get_client().list_hosts()) == 10
 
@@ -183,16 +186,15 @@ def test_run_command_leaves_a_host_another_run_holds_alone(fresh_lab):
     @flow
     def while_locked() -> object:
         with host_locks([str(web01["id"])]):
-            return run_command(
+            state = run_command(
                 RunCommandParams(
                     command="echo ran", selector={"hostname_pattern": "lab-web-0[13]"}, **LAB
                 ),
                 return_state=True,
             )
+            return state.result(raise_on_failure=False)
 
-    state = while_locked()
-
-    results = {r.hostname: r for r in state.result(raise_on_failure=False).results}
+    results = {r.hostname: r for r in while_locked().results}
     assert results["lab-web-01"].status == "not run"
     assert results["lab-web-01"].stderr == "locked by another run"
     assert results["lab-web-03"].stdout == "ran\n"
@@ -211,3 +213,113 @@ def test_run_command_over_the_cap_runs_nothing_and_a_dry_run_names_the_hosts(fre
     assert "10 hosts selected, over the cap of 3" in over.message
     assert dry.is_completed() and "would run on 5 hosts" in dry.message
     assert fresh_lab.jobs() == []
+
+
+def test_register_hosts_names_what_would_change_and_a_dry_run_says_would(fresh_lab, tmp_path):
+    csv = tmp_path / "hosts.csv"
+    csv.write_text(HOSTS_CSV)
+    register_hosts(RegisterHostsParams(csv_path=str(csv), **LAB))
+    csv.write_text(
+        HOSTS_CSV.replace("app-02,127.10.5.2,Debian 12,payments", "app-02,127.10.5.2,Debian 12,sre")
+        + "app-04,127.10.5.4,Debian 12,sre,db\n"
+    )
+
+    dry = register_hosts(RegisterHostsParams(csv_path=str(csv), dry_run=True, **LAB))
+    differ = register_hosts(RegisterHostsParams(csv_path=str(csv), **LAB))
+
+    assert dry.summary.startswith("would create 1 host, would update 0")
+    assert {r["hostname"]: r["action"] for r in dry.rows}["app-04"] == "would be created"
+    assert differ.differ == ["app-02"]
+    assert {r["hostname"]: r["changes"] for r in differ.rows}["app-02"] == "owner: payments -> sre"
+    assert "1 differ (not updated: --update-existing changes them)" in differ.summary
+    client = OpsPlatform.load("lab").get_client()
+    assert client.list_hosts(hostname="app-02")[0].owner == "payments"  # not changed
+
+
+def test_register_hosts_takes_an_inventory_export_with_extra_columns_when_asked(
+    fresh_lab, tmp_path
+):
+    csv = tmp_path / "export.csv"
+    csv.write_text("hostname,ip,rack,serial\nexp-01,127.10.7.1,r12,SN123\n")
+
+    with pytest.raises(ValidationError, match=r"unknown column\(s\) \['rack', 'serial'\]"):
+        RegisterHostsParams(csv_path=str(csv), **LAB)
+    result = register_hosts(
+        RegisterHostsParams(csv_path=str(csv), ignore_extra_columns=True, **LAB)
+    )
+
+    assert result.created == ["exp-01"]
+
+
+def test_a_selector_that_matches_no_host_says_nothing_matched(fresh_lab):
+    from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+    from opsflow.tasks.restart_plan import RestartPolicy
+
+    fresh_lab.overload(8.0, "lab-web-01")
+    restart = restart_overloaded_hosts(
+        RestartPolicy(selector={"tags": ["web", "db"]}, prometheus="lab", **LAB),
+        return_state=True,
+    )
+    command = run_command(
+        RunCommandParams(command="uptime", selector={"tags": ["nope"]}, **LAB), return_state=True
+    )
+
+    assert restart.is_completed()
+    assert restart.message == "nothing to do: nothing matched: the selector picked no host"
+    assert command.message == "nothing_to_do: the selector matched no host"
+    assert fresh_lab.jobs() == []
+
+
+def test_a_command_that_echoes_a_password_leaves_it_nowhere(fresh_lab):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    from tests.conftest import wait_until
+
+    password = "hunter2-echoed-0451"
+    state = run_command(
+        RunCommandParams(
+            command=f"echo DB_PASSWORD={password}; echo --password {password}",
+            selector={"hostname_pattern": "lab-web-01"},
+            **LAB,
+        ),
+        return_state=True,
+    )
+    run_id = state.state_details.flow_run_id
+
+    async def read(kind):
+        async with get_client() as client:
+            if kind == "parameters":
+                return str((await client.read_flow_run(run_id)).parameters)
+            if kind == "logs":
+                found = await client.read_logs(
+                    LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+                )
+                return [log.message for log in found]
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+            return [str(a.data) + str(a.description) for a in found]
+
+    result = state.result()
+    [host] = result.results
+    assert host.stdout == "DB_PASSWORD=***\n--password ***\n"  # the output is still useful
+    logs = wait_until(lambda: asyncio.run(read("logs")), 30, "the run's logs")
+    artifacts = asyncio.run(read("artifacts"))
+    audit = fresh_lab.config.audit_log.read_text()
+    for place, text in (
+        ("result", result.model_dump_json()),
+        ("logs", "\n".join(logs)),
+        ("artifacts", "\n".join(artifacts)),
+        ("audit log", audit),
+        ("flow-run parameters", asyncio.run(read("parameters"))),
+    ):
+        assert password not in text, place
+    assert "DB_PASSWORD=***" in audit

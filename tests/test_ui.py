@@ -1,5 +1,12 @@
-"""The Prefect UI, as an ops engineer sees it: a real `prefect server start`, `opsflow serve`,
-and headless Chromium (Debian's) reading the pages the UI renders."""
+"""The Prefect UI, as an ops engineer uses it, proven by clicking: a real `prefect server start`,
+`opsflow serve`, and Playwright driving Debian's Chromium (headless) through the run forms, the
+run pages, the approval form and the artifacts; what happened is checked in the lab.
+
+Chromium only ever talks to 127.0.0.1: every other host name resolves to nothing
+(`--host-resolver-rules`), and each test asserts that the page asked for nothing else.
+Screenshots of the key steps land in the test's tmp_path; `OPSFLOW_UPDATE_SCREENSHOTS=1` copies
+them into docs/.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,20 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.conftest import wait_until
+from tests.conftest import Lab, wait_until
 
 DOCS = Path(__file__).parent.parent / "docs"
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -26,44 +40,62 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
-    "--window-size=1400,1000",
-    "--virtual-time-budget=20000",
+    # Belt and braces for "only 127.0.0.1": no other host name resolves.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
+VIEWPORT = {"width": 1400, "height": 1000}
+UI_TIMEOUT_MS = 30_000  # a page, a form field, a dialog
+RUN_TIMEOUT_S = 120  # a run from submit to its end (the approved one restarts and verifies)
+TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+RESTART = "restart-overloaded-hosts"
+LOAD_REPORT = "load-report"
 
 
-def _ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.RequestException:
-        return False
+# --- the servers: one `opsflow serve` and one browser for every browser test -----------------
 
 
-def chromium(url: str, tmp: Path, screenshot: Path | None = None) -> str:
-    """The page's text after the UI rendered it (and a screenshot if asked)."""
-    binary = shutil.which("chromium")
-    assert binary, "Debian's chromium is not installed: run scripts/setup.sh"
-    profile = ["--user-data-dir=" + str(tmp / "chromium")]
-    if screenshot is not None:
-        subprocess.run(
-            [binary, *CHROMIUM_FLAGS, *profile, f"--screenshot={screenshot}", url],
-            capture_output=True,
-            timeout=120,
-            check=True,
+@dataclass
+class Served:
+    """`prefect server start` with the lab's blocks and opsflow's runbooks served."""
+
+    url: str
+    deployments: dict[str, dict[str, Any]]
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api"
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return requests.get(f"{self.api}/flow_runs/{run_id}", timeout=5).json()
+
+    def wait_for_state(self, run_id: str, *types: str, timeout: float = RUN_TIMEOUT_S) -> dict:
+        """The run's state once it is one of `types` (or ended otherwise: then fail, loudly)."""
+
+        def reached() -> dict[str, Any] | None:
+            state = self.run(run_id)["state"]
+            if state["type"] in types:
+                return state
+            assert state["type"] not in TERMINAL, f"run ended {state['type']}: {state['message']}"
+            return None
+
+        return wait_until(reached, timeout, f"run {run_id} to be {' or '.join(types)}")
+
+    def block_document_id(self, slug: str, name: str) -> str:
+        answer = requests.get(
+            f"{self.api}/block_types/slug/{slug}/block_documents/name/{name}", timeout=5
         )
-    dom = subprocess.run(
-        [binary, *CHROMIUM_FLAGS, *profile, "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+        assert answer.ok, answer.text
+        return answer.json()["id"]
 
 
-def test_deployment_form_renders_and_a_triggered_run_shows_its_report(
-    lab, prefect_server, tmp_path
-):
-    env = {**os.environ, "PREFECT_API_URL": f"{prefect_server}/api"}
+# Class-scoped: one `opsflow serve` and one Chromium for all of TestInTheBrowser, both gone
+# before `prefect deploy --all` (the last test) rewrites the same deployments for a work pool.
+@pytest.fixture(scope="class")
+def served(
+    lab: Lab, prefect_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    api = f"{prefect_server}/api"
+    env = {**os.environ, "PREFECT_API_URL": api}
     up = subprocess.run(
         [sys.executable, "-m", "opsflow.lab", "up", "--dir", str(lab.config.dir)],
         env=env,
@@ -72,91 +104,351 @@ def test_deployment_form_renders_and_a_triggered_run_shows_its_report(
         timeout=300,
     )
     assert up.returncode == 0, up.stdout + up.stderr  # the lab's blocks, saved in this server
-    lab.admin.reset(10)
-    lab.overload(8.0, "lab-web-01")
-    with (tmp_path / "serve.log").open("wb") as log:
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log_path.open("wb") as log:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "opsflow.flows", "serve", "load-report", "--no-schedules"]
-            + ["--platform-block", "lab", "--prometheus-block", "lab"],
+            [sys.executable, "-m", "opsflow.flows", "serve", RESTART, LOAD_REPORT]
+            + ["--no-schedules", "--platform-block", "lab", "--prometheus-block", "lab"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        api = f"{prefect_server}/api"
-        deployment = wait_until(
-            lambda: (
-                (r := requests.get(f"{api}/deployments/name/load-report/load-report", timeout=5)).ok
-                and r.json()
-            ),
-            120,
-            "opsflow serve to deploy load-report",
-        )
 
-        form = chromium(
-            f"{prefect_server}/deployments/deployment/{deployment['id']}/run",
-            tmp_path,
-            screenshot=tmp_path / "form.png",
-        )
-        assert "Warn at this load per CPU." in form  # the typed parameter form
-        assert "Critical at this load per CPU." in form
+        def deployed(name: str) -> dict[str, Any] | None:
+            assert serve.poll() is None, log_path.read_text()[-3000:]
+            answer = requests.get(f"{api}/deployments/name/{name}/{name}", timeout=5)
+            return answer.json() if answer.ok else None
 
-        run = requests.post(
-            f"{api}/deployments/{deployment['id']}/create_flow_run",
-            json={
-                "parameters": {
-                    "params": {
-                        "warning": 0.5,
-                        "platform": {"$ref": {"block_document_slug": "ops-platform/lab"}},
-                        "prometheus": {"$ref": {"block_document_slug": "prometheus/lab"}},
-                    }
-                }
-            },
-            timeout=10,
-        ).json()
-        final = wait_until(
-            lambda: (
-                (s := requests.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()["state"])
-                and s["type"] in ("COMPLETED", "FAILED", "CRASHED")
-                and s
-            ),
-            180,
-            "the run to finish",
-        )
-        assert final["type"] == "COMPLETED", final
-
-        page = chromium(
-            f"{prefect_server}/runs/flow-run/{run['id']}", tmp_path, screenshot=tmp_path / "run.png"
-        )
-        assert "Completed" in page and "Publish load report" in page
-        [table] = requests.post(
-            f"{api}/artifacts/filter",
-            timeout=5,
-            json={
-                "artifacts": {
-                    "key": {"any_": ["load-report"]},
-                    "flow_run_id": {"any_": [run["id"]]},
-                },
-            },
-        ).json()
-        artifact = chromium(
-            f"{prefect_server}/artifacts/artifact/{table['id']}",
-            tmp_path,
-            screenshot=tmp_path / "artifact.png",
-        )
-        assert "lab-web-01" in artifact and "critical" in artifact  # the report table
-        for name in ("form.png", "run.png", "artifact.png"):
-            assert (tmp_path / name).stat().st_size > 20_000
-        if os.environ.get("OPSFLOW_UPDATE_SCREENSHOTS"):
-            DOCS.mkdir(exist_ok=True)
-            shutil.copy(tmp_path / "form.png", DOCS / "ui-deployment-form.png")
-            shutil.copy(tmp_path / "run.png", DOCS / "ui-flow-run.png")
-            shutil.copy(tmp_path / "artifact.png", DOCS / "ui-load-report-artifact.png")
+        deployments = {
+            name: wait_until(lambda n=name: deployed(n), 120, f"opsflow serve to deploy {name}")
+            for name in (RESTART, LOAD_REPORT)
+        }
+        yield Served(prefect_server, deployments)
     finally:
         serve.terminate()
         serve.wait(30)
         time.sleep(0.5)
+
+
+@pytest.fixture(scope="class")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is not installed: run scripts/setup.sh"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh context (no cookies, no storage) whose page may only reach 127.0.0.1."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    elsewhere: list[str] = []
+    context.on(
+        "request",
+        lambda request: (
+            None
+            if re.match(r"(https?|wss?)://127\.0\.0\.1[:/]|(blob|data):", request.url)
+            else elsewhere.append(request.url)
+        ),
+    )
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+    assert elsewhere == [], f"the browser asked for more than 127.0.0.1: {elsewhere}"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Iterator[Screenshots]:
+    shots = Screenshots(tmp_path)
+    yield shots
+    shots.publish()
+
+
+class TestInTheBrowser:
+    """Run forms, run pages, the approval form and artifacts, clicked through."""
+
+    def test_load_report_run_from_its_form_shows_its_report(
+        self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
+    ) -> None:
+        fresh_lab.overload(8.0, "lab-web-01")
+        open_run_form(page, served, LOAD_REPORT)
+        expect(page.get_by_text("Warn at this load per CPU.")).to_be_visible()  # typed, described
+        expect(page.get_by_text("Critical at this load per CPU.")).to_be_visible()
+        shots.take(page, "load-report-form.png", docs="ui-deployment-form.png")
+
+        form_field(page, "Warning").get_by_role("spinbutton").fill("0.5")
+        run_id = submit_and_view_run(page, served)
+        served.wait_for_state(run_id, "COMPLETED")
+        expect(run_state_badge(page)).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
+
+        artifact = open_artifact(page, LOAD_REPORT)
+        row = artifact.get_by_role("row").filter(has_text="lab-web-01")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("critical")
+        shots.take(page, "load-report-artifact.png", docs="ui-load-report-artifact.png")
+        assert served.run(run_id)["parameters"]["params"]["warning"] == 0.5
+
+    def test_dry_run_from_the_form_plans_the_overloaded_web_host(
+        self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
+    ) -> None:
+        fresh_lab.overload(8.0, "lab-web-03", "lab-db-06")  # only the web host is selected
+        open_run_form(page, served, RESTART)
+
+        # `platform` is typed as an Ops Platform block: the form offers the saved blocks.
+        platform = form_field(page, "Platform")
+        expect(platform.get_by_role("button", name="OpsPlatform", exact=True)).to_have_attribute(
+            "aria-selected", "true"
+        )
+        expect(platform.get_by_role("button", name="Add")).to_be_visible()  # ... or a new one
+        options = open_block_picker(page, platform)
+        expect(options.get_by_role("option", name="lab", exact=True)).to_be_visible()
+        options.get_by_role("option", name="lab", exact=True).click()
+        expect(options).to_be_hidden()
+        expect(platform.locator(".p-select-button__value")).to_have_text("lab")
+        expect(form_field(page, "Prometheus").locator(".p-select-button__value")).to_have_text(
+            "lab"
+        )
+
+        fill_restart_form(page, threshold="5", tag="web", dry_run=True)
+        form_field(page, "Platform").scroll_into_view_if_needed()
+        shots.take(page, "restart-form.png")
+        run_id = submit_and_view_run(page, served)
+
+        state = served.wait_for_state(run_id, "COMPLETED")
+        expect(run_state_badge(page)).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
+        assert state["message"] == "dry run: would restart 1 host in 1 batch; nothing restarted"
+        shots.take(page, "dry-run.png")
+
+        plan = open_artifact(page, "restart-plan")
+        expect(plan.get_by_role("columnheader")).to_have_text(["batch", "hostname", "ip", "load"])
+        rows = plan.get_by_role("row").filter(has=page.get_by_role("cell"))
+        expect(rows).to_have_count(1)
+        expect(rows.get_by_role("cell")).to_have_text(
+            ["1", "lab-web-03", re.compile(r"^127\."), "8"]
+        )
+        expect(page.get_by_text(re.compile(r"^Restart plan [0-9a-f]{16}$"))).to_be_visible()
+        shots.take(page, "restart-plan-artifact.png")
+
+        policy = served.run(run_id)["parameters"]["policy"]  # what the form sent
+        assert policy["threshold"] == 5 and policy["dry_run"] is True
+        assert policy["selector"]["tags"] == ["web"]
+        assert policy["platform"] == {
+            "$ref": {"block_document_id": served.block_document_id("ops-platform", "lab")}
+        }
+        assert fresh_lab.admin.restarts() == {}  # a dry run touches nothing
+        assert not [j for j in fresh_lab.jobs() if j["command"].startswith("systemctl restart")]
+
+    def test_approving_in_the_ui_restarts_the_planned_host(
+        self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
+    ) -> None:
+        fresh_lab.overload(8.0, "lab-web-03")
+        run_id = start_run_with_approval(page, served)
+        served.wait_for_state(run_id, "PAUSED")
+        assert fresh_lab.admin.restarts() == {}  # nothing happens before the answer
+
+        dialog, digest = open_approval_form(page)
+        approve = form_field(dialog, "Approve").get_by_role("switch")
+        approve.click()
+        expect(approve).to_have_attribute("aria-checked", "true")
+        form_field(dialog, "Note").get_by_role("textbox").fill("approved in the UI")
+        shots.take(page, "approval-form.png", docs="ui-approval-form.png")
+        dialog.get_by_role("button", name="Submit").click()
+        expect(dialog).to_be_hidden()
+
+        state = served.wait_for_state(run_id, "COMPLETED")
+        expect(run_state_badge(page)).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
+        assert state["message"] == (
+            "completed: 1 host restarted and verified — 1 verified, 0 failed, 0 not touched"
+        ), state
+        assert fresh_lab.admin.restarts() == {"lab-web-03": 1}
+        shots.take(page, "approved-run.png", docs="ui-flow-run.png")
+        report = open_artifact(page, "restart-report")
+        row = report.get_by_role("row").filter(has_text="lab-web-03")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("verified")
+        assert plan_description(served, run_id) == f"Restart plan {digest}"  # the plan approved
+
+    def test_rejecting_in_the_ui_restarts_nothing(
+        self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
+    ) -> None:
+        fresh_lab.overload(8.0, "lab-web-05")
+        before = fresh_lab.admin.restarts()
+        run_id = start_run_with_approval(page, served)
+        served.wait_for_state(run_id, "PAUSED")
+
+        dialog, _ = open_approval_form(page)
+        approve = form_field(dialog, "Approve").get_by_role("switch")
+        expect(approve).to_have_attribute("aria-checked", "false")  # left off: a reject
+        form_field(dialog, "Note").get_by_role("textbox").fill("change freeze")
+        shots.take(page, "rejection-form.png")
+        dialog.get_by_role("button", name="Submit").click()
+        expect(dialog).to_be_hidden()
+
+        state = served.wait_for_state(run_id, "FAILED")
+        expect(run_state_badge(page)).to_have_text("Failed", timeout=UI_TIMEOUT_MS)
+        assert state["message"].startswith("aborted: not approved"), state
+        assert "change freeze" in state["message"]
+        shots.take(page, "rejected-run.png")
+        assert fresh_lab.admin.restarts() == before
+        assert not [j for j in fresh_lab.jobs() if j["command"].startswith("systemctl restart")]
+
+
+# --- what the engineer does in the UI --------------------------------------------------------
+
+
+def form_field(scope: Page | Locator, label: str) -> Locator:
+    """A schema form's field by its label ("Threshold" shows as "Threshold (Optional)"). The UI's
+    labels are not tied to their inputs (`for` names no element), so: the field around the label."""
+    title = scope.locator(".schema-form-property__label").filter(
+        has_text=re.compile(rf"^{re.escape(label)}( \(Optional\))?$")
+    )
+    return title.locator(
+        "xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '),"
+        " ' schema-form-property ')][1]"
+    )
+
+
+def open_run_form(page: Page, served: Served, name: str) -> None:
+    """The deployment's page, then Run > Custom run: its parameter form."""
+    deployment = served.deployments[name]
+    page.goto(f"{served.url}/deployments/deployment/{deployment['id']}")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_role("button", name="Custom run").click()
+    page.wait_for_url(re.compile(r"/run(\?|$)"))
+    expect(page.get_by_text("Validate parameters")).to_be_visible()
+
+
+def open_block_picker(page: Page, block_field: Locator) -> Locator:
+    """Open a block field's select (its chevron: a click on the value alone does not open it
+    in headless Chromium); returns the list of options."""
+    block_field.locator(".p-select-button__icon").click()
+    options = page.get_by_role("listbox")
+    expect(options).to_be_visible()
+    return options
+
+
+def fill_restart_form(
+    page: Page,
+    threshold: str,
+    tag: str,
+    dry_run: bool = False,
+    approval_timeout: str | None = None,
+) -> None:
+    form_field(page, "Threshold").get_by_role("spinbutton").fill(threshold)
+    tags = form_field(page, "Tags")
+    tags.get_by_role("button", name="Add item").click()
+    tags.get_by_role("textbox").fill(tag)
+    for label, on in (("Dry Run", dry_run), ("Approval", approval_timeout is not None)):
+        if on:
+            switch = form_field(page, label).get_by_role("switch")
+            switch.click()
+            expect(switch).to_have_attribute("aria-checked", "true")
+    if approval_timeout is not None:
+        timeout = form_field(page, "Approval Timeout Seconds").get_by_role("spinbutton")
+        timeout.fill(approval_timeout)
+
+
+def submit_and_view_run(page: Page, served: Served) -> str:
+    """Name the run, submit the form, open the run from the deployment's list of runs (where
+    the UI goes after a submit); returns the run's id."""
+    name = f"ui-test-{uuid.uuid4().hex[:8]}"
+    page.locator(".flow-run-name-input").get_by_role("textbox").fill(name)
+    page.get_by_role("button", name="Submit").click()
+    # The UI confirms with a toast (sometimes twice for one run: counted below) and shows the
+    # deployment's runs; the toast's "View run" goes away after 5 s, the list's link stays.
+    toast = page.locator(".p-toast-container__toast").filter(has_text=name).first
+    expect(toast).to_contain_text("scheduled")
+    page.get_by_role("link", name=name, exact=True).first.click()  # next run, or in the list
+    page.wait_for_url(re.compile(r"/runs/flow-run/[0-9a-f-]{36}"))
+    run_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    runs = requests.post(
+        f"{served.api}/flow_runs/filter",
+        json={"flow_runs": {"name": {"any_": [name]}}},
+        timeout=5,
+    ).json()
+    assert [r["id"] for r in runs] == [run_id]  # one submit, one run
+    return run_id
+
+
+def start_run_with_approval(page: Page, served: Served) -> str:
+    open_run_form(page, served, RESTART)
+    fill_restart_form(page, threshold="4", tag="web", approval_timeout="300")
+    return submit_and_view_run(page, served)
+
+
+def open_approval_form(page: Page) -> tuple[Locator, str]:
+    """The paused run's Resume button: the Approval form, its digest prefilled."""
+    page.reload()  # the run paused since the page was opened: the page as a person opens it now
+    expect(run_state_badge(page)).to_have_text("Paused")
+    page.get_by_role("button", name="Resume").click()
+    dialog = page.get_by_role("dialog").filter(has_text="Resume Flow Run")
+    expect(dialog).to_be_visible()
+    heading = dialog.get_by_text(re.compile(r"^Approve plan [0-9a-f]{16}\?$"))
+    expect(heading).to_be_visible()
+    digest = heading.inner_text().split()[-1].rstrip("?")
+    expect(dialog.get_by_text(f"Plan {digest}", exact=True)).to_be_visible()  # the summary
+    expect(form_field(dialog, "Plan Digest").get_by_role("textbox")).to_have_value(digest)
+    expect(form_field(dialog, "Note").get_by_role("textbox")).to_have_value("")
+    return dialog, digest
+
+
+def plan_description(served: Served, run_id: str) -> str:
+    [plan] = requests.post(
+        f"{served.api}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": ["restart-plan"]}, "flow_run_id": {"any_": [run_id]}}},
+        timeout=5,
+    ).json()
+    return plan["description"]
+
+
+def run_state_badge(page: Page) -> Locator:
+    """The state badge in the run page's heading (Scheduled, Running, Paused, Completed, ...)."""
+    return page.locator(".page-heading-flow-run__meta .state-badge")
+
+
+def open_artifact(page: Page, key: str) -> Locator:
+    """On a run's page: the Artifacts tab, then the table artifact's card; returns its table."""
+    page.get_by_role("tablist").get_by_text("Artifacts", exact=True).click()
+    card = re.compile(
+        rf"^table {re.escape(key)} ", re.IGNORECASE
+    )  # "TABLE load-report Created ..."
+    page.get_by_role("link", name=card).click()
+    page.wait_for_url(re.compile(r"/artifacts/artifact/"))
+    table = page.get_by_role("table")
+    expect(table).to_be_visible()
+    return table
+
+
+@dataclass
+class Screenshots:
+    """Screenshots into tmp_path; `OPSFLOW_UPDATE_SCREENSHOTS=1` copies the docs' ones there."""
+
+    tmp: Path
+    for_docs: dict[Path, str] = field(default_factory=dict)
+
+    def take(self, page: Page, name: str, docs: str | None = None) -> None:
+        path = self.tmp / name
+        page.screenshot(path=path, animations="disabled", caret="hide")
+        assert path.stat().st_size > 20_000, f"{name}: blank?"
+        if docs:
+            self.for_docs[path] = docs
+
+    def publish(self) -> None:
+        if os.environ.get("OPSFLOW_UPDATE_SCREENSHOTS") == "1":
+            DOCS.mkdir(exist_ok=True)
+            for path, name in self.for_docs.items():
+                shutil.copy(path, DOCS / name)
+
+
+# --- prefect.yaml: not a browser test -----------------------------------------------------------
 
 
 def test_prefect_yaml_deploys_every_runbook_with_its_schedule(prefect_server, tmp_path):

@@ -1,0 +1,157 @@
+"""Start-up of the command line and of an ad hoc run with nothing to do.
+
+    .venv/bin/python -m bench --only startup      (part of the full benchmark run)
+
+Every command runs in a fresh process, as an operator types it. Baselines measured in the
+same run: the bare interpreter (`python -c pass`) for the command line's own start-up, and
+Prefect's own minimum for an ad hoc run: one empty flow on Prefect's temporary server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from opsflow.lab.stack import LabAdmin, LabConfig
+
+OPSFLOW = [sys.executable, "-m", "opsflow.flows"]
+NOTHING_TO_DO = [
+    "run",
+    "restart-overloaded-hosts",
+    "--platform-block",
+    "lab",
+    "--prometheus-block",
+    "lab",
+    "--threshold",
+    "1000",
+]
+EMPTY_FLOW = "from prefect import flow\nflow(lambda: None)()"
+
+
+def timed(argv: list[str], env: dict[str, str], repeat: int) -> float:
+    """Median wall time of `argv` over `repeat` runs, after one unmeasured warm-up."""
+    times = []
+    for attempt in range(repeat + 1):
+        started = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv} failed: {done.stdout[-500:]}{done.stderr[-500:]}")
+        if attempt:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def bench_startup(config: LabConfig, admin: LabAdmin, repeat: int) -> list[dict[str, Any]]:
+    """The rows of the start-up table."""
+    admin.reset(10)
+    with tempfile.TemporaryDirectory() as home:
+        local = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        local |= {"PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        subprocess.run(  # the lab's blocks, in this Prefect home (as `opsflow lab up` does)
+            [*OPSFLOW[:2], "opsflow.lab", "up", "--dir", str(config.dir)],
+            env=local,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        python = timed([sys.executable, "-c", "pass"], local, repeat)
+        prefect_alone = timed([sys.executable, "-c", EMPTY_FLOW], local, repeat)
+        rows = [
+            _row("opsflow --help", timed([*OPSFLOW, "--help"], local, repeat), python, 0.5),
+            _row("opsflow runbooks", timed([*OPSFLOW, "runbooks"], local, repeat), python, 0.5),
+            _row(
+                "opsflow run restart-overloaded-hosts --help",
+                timed([*OPSFLOW, "run", "restart-overloaded-hosts", "--help"], local, repeat),
+                python,
+                None,
+            ),
+            _row(
+                "ad hoc run, nothing to do (temporary server)",
+                timed([*OPSFLOW, *NOTHING_TO_DO], local, repeat),
+                prefect_alone,
+                4.0,
+                baseline="Prefect: one empty flow, temporary server",
+            ),
+        ]
+        with _prefect_server(local) as api:
+            served = {**local, "PREFECT_API_URL": api}
+            subprocess.run(
+                [*OPSFLOW[:2], "opsflow.lab", "up", "--dir", str(config.dir)],
+                env=served,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+            rows.append(
+                _row(
+                    "ad hoc run, nothing to do (running server)",
+                    timed([*OPSFLOW, *NOTHING_TO_DO], served, repeat),
+                    timed([sys.executable, "-c", EMPTY_FLOW], served, repeat),
+                    None,
+                    baseline="Prefect: one empty flow, same server",
+                )
+            )
+    return rows
+
+
+def _row(
+    what: str, seconds: float, reference: float, target: float | None, baseline: str = ""
+) -> dict[str, Any]:
+    return {
+        "command": what,
+        "median s": round(seconds, 2),
+        "baseline": baseline or "python -c pass",
+        "baseline s": round(reference, 2),
+        "ratio": round(seconds / reference, 1),
+        "target": f"< {target:g} s" if target else "-",
+        "met": ("yes" if seconds < target else "MISSED") if target else "-",
+    }
+
+
+class _prefect_server:
+    """`prefect server start` on a free loopback port, for the duration of a `with`."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __enter__(self) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+            + ["--port", str(port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        api = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{api}/health", timeout=2).ok:
+                    return api
+            except requests.RequestException:
+                time.sleep(0.5)
+        raise RuntimeError("prefect server start did not answer within 120 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"run it as part of the benchmarks: {Path(sys.executable).name} -m bench --only startup"
+    )

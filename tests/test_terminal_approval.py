@@ -1,0 +1,160 @@
+"""`opsflow run restart-overloaded-hosts --approval` on a terminal, with no Prefect server of the
+operator's own: the command shows the plan and asks right there; the operator types the plan
+digest's first characters to approve. Driven through a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ARGS = [
+    "run",
+    "restart-overloaded-hosts",
+    "--platform-block",
+    "lab",
+    "--prometheus-block",
+    "lab",
+    "--approval",
+    "--batch-size",
+    "1",
+    "--poll-seconds",
+    "0.5",
+    "--verify-window-seconds",
+    "30",
+]
+
+
+@pytest.fixture(scope="module")
+def local_prefect(lab, tmp_path_factory) -> dict[str, str]:
+    """An environment with no PREFECT_API_URL and a Prefect home of its own that holds the lab's
+    blocks: what an operator has after `opsflow lab up` on their own machine."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    up = subprocess.run(
+        [sys.executable, "-m", "opsflow.lab", "up", "--dir", str(lab.config.dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    return env
+
+
+class Terminal:
+    """The command on a pseudo-terminal: what it printed, and typing into it."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.output = ""
+
+    def read_until(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.output)
+            if found:
+                return found
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536).decode(errors="replace")
+                except OSError:  # the command ended
+                    break
+        pytest.fail(f"no {pattern!r} within {timeout}s; the terminal showed:\n{self.output}")
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode() + b"\n")
+
+    def finish(self, timeout: float = 120) -> int:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536).decode(errors="replace")
+                except OSError:
+                    break
+        code = self.process.wait(10)
+        os.close(self.master)
+        return code
+
+
+def plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+def opsflow_on_a_terminal(env: dict[str, str], *extra: str) -> Terminal:
+    return Terminal([sys.executable, "-m", "opsflow.flows", *ARGS, *extra], env)
+
+
+def test_typing_the_digest_approves_and_the_host_is_restarted(fresh_lab, local_prefect):
+    fresh_lab.overload(8.0, "lab-web-03")
+
+    terminal = opsflow_on_a_terminal(local_prefect)
+    prompt = terminal.read_until(r"Type (\w{6}) to approve", 120)
+    assert fresh_lab.jobs() == []  # nothing happens before the answer
+    assert "lab-web-03" in plain(terminal.output)  # the plan is shown
+    terminal.type(prompt.group(1))
+    code = terminal.finish()
+
+    output = plain(terminal.output)
+    assert code == 0, output
+    assert "completed: 1 host restarted and verified" in output
+    assert fresh_lab.admin.restarts() == {"lab-web-03": 1}
+    assert "Traceback" not in output
+
+
+def test_anything_else_rejects_and_nothing_is_restarted(fresh_lab, local_prefect):
+    fresh_lab.overload(8.0, "lab-web-03")
+
+    terminal = opsflow_on_a_terminal(local_prefect)
+    terminal.read_until(r"Type (\w{6}) to approve", 120)
+    terminal.type("yes")
+    code = terminal.finish()
+
+    output = plain(terminal.output)
+    assert code == 1, output
+    assert "aborted: not approved: rejected on the terminal (typed 'yes')" in output
+    assert fresh_lab.jobs() == []
+
+
+def test_no_answer_in_time_rejects_with_that_reason(fresh_lab, local_prefect):
+    fresh_lab.overload(8.0, "lab-web-03")
+
+    terminal = opsflow_on_a_terminal(local_prefect, "--approval-timeout-seconds", "2")
+    terminal.read_until(r"Type (\w{6}) to approve", 120)
+    code = terminal.finish()
+
+    output = plain(terminal.output)
+    assert code == 1, output
+    assert "aborted: not approved: no answer within 2s" in output
+    assert fresh_lab.jobs() == []
+
+
+def environment_of(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    except OSError:  # gone meanwhile
+        return ""
+
+
+def test_the_temporary_server_is_gone_after_the_command(local_prefect):
+    servers = subprocess.run(
+        ["pgrep", "-f", "prefect.server.api.server:create_app"], capture_output=True, text=True
+    )
+
+    home = local_prefect["PREFECT_HOME"]
+    assert [pid for pid in servers.stdout.split() if home in environment_of(pid)] == []
