@@ -15,7 +15,9 @@ Example:
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,7 +66,7 @@ class TemporaryServer:
             env={**os.environ, **QUIET},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            preexec_fn=_die_with_parent,  # killed with the command, even by SIGKILL
         )
         atexit.register(self.stop)
 
@@ -98,6 +100,15 @@ class TemporaryServer:
         self.process = None
 
 
+def _die_with_parent() -> None:
+    """In the child, before it runs the server: Linux sends it SIGTERM when we die."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: atexit still stops it on a normal exit
+        pass
+
+
+PR_SET_PDEATHSIG = 1
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
 

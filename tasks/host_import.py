@@ -98,9 +98,12 @@ def read_host_rows(
                 problems.append(f"row {line}: {column}: {key[1]!r} repeats row {seen[key]}")
             seen.setdefault(key, line)
         specs.append(spec)
+    if len(problems) == 1:
+        raise InvalidHostRows(f"{problems[0]}; nothing was registered")
     if problems:
-        counted = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise InvalidHostRows(f"{counted}, nothing was registered:\n" + "\n".join(problems[:200]))
+        raise InvalidHostRows(
+            f"{len(problems)} problems, nothing was registered:\n" + "\n".join(problems[:200])
+        )
     return specs
 
 

@@ -101,7 +101,7 @@ def test_an_approval_of_another_plan_is_a_reject(fresh_lab):
 def test_after_a_late_approval_the_load_is_read_again_before_each_batch(fresh_lab):
     fresh_lab.overload(8.0, "lab-web-01", "lab-db-02")
     thread, box = run_in_thread(
-        RestartPolicy(approval=True, approval_timeout_seconds=120, batch_size=1, **FAST)
+        RestartPolicy(**{**FAST, "batch_size": 1}, approval=True, approval_timeout_seconds=120)
     )
     run_id = wait_until(paused_run_id, 60, "the run to pause for approval")
     digest = planned_digest(run_id)

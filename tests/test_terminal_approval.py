@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -64,7 +65,7 @@ class Terminal:
     def read_until(self, pattern: str, timeout: float) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = re.search(pattern, self.output)
+            found = re.search(pattern, plain(self.output))
             if found:
                 return found
             ready, _, _ = select.select([self.master], [], [], 0.2)
@@ -73,7 +74,14 @@ class Terminal:
                     self.output += os.read(self.master, 65536).decode(errors="replace")
                 except OSError:  # the command ended
                     break
+        self.kill()
         pytest.fail(f"no {pattern!r} within {timeout}s; the terminal showed:\n{self.output}")
+
+    def kill(self) -> None:
+        """Stop the command and what it started (its temporary server), whatever happened."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(30)
 
     def type(self, text: str) -> None:
         os.write(self.master, text.encode() + b"\n")
@@ -87,9 +95,11 @@ class Terminal:
                     self.output += os.read(self.master, 65536).decode(errors="replace")
                 except OSError:
                     break
-        code = self.process.wait(10)
+        if self.process.poll() is None:
+            self.kill()
+            pytest.fail(f"still running after {timeout}s; the terminal showed:\n{self.output}")
         os.close(self.master)
-        return code
+        return self.process.returncode
 
 
 def plain(text: str) -> str:

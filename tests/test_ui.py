@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Response, expect, sync_playwright
 
 from tests.conftest import Lab, wait_until
 
@@ -45,6 +45,7 @@ CHROMIUM_FLAGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 UI_TIMEOUT_MS = 30_000  # a page, a form field, a dialog
+expect.set_options(timeout=UI_TIMEOUT_MS)
 RUN_TIMEOUT_S = 120  # a run from submit to its end (the approved one restarts and verifies)
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 RESTART = "restart-overloaded-hosts"
@@ -117,9 +118,10 @@ def served(
     try:
 
         def deployed(name: str) -> dict[str, Any] | None:
+            """The deployment once its runner polls for runs (the UI shows it "Ready")."""
             assert serve.poll() is None, log_path.read_text()[-3000:]
             answer = requests.get(f"{api}/deployments/name/{name}/{name}", timeout=5)
-            return answer.json() if answer.ok else None
+            return answer.json() if answer.ok and answer.json()["status"] == "READY" else None
 
         deployments = {
             name: wait_until(lambda n=name: deployed(n), 120, f"opsflow serve to deploy {name}")
@@ -144,7 +146,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
     """A fresh context (no cookies, no storage) whose page may only reach 127.0.0.1."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(UI_TIMEOUT_MS)
@@ -157,12 +159,26 @@ def page(browser: Browser) -> Iterator[Page]:
             else elsewhere.append(request.url)
         ),
     )
+    context.on("response", _print_api_error)  # in the captured output of a failing test
     page = context.new_page()
     try:
         yield page
     finally:
+        page.screenshot(path=tmp_path / "last-page.png")  # where it was, when a test fails
         context.close()
     assert elsewhere == [], f"the browser asked for more than 127.0.0.1: {elsewhere}"
+
+
+def _print_api_error(response: Response) -> None:
+    if "/api/" in response.url and response.status >= 400:
+        try:
+            body = response.text()[:2000]
+        except Exception as error:  # noqa: BLE001 - the body may be gone already
+            body = repr(error)
+        print(
+            f"UI's API call failed: {response.request.method} {response.url}: "
+            f"{response.status} {body}"
+        )
 
 
 @pytest.fixture
@@ -187,7 +203,7 @@ class TestInTheBrowser:
         form_field(page, "Warning").get_by_role("spinbutton").fill("0.5")
         run_id = submit_and_view_run(page, served)
         served.wait_for_state(run_id, "COMPLETED")
-        expect(run_state_badge(page)).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
+        expect(run_state_badge(page)).to_have_text("Completed")
 
         artifact = open_artifact(page, LOAD_REPORT)
         row = artifact.get_by_role("row").filter(has_text="lab-web-01")
@@ -223,7 +239,7 @@ class TestInTheBrowser:
         run_id = submit_and_view_run(page, served)
 
         state = served.wait_for_state(run_id, "COMPLETED")
-        expect(run_state_badge(page)).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
+        expect(run_state_badge(page)).to_have_text("Completed")
         assert state["message"] == "dry run: would restart 1 host in 1 batch; nothing restarted"
         shots.take(page, "dry-run.png")
 
@@ -264,17 +280,20 @@ class TestInTheBrowser:
         expect(dialog).to_be_hidden()
 
         state = served.wait_for_state(run_id, "COMPLETED")
-        expect(run_state_badge(page)).to_have_text("Completed", timeout=UI_TIMEOUT_MS)
+        expect(run_state_badge(page)).to_have_text("Completed")
         assert state["message"] == (
             "completed: 1 host restarted and verified — 1 verified, 0 failed, 0 not touched"
         ), state
         assert fresh_lab.admin.restarts() == {"lab-web-03": 1}
+        show_whole_run(page, "Completed")
         shots.take(page, "approved-run.png", docs="ui-flow-run.png")
         report = open_artifact(page, "restart-report")
         row = report.get_by_role("row").filter(has_text="lab-web-03")
         expect(row).to_have_count(1)
         expect(row).to_contain_text("verified")
         assert plan_description(served, run_id) == f"Restart plan {digest}"  # the plan approved
+        policy = served.run(run_id)["parameters"]["policy"]  # what the form sent
+        assert policy["approval"] is True and policy["approval_timeout_seconds"] == 300
 
     def test_rejecting_in_the_ui_restarts_nothing(
         self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
@@ -293,9 +312,10 @@ class TestInTheBrowser:
         expect(dialog).to_be_hidden()
 
         state = served.wait_for_state(run_id, "FAILED")
-        expect(run_state_badge(page)).to_have_text("Failed", timeout=UI_TIMEOUT_MS)
+        expect(run_state_badge(page)).to_have_text("Failed")
         assert state["message"].startswith("aborted: not approved"), state
         assert "change freeze" in state["message"]
+        show_whole_run(page, "Failed")
         shots.take(page, "rejected-run.png")
         assert fresh_lab.admin.restarts() == before
         assert not [j for j in fresh_lab.jobs() if j["command"].startswith("systemctl restart")]
@@ -357,25 +377,26 @@ def fill_restart_form(
 
 
 def submit_and_view_run(page: Page, served: Served) -> str:
-    """Name the run, submit the form, open the run from the deployment's list of runs (where
-    the UI goes after a submit); returns the run's id."""
+    """Name the run, submit the form, see the UI confirm it, open the run's page; returns the
+    run's id.
+
+    The page is opened by its address: the toast's "View run" is gone after 5 s (and the UI
+    may show that toast twice, overlapping), and the deployment's run list can miss a run for
+    a polling interval while it moves from "Next run" (scheduled) to the list (pending)."""
     name = f"ui-test-{uuid.uuid4().hex[:8]}"
     page.locator(".flow-run-name-input").get_by_role("textbox").fill(name)
     page.get_by_role("button", name="Submit").click()
-    # The UI confirms with a toast (sometimes twice for one run: counted below) and shows the
-    # deployment's runs; the toast's "View run" goes away after 5 s, the list's link stays.
     toast = page.locator(".p-toast-container__toast").filter(has_text=name).first
-    expect(toast).to_contain_text("scheduled")
-    page.get_by_role("link", name=name, exact=True).first.click()  # next run, or in the list
-    page.wait_for_url(re.compile(r"/runs/flow-run/[0-9a-f-]{36}"))
-    run_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    expect(toast).to_contain_text(f"{name} scheduled to start now")
     runs = requests.post(
         f"{served.api}/flow_runs/filter",
         json={"flow_runs": {"name": {"any_": [name]}}},
         timeout=5,
     ).json()
-    assert [r["id"] for r in runs] == [run_id]  # one submit, one run
-    return run_id
+    assert len(runs) == 1, runs  # one submit, one run
+    page.goto(f"{served.url}/runs/flow-run/{runs[0]['id']}")
+    expect(page.get_by_role("navigation").get_by_text(name, exact=True)).to_be_visible()
+    return runs[0]["id"]
 
 
 def start_run_with_approval(page: Page, served: Served) -> str:
@@ -407,6 +428,13 @@ def plan_description(served: Served, run_id: str) -> str:
         timeout=5,
     ).json()
     return plan["description"]
+
+
+def show_whole_run(page: Page, state: str) -> None:
+    """The run page as opened after the run ended (its graph drawn with every task run)."""
+    page.reload()
+    expect(run_state_badge(page)).to_have_text(state)
+    page.wait_for_load_state("networkidle")
 
 
 def run_state_badge(page: Page) -> Locator:
