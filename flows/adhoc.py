@@ -202,12 +202,19 @@ def operator_console(verbose: bool) -> None:
 
 
 class _FromOutsideThePackage(logging.Filter):
+    """The run's own lines (our tasks' and flows' loggers), not Prefect's engine, nor a library's
+    retry chatter (urllib3's "Retrying ..." warnings: the outcome is reported anyway)."""
+
+    RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "opsflow")
+
     def __init__(self, package_dir: str) -> None:
         super().__init__()
         self.package_dir = package_dir
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.pathname.startswith(self.package_dir)
+        return record.name.startswith(self.RUN_LOGGERS) and not record.pathname.startswith(
+            self.package_dir
+        )
 
 
 class _WithoutTraceback(logging.Formatter):

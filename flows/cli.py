@@ -39,7 +39,9 @@ LAB_COMMANDS = (
 
 # A Prefect server that opsflow starts for an ad hoc run (no PREFECT_API_URL) is temporary and
 # local: it has nothing to report to anyone, and its telemetry is an ERROR on a closed network.
-QUIET_PREFECT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+# Prefect's client-side analytics, on a terminal, would also hold the command at its exit while
+# it tries to flush to the internet.
+QUIET_PREFECT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
 

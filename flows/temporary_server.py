@@ -28,6 +28,7 @@ MARK = "OPSFLOW_TEMPORARY_API"  # set while this process uses a temporary server
 
 QUIET = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry from a throwaway local server
+    "DO_NOT_TRACK": "1",
     "PREFECT_UI_ENABLED": "0",
     "PREFECT__SERVER_EPHEMERAL": "1",
     "PREFECT__SERVER_FINAL": "1",

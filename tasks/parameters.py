@@ -99,7 +99,7 @@ def notify_block_field() -> Any:
     """The `notify_block` parameter every runbook has."""
     return Field(
         default=None,
-        description="Notification block told how the run ended, as '<block-type-slug>/<name>', "
+        description="Notification block told how the run ended, as its type slug and name, "
         "e.g. wecom-webhook/ops or slack-webhook/sre.",
     )
 

@@ -259,11 +259,22 @@ def plan_restarts(
     return plan
 
 
+PLAN_ROWS = 50  # hosts listed in the approval form; the plan artifact has every one
+
+
 def plan_markdown(plan: RestartPlan) -> str:
-    """The plan's caveats as markdown: hosts without data, unknown series, the cap."""
+    """The plan as markdown, for the approval and the summary: the hosts in their batches, then
+    the caveats (hosts without data, unknown series, the cap, the cooldown)."""
     lines = [
         f"**Plan {plan.digest}**: {plan.over_threshold_text}; {len(plan.candidates)} to restart."
     ]
+    if plan.batches:
+        lines += ["", "| batch | host | ip | load |", "|---|---|---|---|"]
+        rows = [(n, c) for n, batch in enumerate(plan.batches, 1) for c in batch]
+        lines += [f"| {n} | {c.hostname} | {c.ip} | {c.value:.2f} |" for n, c in rows[:PLAN_ROWS]]
+        if len(rows) > PLAN_ROWS:
+            lines.append(f"| … | {PLAN_ROWS} of {len(rows)} shown | | |")
+        lines.append("")
     if plan.blast_radius_exceeded:
         lines.append(
             f"- Blast radius exceeded: {plan.over_threshold} hosts over the threshold > cap {plan.max_hosts}."

@@ -12,6 +12,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, 
 from opsflow.opsapi import Transport
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+# Anything the suite starts without a server of its own (a temporary one, `opsflow lab up`)
+# keeps its Prefect database here, never in the developer's ~/.prefect.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="opsflow-tests-prefect-home-"))
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 # Property-based tests: the same examples on every CI run (a red build is reproducible);

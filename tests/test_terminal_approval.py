@@ -95,7 +95,9 @@ class Terminal:
                     self.output += os.read(self.master, 65536).decode(errors="replace")
                 except OSError:
                     break
-        if self.process.poll() is None:
+        try:  # the terminal closes before the process is gone (its exit handlers run after)
+            self.process.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             self.kill()
             pytest.fail(f"still running after {timeout}s; the terminal showed:\n{self.output}")
         os.close(self.master)

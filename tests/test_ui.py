@@ -4,12 +4,15 @@ run pages, the approval form and the artifacts; what happened is checked in the 
 
 Chromium only ever talks to 127.0.0.1: every other host name resolves to nothing
 (`--host-resolver-rules`), and each test asserts that the page asked for nothing else.
-Screenshots of the key steps land in the test's tmp_path; `OPSFLOW_UPDATE_SCREENSHOTS=1` copies
-them into docs/.
+Screenshots of the key steps land in each test's tmp_path; with `OPSFLOW_UPDATE_SCREENSHOTS=1`
+a passing test copies its docs ones: docs/ui-deployment-form.png (load-report's run form),
+docs/ui-load-report-artifact.png, docs/ui-approval-form.png (a paused run's approval form) and
+docs/ui-flow-run.png (the approved run, completed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -69,7 +72,9 @@ class Served:
     def run(self, run_id: str) -> dict[str, Any]:
         return requests.get(f"{self.api}/flow_runs/{run_id}", timeout=5).json()
 
-    def wait_for_state(self, run_id: str, *types: str, timeout: float = RUN_TIMEOUT_S) -> dict:
+    def wait_for_state(
+        self, run_id: str, *types: str, timeout: float = RUN_TIMEOUT_S
+    ) -> dict[str, Any]:
         """The run's state once it is one of `types` (or ended otherwise: then fail, loudly)."""
 
         def reached() -> dict[str, Any] | None:
@@ -151,41 +156,44 @@ def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(UI_TIMEOUT_MS)
     elsewhere: list[str] = []
-    context.on(
-        "request",
-        lambda request: (
-            None
-            if re.match(r"(https?|wss?)://127\.0\.0\.1[:/]|(blob|data):", request.url)
-            else elsewhere.append(request.url)
-        ),
-    )
-    context.on("response", _print_api_error)  # in the captured output of a failing test
+
+    def check(url: str) -> None:
+        if not re.match(r"(https?|wss?)://127\.0\.0\.1[:/]|(blob|data):", url):
+            elsewhere.append(url)
+
+    context.on("request", lambda request: check(request.url))
+    context.on("response", _print_failed_response)  # in the captured output of a failing test
     page = context.new_page()
+    page.on("websocket", lambda websocket: check(websocket.url))
+    page.on("pageerror", lambda error: print(f"UI's script failed: {error}"))
+    page.on(
+        "console",
+        lambda message: print(f"UI's console: {message.text}") if message.type == "error" else None,
+    )
     try:
         yield page
     finally:
-        page.screenshot(path=tmp_path / "last-page.png")  # where it was, when a test fails
+        with contextlib.suppress(Exception):  # where the page was, when a test fails
+            page.screenshot(path=tmp_path / "last-page.png")
         context.close()
     assert elsewhere == [], f"the browser asked for more than 127.0.0.1: {elsewhere}"
 
 
-def _print_api_error(response: Response) -> None:
-    if "/api/" in response.url and response.status >= 400:
+def _print_failed_response(response: Response) -> None:
+    if response.status >= 400:
         try:
             body = response.text()[:2000]
         except Exception as error:  # noqa: BLE001 - the body may be gone already
             body = repr(error)
         print(
-            f"UI's API call failed: {response.request.method} {response.url}: "
+            f"UI's request failed: {response.request.method} {response.url}: "
             f"{response.status} {body}"
         )
 
 
 @pytest.fixture
-def shots(tmp_path: Path) -> Iterator[Screenshots]:
-    shots = Screenshots(tmp_path)
-    yield shots
-    shots.publish()
+def shots(tmp_path: Path) -> Screenshots:
+    return Screenshots(tmp_path)
 
 
 class TestInTheBrowser:
@@ -211,6 +219,7 @@ class TestInTheBrowser:
         expect(row).to_contain_text("critical")
         shots.take(page, "load-report-artifact.png", docs="ui-load-report-artifact.png")
         assert served.run(run_id)["parameters"]["params"]["warning"] == 0.5
+        shots.publish()
 
     def test_dry_run_from_the_form_plans_the_overloaded_web_host(
         self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
@@ -294,6 +303,7 @@ class TestInTheBrowser:
         assert plan_description(served, run_id) == f"Restart plan {digest}"  # the plan approved
         policy = served.run(run_id)["parameters"]["policy"]  # what the form sent
         assert policy["approval"] is True and policy["approval_timeout_seconds"] == 300
+        shots.publish()
 
     def test_rejecting_in_the_ui_restarts_nothing(
         self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
@@ -445,9 +455,8 @@ def run_state_badge(page: Page) -> Locator:
 def open_artifact(page: Page, key: str) -> Locator:
     """On a run's page: the Artifacts tab, then the table artifact's card; returns its table."""
     page.get_by_role("tablist").get_by_text("Artifacts", exact=True).click()
-    card = re.compile(
-        rf"^table {re.escape(key)} ", re.IGNORECASE
-    )  # "TABLE load-report Created ..."
+    # A card reads "TABLE load-report Created ...": its link's name starts with type and key.
+    card = re.compile(rf"^table {re.escape(key)} ", re.IGNORECASE)
     page.get_by_role("link", name=card).click()
     page.wait_for_url(re.compile(r"/artifacts/artifact/"))
     table = page.get_by_role("table")
@@ -470,6 +479,7 @@ class Screenshots:
             self.for_docs[path] = docs
 
     def publish(self) -> None:
+        """At the end of a test that passed: its screenshots for docs/, when asked for."""
         if os.environ.get("OPSFLOW_UPDATE_SCREENSHOTS") == "1":
             DOCS.mkdir(exist_ok=True)
             for path, name in self.for_docs.items():
