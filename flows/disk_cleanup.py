@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -101,6 +101,15 @@ class CleanedHost(BaseModel):
 
 
 class DiskCleanupResult(BaseModel):
+    table_columns: ClassVar[tuple[str, ...]] = (
+        "hostname",
+        "used_before",
+        "used_after",
+        "result",
+        "detail",
+    )
+    percent_columns: ClassVar[tuple[str, ...]] = ("used_before", "used_after")
+
     outcome: str
     reason: str = ""
     hosts: list[CleanedHost] = Field(default_factory=list)

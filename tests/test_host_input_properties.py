@@ -141,7 +141,9 @@ def test_every_bad_row_is_named_with_its_line_and_field_and_nothing_is_returned(
     field = "ip" if how == "ip" else "hostname"
     for i in broken:
         assert f"row {i + 2}: {field}:" in message  # line 1 is the header
-    named = {int(line.split(":")[0].split()[1]) for line in message.splitlines()[1:]}
+    lines = message.splitlines()
+    row_lines = lines[1:] if len(broken) > 1 else lines  # one problem is one line
+    named = {int(line.split(":")[0].split()[1]) for line in row_lines}
     assert named == {i + 2 for i in broken}
 
 

@@ -199,6 +199,28 @@ def shots(tmp_path: Path) -> Screenshots:
 class TestInTheBrowser:
     """Run forms, run pages, the approval form and artifacts, clicked through."""
 
+    def test_a_typo_in_prefect_deployment_run_is_refused_before_any_run(
+        self, served: Served, fresh_lab: Lab
+    ) -> None:
+        fresh_lab.overload(8.0, "lab-web-01")
+        runs_before = requests.post(f"{served.api}/flow_runs/count", json={}, timeout=5).json()
+
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", "deployment", "run", f"{RESTART}/{RESTART}"]
+            + ["--params", '{"policy": {"dryrun": true, "tag": ["web"]}}'],
+            env={**os.environ, "PREFECT_API_URL": served.api},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+        output = done.stdout + done.stderr
+        assert done.returncode != 0, output
+        assert "'dryrun', 'tag' were unexpected" in output  # Prefect names both keys
+        runs_after = requests.post(f"{served.api}/flow_runs/count", json={}, timeout=5).json()
+        assert runs_after == runs_before  # no run was created
+        assert fresh_lab.jobs() == []
+
     def test_load_report_run_from_its_form_shows_its_report(
         self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
     ) -> None:
