@@ -25,7 +25,8 @@ from opsflow.tasks.parameters import (
     by_name,
     notify_block_field,
 )
-from opsflow.tasks.runbook import chosen, plural
+from opsflow.tasks.runbook import chosen
+from opsflow.tasks.wording import plural
 
 
 class RegisterHostsParams(StrictModel):

@@ -46,7 +46,8 @@ from opsflow.tasks.restart_report import (
     planned_outcomes,
     publish_report,
 )
-from opsflow.tasks.runbook import chosen, final_state, plural, read_metric, run_key
+from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
+from opsflow.tasks.wording import plural
 
 DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
 

@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsflow.blocks.monitoring import Alertmanager
+from opsflow.tasks.wording import plural
 
 
 @task(name="Silence alerts", cache_policy=NO_CACHE)
@@ -22,7 +23,9 @@ def silence_hosts(
     pattern = "|".join(re.escape(i) for i in sorted(instances))
     with alertmanager.get_client() as client:
         silence_id = client.create_silence({"instance": pattern}, minutes, comment, regex=True)
-    get_run_logger().info("silence %s for %d hosts, %.0f min", silence_id, len(instances), minutes)
+    get_run_logger().info(
+        "silence %s for %s, %.0f min", silence_id, plural(len(instances), "host"), minutes
+    )
     return silence_id
 
 

@@ -23,6 +23,7 @@ from prefect.concurrency.sync import concurrency
 from opsflow.blocks.ops_platform import OpsPlatform
 from opsflow.opsapi.models import JobStatus
 from opsflow.tasks.hosts import READ
+from opsflow.tasks.wording import plural
 
 LOCK_PREFIX = "opsflow-host-"
 FALLBACK_WAIT_SECONDS = 2.0
@@ -65,7 +66,9 @@ def host_locks(
             (ours if took else theirs).append(host_id)
         if theirs:
             get_run_logger().warning(
-                "%d hosts are locked by another run: %s", len(theirs), ", ".join(theirs[:20])
+                "%s locked by another run: %s",
+                f"{plural(len(theirs), 'host')} {'is' if len(theirs) == 1 else 'are'}",
+                ", ".join(theirs[:20]),
             )
         yield ours, theirs
 

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from opsflow.blocks.ops_platform import OpsPlatform
 from opsflow.opsapi.models import Host, HostSelector, HostSpec
 from opsflow.tasks.retrying import transient_failure
+from opsflow.tasks.wording import plural
 
 READ = {
     "retries": 2,
@@ -30,7 +31,9 @@ def list_hosts(platform: OpsPlatform, selector: HostSelector | None = None) -> l
     with platform.get_client() as client:
         hosts = client.list_hosts(tag=selector.tags[0] if selector.tags else None)
     chosen = [h for h in hosts if selector.matches(h)]
-    get_run_logger().info("inventory: %d hosts listed, %d selected", len(hosts), len(chosen))
+    get_run_logger().info(
+        "inventory: %s listed, %d selected", plural(len(hosts), "host"), len(chosen)
+    )
     return chosen
 
 
@@ -79,7 +82,7 @@ def create_hosts(platform: OpsPlatform, specs: list[HostSpec]) -> list[Host]:
     with platform.get_client() as client:
         for spec in specs:
             created.append(client.create_host(spec))
-    get_run_logger().info("created %d hosts", len(created))
+    get_run_logger().info("created %s", plural(len(created), "host"))
     return created
 
 
@@ -88,5 +91,5 @@ def replace_hosts(platform: OpsPlatform, changes: list[tuple[str, HostSpec]]) ->
     """Overwrite many host records (PUT, idempotent) in one task run."""
     with platform.get_client() as client:
         replaced = [client.replace_host(host_id, spec) for host_id, spec in changes]
-    get_run_logger().info("updated %d hosts", len(replaced))
+    get_run_logger().info("updated %s", plural(len(replaced), "host"))
     return replaced

@@ -12,6 +12,7 @@ from opsflow.opsapi.models import Job
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.events import job_submitted
 from opsflow.tasks.hosts import READ
+from opsflow.tasks.wording import plural
 
 
 @task(name="Execute job", cache_policy=NO_CACHE)
@@ -33,7 +34,7 @@ def execute_job(
     with platform.get_client() as client:
         job_id = client.execute_job(host_ids, command, timeout, idempotency_key=idempotency_key)
     shown = mask_secrets(command)
-    get_run_logger().info("job %s: %r on %d hosts", job_id, shown, len(host_ids))
+    get_run_logger().info("job %s: %r on %s", job_id, shown, plural(len(host_ids), "host"))
     job_submitted(job_id, shown, [str(h) for h in host_ids])
     return job_id
 
@@ -57,10 +58,10 @@ def wait_for_job(
         job = client.wait_for_job(job_id, max_wait_seconds, poll_frequency_seconds)
     failed = [r.hostname or r.host_id for r in job.results if not r.succeeded]
     get_run_logger().info(
-        "job %s %s: %d hosts ok, %d not%s",
+        "job %s %s: %s ok, %d not%s",
         job_id,
         job.status.value,
-        len(job.results) - len(failed),
+        plural(len(job.results) - len(failed), "host"),
         len(failed),
         f" ({', '.join(failed[:10])})" if failed else "",
     )

@@ -80,13 +80,6 @@ def read_metric(
         raise RunbookAborted(f"no usable {what} data, so nothing was done: {exc}") from exc
 
 
-def plural(count: int, noun: str) -> str:
-    """``plural(1, "host")`` is "1 host", ``plural(3, "host")`` "3 hosts", "2 batches"."""
-    if count == 1:
-        return f"1 {noun}"
-    return f"{count} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
-
-
 def run_key() -> str:
     """This flow run's id: with a step name it makes each job's Idempotency-Key, so a rerun
     of the same run never starts a job twice and a new run never reuses an old key."""

@@ -271,5 +271,5 @@ def test_a_held_host_lock_is_reported_calmly_not_as_prefects_error(caplog):
     assert first == (["lock-test-1", "lock-test-2"], [])
     assert second == (["lock-test-3"], ["lock-test-2"])
 
-    assert "1 hosts are locked by another run: lock-test-2" in caplog.text
+    assert "1 host is locked by another run: lock-test-2" in caplog.text
     assert not [r for r in caplog.records if r.name == "prefect._internal.concurrency"]

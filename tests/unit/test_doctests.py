@@ -16,7 +16,15 @@ import opsflow.opsapi
 
 MODULES = sorted(
     f"opsflow.opsapi.{info.name}" for info in pkgutil.iter_modules(opsflow.opsapi.__path__)
-) + ["opsflow", "opsflow.tasks.parameters", "opsflow.tasks.runbook", "opsflow.blocks.transport"]
+) + [
+    "opsflow",
+    "opsflow.tasks.parameters",
+    "opsflow.tasks.runbook",
+    "opsflow.tasks.wording",
+    "opsflow.blocks.transport",
+    "opsflow.flows.catalog",
+    "opsflow.flows.cli_options",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,15 @@
+"""How counts are said in logs, reports and the command line.
+
+Example:
+    >>> plural(1, "host"), plural(3, "host"), plural(2, "batch")
+    ('1 host', '3 hosts', '2 batches')
+"""
+
+from __future__ import annotations
+
+
+def plural(count: int, noun: str) -> str:
+    """`count` and `noun`, the noun in the plural unless the count is one."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
