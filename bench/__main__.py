@@ -40,7 +40,7 @@ ROOT = Path(__file__).parent.parent
 
 def free_ports() -> LabPorts:
     chosen: list[int] = []
-    while len(chosen) < 4:
+    while len(chosen) < 7:
         port = random.randint(21000, 59000)
         ok = True
         for p in (port, port + 1):

@@ -1,11 +1,12 @@
 """Prefect blocks: stored configuration that hands out ready clients.
 
-Register them all with ``prefect block register -m blocks``.
+Register them all with ``opsflow blocks register``.
 """
 
 from opsflow.blocks.monitoring import Alertmanager, Prometheus
 from opsflow.blocks.notifications import DingTalkWebhook, FeishuWebhook, WeComWebhook
 from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.blocks.salt_api import SaltAPI
 from opsflow.blocks.vault import VaultConnection, VaultSecret
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "FeishuWebhook",
     "OpsPlatform",
     "Prometheus",
+    "SaltAPI",
     "VaultConnection",
     "VaultSecret",
     "WeComWebhook",

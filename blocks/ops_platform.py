@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.blocks.vault import VaultSecret
@@ -17,7 +17,7 @@ from opsflow.opsapi.transport import Transport
 AUDIT_LOG = "~/.opsflow/audit.jsonl"
 
 
-class OpsPlatform(Block):
+class OpsPlatform(ExecutionBackendBlock):
     """An ops platform (hosts and jobs API) and its credentials.
 
     The token is either stored here as a secret or, better, read from Vault at run time.

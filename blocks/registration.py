@@ -13,6 +13,7 @@ from prefect.blocks.core import Block
 from opsflow.blocks.monitoring import Alertmanager, Prometheus
 from opsflow.blocks.notifications import DingTalkWebhook, FeishuWebhook, WeComWebhook
 from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.blocks.salt_api import SaltAPI
 from opsflow.blocks.vault import VaultConnection, VaultSecret
 
 BLOCK_TYPES: tuple[type[Block], ...] = (
@@ -21,6 +22,7 @@ BLOCK_TYPES: tuple[type[Block], ...] = (
     FeishuWebhook,
     OpsPlatform,
     Prometheus,
+    SaltAPI,
     VaultConnection,
     VaultSecret,
     WeComWebhook,

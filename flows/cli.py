@@ -135,7 +135,10 @@ def serve_command(
     ] = False,
     platform_block: Annotated[
         str | None,
-        typer.Option("--platform-block", help="Ops Platform block every runbook uses by default."),
+        typer.Option(
+            "--platform-block",
+            help="Ops Platform or Salt API block (salt-api/NAME) every runbook uses by default.",
+        ),
     ] = None,
     prometheus_block: Annotated[
         str | None,
@@ -160,23 +163,21 @@ def serve_command(
         raise typer.Exit(2)
     from prefect import serve
 
-    from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus
+    from opsflow.blocks import Alertmanager, Prometheus
     from opsflow.flows.deployments import deployments
+    from opsflow.tasks.parameters import PLATFORM_TYPES, load_block
 
     chosen = {}
-    for field, block_type, name in (
-        ("platform", OpsPlatform, platform_block),
-        ("prometheus", Prometheus, prometheus_block),
-        ("alertmanager", Alertmanager, alertmanager_block),
+    for field, block_types, name in (
+        ("platform", PLATFORM_TYPES, platform_block),
+        ("prometheus", (Prometheus,), prometheus_block),
+        ("alertmanager", (Alertmanager,), alertmanager_block),
     ):
         if name:
             try:
-                chosen[field] = block_type.load(name)
-            except ValueError:
-                console.print(
-                    f"[red]--{field}-block: no {block_type.get_block_type_name()} block named "
-                    f"{name!r} is saved (prefect block ls)[/]"
-                )
+                chosen[field] = load_block(name, block_types)
+            except ValueError as exc:
+                console.print(f"[red]--{field}-block: {exc}[/]", soft_wrap=True)
                 raise typer.Exit(2) from None
     serve(*deployments(names or None, schedules=not no_schedules, blocks=chosen))
 

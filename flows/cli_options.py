@@ -86,13 +86,13 @@ def options_signature(model: type[BaseModel]) -> inspect.Signature:
         default = ... if field.is_required() else field.get_default(call_default_factory=True)
         base = _base(field.annotation)
         if name in blocks:
-            block_type = blocks[name].block_type
             option(
                 f"{name}_block",
                 str | None,
                 None,
                 flag(name, model),
-                f"{help_text} The name of a saved {block_type.get_block_type_name()} block.",
+                f"{help_text} The name of a saved {blocks[name].kind} block"
+                f" ({' or '.join(t.get_block_type_slug() + '/NAME' for t in blocks[name].block_types)}).",
             )
         elif field.annotation is HostSelector:
             option(

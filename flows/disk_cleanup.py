@@ -17,7 +17,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.states import State
 from pydantic import BaseModel, Field, model_validator
 
-from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.blocks import Prometheus
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.host_locks import host_locks
 from opsflow.tasks.hosts import list_hosts
@@ -26,7 +26,9 @@ from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, wait_for_recovery
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
+    PLATFORM_TYPES,
     NotifyBlock,
+    Platform,
     StrictModel,
     by_name,
     not_above,
@@ -77,7 +79,7 @@ class DiskCleanupParams(StrictModel):
     verify_window_seconds: float = Field(default=60, ge=0, description="Time to fall under target.")
     job_timeout_seconds: int = Field(default=300, ge=1, le=3600, description="Per-host timeout.")
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="Polling interval.")
-    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+    platform: Platform = Field(
         default=None, description=f"The ops platform that runs the cleanup. {DEFAULT_BLOCK_HELP}"
     )
     prometheus: Annotated[Prometheus | None, by_name(Prometheus)] = Field(
@@ -127,7 +129,7 @@ DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
 @flow(name="disk-cleanup", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
     """Clean old logs on hosts whose root filesystem is nearly full, and verify usage fell."""
-    platform = chosen(params.platform, OpsPlatform, "platform")
+    platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
     usage = read_metric(
         prometheus,

@@ -13,7 +13,7 @@ import pandas as pd
 from prefect import flow
 from pydantic import BaseModel, Field, model_validator
 
-from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.blocks import Prometheus
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.load_report import load_table, publish_load_report
@@ -21,7 +21,9 @@ from opsflow.tasks.monitoring import query_instant, value_by_instance
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
+    PLATFORM_TYPES,
     NotifyBlock,
+    Platform,
     StrictModel,
     by_name,
     not_above,
@@ -36,7 +38,7 @@ CPU_QUERY = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
 class LoadReportParams(StrictModel):
     """What to measure and where the lines are."""
 
-    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+    platform: Platform = Field(
         default=None,
         description=f"The ops platform whose inventory is reported. {DEFAULT_BLOCK_HELP}",
     )
@@ -84,7 +86,7 @@ DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
 @flow(name="load-report", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
     """Every host's load and load per CPU, flagged ok, warning or critical, as a table and CSV."""
-    platform = chosen(params.platform, OpsPlatform, "platform")
+    platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
     loads = read_metric(prometheus, params.query, "load")
     cpus = (

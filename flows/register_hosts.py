@@ -8,21 +8,21 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from opsflow.blocks import OpsPlatform
 from opsflow.tasks.host_import import compare_with_inventory, read_host_rows
 from opsflow.tasks.hosts import create_hosts, list_hosts, replace_hosts
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
+    PLATFORM_TYPES,
     NotifyBlock,
+    Platform,
     StrictModel,
-    by_name,
     notify_block_field,
 )
 from opsflow.tasks.runbook import chosen
@@ -32,7 +32,7 @@ from opsflow.tasks.wording import plural
 class RegisterHostsParams(StrictModel):
     """Where the hosts come from and what to do with ones that exist."""
 
-    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+    platform: Platform = Field(
         default=None, description=f"The ops platform to register the hosts in. {DEFAULT_BLOCK_HELP}"
     )
     csv_path: str | None = Field(
@@ -112,7 +112,7 @@ def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
     specs = read_host_rows(  # any bad row: nothing happens
         params.csv_path, params.rows, ignore_extra_columns=params.ignore_extra_columns
     )
-    platform = chosen(params.platform, OpsPlatform, "platform")
+    platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     diff = compare_with_inventory(specs, list_hosts(platform))
     update = diff.changed if params.update_existing else []
     result = RegisterHostsResult(

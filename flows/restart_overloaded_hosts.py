@@ -22,7 +22,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.states import State
 
-from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.blocks import Prometheus
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.flows.approval import request_approval
 from opsflow.opsapi.errors import OpsAPIError
 from opsflow.tasks.alerts import expire_silence, silence_hosts
@@ -32,6 +33,7 @@ from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.jobs import cancel_grace, run_job
 from opsflow.tasks.monitoring import current_values_of, wait_for_recovery
 from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.parameters import PLATFORM_TYPES
 from opsflow.tasks.restart_plan import (
     Candidate,
     RestartPlan,
@@ -65,7 +67,7 @@ def restart_overloaded_hosts(policy: RestartPolicy = DEFAULTS) -> State:
 
 
 def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
-    platform = chosen(policy.platform, OpsPlatform, "platform")
+    platform = chosen(policy.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(policy.prometheus, Prometheus, "prometheus")
 
     loads = read_metric(prometheus, policy.query, "load", policy.max_sample_age_seconds)
@@ -127,7 +129,10 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
 
 
 def silenced_rollout(
-    platform: OpsPlatform, prometheus: Prometheus, plan: RestartPlan, policy: RestartPolicy
+    platform: ExecutionBackendBlock,
+    prometheus: Prometheus,
+    plan: RestartPlan,
+    policy: RestartPolicy,
 ) -> list[HostOutcome]:
     """The rolling restart, inside an Alertmanager silence when one is configured."""
     if not plan.batches:
@@ -151,7 +156,10 @@ def silenced_rollout(
 
 
 def rolling_restart(
-    platform: OpsPlatform, prometheus: Prometheus, plan: RestartPlan, policy: RestartPolicy
+    platform: ExecutionBackendBlock,
+    prometheus: Prometheus,
+    plan: RestartPlan,
+    policy: RestartPolicy,
 ) -> list[HostOutcome]:
     """Batch by batch: restart, health-check, wait for the load to fall; stop at the limit."""
     logger = get_run_logger()
@@ -225,7 +233,7 @@ def still_over(
 
 
 def restart_batch(
-    platform: OpsPlatform,
+    platform: ExecutionBackendBlock,
     prometheus: Prometheus,
     batch: list[Candidate],
     number: int,

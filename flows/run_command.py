@@ -9,14 +9,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import State
 from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
-from opsflow.blocks import OpsPlatform
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import Host, HostSelector
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.command_policy import check_command, check_patterns
@@ -26,9 +24,10 @@ from opsflow.tasks.jobs import run_job
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
+    PLATFORM_TYPES,
     NotifyBlock,
+    Platform,
     StrictModel,
-    by_name,
     notify_block_field,
 )
 from opsflow.tasks.runbook import chosen, final_state, run_key
@@ -57,7 +56,7 @@ class RunCommandParams(StrictModel):
     )
     batch_size: int = Field(default=50, ge=1, le=10_000, description="Hosts per job.")
     timeout_seconds: int = Field(default=60, ge=1, le=3600, description="Per-host timeout.")
-    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+    platform: Platform = Field(
         default=None, description=f"The ops platform that runs the command. {DEFAULT_BLOCK_HELP}"
     )
     dry_run: bool = Field(default=False, description="Show the hosts it would run on; run nothing.")
@@ -111,7 +110,7 @@ class RunCommandResult(BaseModel):
 def run_command(params: RunCommandParams) -> State:
     """Run a command on the hosts a selector picks, in batches, with per-host results."""
     command = check_command(params.command, params.allowlist)
-    platform = chosen(params.platform, OpsPlatform, "platform")
+    platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     hosts = list_hosts(platform, params.selector)
     result = RunCommandResult(command=mask_secrets(command))
     if not hosts:
@@ -134,7 +133,7 @@ def run_command(params: RunCommandParams) -> State:
 
 
 def run_on(
-    platform: OpsPlatform, hosts: list[Host], command: str, params: RunCommandParams
+    platform: ExecutionBackendBlock, hosts: list[Host], command: str, params: RunCommandParams
 ) -> list[HostCommandResult]:
     """Batch by batch under the hosts' locks; a host locked by another run is left alone."""
     names = {h.id: h.hostname for h in hosts}

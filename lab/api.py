@@ -424,6 +424,7 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> PlainTextResponse:
+        runner.sync_noted_restarts()
         return PlainTextResponse(render_metrics(store), media_type="text/plain; version=0.0.4")
 
     # lab admin ---------------------------------------------------------------------------
@@ -501,6 +502,7 @@ def create_app(
 
     @app.get("/lab/hosts", dependencies=auth, include_in_schema=False)
     def lab_states() -> list[dict[str, Any]]:
+        runner.sync_noted_restarts()
         now = time.time()
         return [{**dict(s), "load": current_load(s, now)} for s in store.host_states()]
 

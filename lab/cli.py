@@ -34,6 +34,11 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 DirOption = Annotated[Path, typer.Option("--dir", help="Lab directory.", envvar="OPSFLOW_LAB_DIR")]
 
 
+class Backend(str, Enum):
+    platform = "platform"
+    salt = "salt"
+
+
 def _fail(message: str, code: int) -> NoReturn:
     console.print(f"[red]opsflow lab: {message}[/]", soft_wrap=True)
     raise typer.Exit(code)
@@ -73,20 +78,32 @@ def _lab_errors(config: LabConfig) -> Iterator[None]:
 def up_command(
     directory: DirOption = DEFAULT_DIR,
     hosts: Annotated[int, typer.Option(help="Lab hosts to create on first start.")] = 10,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="salt: every lab host is also a salt-minion (a salt-master and salt-api too)."
+        ),
+    ] = Backend.platform,
     platform_port: int = 18443,
     vault_port: int = 18200,
     prometheus_port: int = 19090,
     alertmanager_port: int = 19093,
+    salt_api_port: int = 18000,
 ) -> None:
     """Start what is not running, seed Vault and save the Prefect blocks named 'lab'."""
     config = LabConfig(
         dir=directory.expanduser(),
         hosts=hosts,
-        ports=LabPorts(platform_port, vault_port, prometheus_port, alertmanager_port),
+        ports=LabPorts(
+            platform_port, vault_port, prometheus_port, alertmanager_port, salt_api=salt_api_port
+        ),
+        backend=backend.value,
     )
     if (config.dir / "config.json").exists():
         saved = LabConfig.load(config.dir)
         config.ports = saved.ports
+        if backend is Backend.platform and saved.backend == "salt":
+            config.backend = "salt"  # `up` again keeps Salt running
     with console.status("bringing the lab up"):
         urls = up(config)
     _show(urls)
@@ -205,8 +222,13 @@ def reset_command(
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Delete every host and job and create fresh, calm hosts."""
-    with _lab_errors(LabConfig.load(directory.expanduser())):
+    config = LabConfig.load(directory.expanduser())
+    with _lab_errors(config):
         _admin(directory).reset(hosts)
+    if config.salt:
+        from opsflow.lab.salt import clear_job_cache
+
+        clear_job_cache(config.dir)  # Salt's job history too: no cooldown from before
     console.print(f"lab reset to {hosts} hosts")
 
 

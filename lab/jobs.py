@@ -34,6 +34,7 @@ class JobRunner:
         self._running: dict[str, dict[int, subprocess.Popen[bytes]]] = {}
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
+        self._noted = 0  # bytes of restarts.log already read
         systemctl = LAB_BIN / "systemctl"
         if not os.access(systemctl, os.X_OK):
             systemctl.chmod(0o755)
@@ -117,6 +118,23 @@ class JobRunner:
             stderr=stderr[:OUTPUT_LIMIT].decode("utf-8", "replace"),
             finished_at=time.time(),
         )
+
+    def sync_noted_restarts(self) -> None:
+        """Restarts made outside the platform (by a Salt minion's command) are noted, one host
+        name a line, in `restarts.log`: copy each noted host's record into its state."""
+        log = self.root / "restarts.log"
+        if not log.exists():
+            return
+        with self._lock:
+            with log.open("rb") as handle:
+                handle.seek(self._noted)
+                fresh = handle.read()
+            complete = fresh[: fresh.rfind(b"\n") + 1]
+            self._noted += len(complete)
+        for hostname in {line.strip() for line in complete.decode(errors="replace").splitlines()}:
+            host = self.store.get_host_by_name(hostname) if hostname else None
+            if host is not None:
+                self._sync_host(int(host["id"]), hostname)
 
     def _sync_host(self, host_id: int, hostname: str) -> None:
         """Copy what the lab systemctl recorded into the host's state."""

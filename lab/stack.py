@@ -33,6 +33,9 @@ class LabPorts:
     vault: int = 18200  # dev mode also binds vault + 1
     prometheus: int = 19090
     alertmanager: int = 19093
+    salt_publish: int = 14505
+    salt_ret: int = 14506
+    salt_api: int = 18000
 
 
 @dataclass
@@ -44,6 +47,15 @@ class LabConfig:
     hosts: int = 10
     block_name: str = BLOCK_NAME
     scrape_interval: str = "1s"
+    backend: str = "platform"  # "salt": every lab host is also a salt-minion
+
+    @property
+    def salt(self) -> bool:
+        return self.backend == "salt"
+
+    @property
+    def salt_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.salt_api}"
 
     @property
     def platform_url(self) -> str:
@@ -89,6 +101,7 @@ class LabConfig:
             "hosts": self.hosts,
             "block_name": self.block_name,
             "scrape_interval": self.scrape_interval,
+            "backend": self.backend,
         }
         (self.dir / "config.json").write_text(json.dumps(data, indent=2))
 
@@ -104,6 +117,7 @@ class LabConfig:
             hosts=data["hosts"],
             block_name=data.get("block_name", BLOCK_NAME),
             scrape_interval=data.get("scrape_interval", "1s"),
+            backend=data.get("backend", "platform"),
         )
 
 
@@ -118,6 +132,7 @@ def lab_secrets(config: LabConfig) -> dict[str, str]:
     values = {
         "platform_token": secrets.token_urlsafe(24),
         "vault_root_token": "root-" + secrets.token_urlsafe(18),
+        "salt_password": secrets.token_urlsafe(24),
     }
     path.touch(mode=0o600)
     path.write_text(json.dumps(values))
@@ -351,16 +366,78 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     admin = LabAdmin(config)
     if admin.host_count() == 0 and config.hosts:
         admin.reset(config.hosts)
+    salt_password = _salt_password(config, values)
+    if config.salt:
+        _ensure_salt(config, processes, admin, salt_password)
 
     credentials = seed_vault(
         config,
         values["vault_root_token"],
         values["platform_token"],
         new_secret_id=fresh_vault or not (config.dir / "approle.json").exists(),
+        salt_password=salt_password if config.salt else None,
     )
     if save_blocks:
         save_lab_blocks(config, credentials)
     return status(config)
+
+
+def _salt_password(config: LabConfig, values: dict[str, str]) -> str:
+    """The salt-api password (labs made before Salt was added get one now)."""
+    if "salt_password" not in values:
+        values["salt_password"] = secrets.token_urlsafe(24)
+        (config.dir / "secrets.json").write_text(json.dumps(values))
+    return values["salt_password"]
+
+
+def _ensure_salt(
+    config: LabConfig, processes: dict[str, dict[str, Any]], admin: LabAdmin, password: str
+) -> None:
+    """A salt-master, a salt-minion for each lab host, salt-api; ready when every minion
+    answers test.ping."""
+    from opsflow.lab import salt
+
+    hosts = admin.hosts()
+    names = [h["hostname"] for h in hosts]
+    ports = {
+        "publish": config.ports.salt_publish,
+        "ret": config.ports.salt_ret,
+        "api": config.ports.salt_api,
+    }
+    if not (processes.get("salt-master") and _alive(processes["salt-master"])):
+        shutil.rmtree(salt.salt_dir(config.dir), ignore_errors=True)  # no stale sockets
+    master_root = salt.write_master_config(config.dir, ports, password, names)
+    _ensure(
+        config,
+        processes,
+        "salt-master",
+        config.ports.salt_ret,
+        [salt.salt_binary("salt-master"), "-c", str(master_root)],
+        lambda: (master_root / "sock").exists(),
+    )
+    for host in hosts:
+        name = f"salt-minion-{host['hostname']}"
+        if processes.get(name) and _alive(processes[name]):
+            continue
+        role = host["hostname"].split("-")[1]  # lab-web-01: web
+        root = salt.write_minion_config(config.dir, host["hostname"], host["ip"], role, ports)
+        processes[name] = _start(
+            config,
+            name,
+            [salt.salt_binary("salt-minion"), "-c", str(root)],
+            salt.minion_env(config.dir, host["hostname"], host["ip"]),
+        )
+        _save_processes(config, processes)
+    _ensure(
+        config,
+        processes,
+        "salt-api",
+        config.ports.salt_api,
+        [salt.salt_binary("salt-api"), "-c", str(master_root)],
+        lambda: requests.get(config.salt_api_url, timeout=2).ok,
+    )
+    token = salt.wait_for_api(config.salt_api_url, password)
+    salt.wait_for_minions(config.salt_api_url, token, names)
 
 
 def _keep_unseal_key_out_of_the_log(config: LabConfig, root_token: str) -> None:
@@ -403,7 +480,7 @@ def down(config: LabConfig) -> list[str]:
         if _alive(entry):
             os.killpg(entry["pid"], signal.SIGTERM)
             stopped.append(name)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20  # every one was signalled at once; a minion takes 7-10 s
     for entry in processes.values():
         while _alive(entry) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -422,8 +499,16 @@ def status(config: LabConfig) -> dict[str, str]:
         "prometheus": config.prometheus_url,
         "alertmanager": config.alertmanager_url,
     }
+    if config.salt or "salt-master" in processes:
+        urls["salt-api"] = config.salt_api_url
+        urls["salt-master"] = f"127.0.0.1:{config.ports.salt_ret}"
+        minions = [n for n in processes if n.startswith("salt-minion-")]
+        running = sum(_alive(processes[n]) for n in minions)
+        urls["salt-minions"] = f"{running} of {len(minions)} running"
     return {
-        name: f"{url}  ({'running, pid ' + str(processes[name]['pid']) if name in processes and _alive(processes[name]) else 'stopped'})"
+        name: url
+        if name == "salt-minions"
+        else f"{url}  ({'running, pid ' + str(processes[name]['pid']) if name in processes and _alive(processes[name]) else 'stopped'})"
         for name, url in urls.items()
     }
 
@@ -453,6 +538,20 @@ def save_lab_blocks(config: LabConfig, credentials: dict[str, str]) -> None:
     ).save(name, overwrite=True)
     Prometheus(url=config.prometheus_url).save(name, overwrite=True)
     Alertmanager(url=config.alertmanager_url).save(name, overwrite=True)
+    if config.salt:
+        from opsflow.blocks import SaltAPI
+        from opsflow.lab.salt import SALT_USER
+        from opsflow.lab.vault_seed import SALT_SECRET_PATH
+
+        password_ref = VaultSecret(vault=vault, path=SALT_SECRET_PATH, key="password")
+        SaltAPI(
+            url=config.salt_api_url,
+            username=SALT_USER,
+            password_from_vault=password_ref,
+            eauth="file",
+            address_grain="opsflow_ip",
+            tags_grain="roles",
+        ).save(name, overwrite=True)
 
 
 class LabAdmin:

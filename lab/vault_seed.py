@@ -12,20 +12,29 @@ if TYPE_CHECKING:
     from opsflow.lab.stack import LabConfig
 
 SECRET_PATH = "opsflow/platform"
+SALT_SECRET_PATH = "opsflow/salt"
 POLICY_NAME = "opsflow-runbook"
 ROLE_NAME = "opsflow-runbook"
 POLICY = f"""
-# Runbooks may read the platform token and nothing else.
+# Runbooks may read the platform token and the salt-api password, and nothing else.
 path "secret/data/{SECRET_PATH}" {{
+  capabilities = ["read"]
+}}
+path "secret/data/{SALT_SECRET_PATH}" {{
   capabilities = ["read"]
 }}
 """
 
 
 def seed_vault(
-    config: LabConfig, root_token: str, platform_token: str, new_secret_id: bool
+    config: LabConfig,
+    root_token: str,
+    platform_token: str,
+    new_secret_id: bool,
+    salt_password: str | None = None,
 ) -> dict[str, str]:
-    """Write the secret, the least-privilege policy and the AppRole; return role and secret id."""
+    """Write the secrets, the least-privilege policy and the AppRole; return role and secret
+    id."""
     session = requests.Session()
     session.trust_env = False
     session.verify = str(config.vault_ca_cert)  # hvac prefers the session's verify
@@ -37,6 +46,10 @@ def seed_vault(
     client.secrets.kv.v2.create_or_update_secret(
         path=SECRET_PATH, secret={"token": platform_token}, mount_point="secret"
     )
+    if salt_password:
+        client.secrets.kv.v2.create_or_update_secret(
+            path=SALT_SECRET_PATH, secret={"password": salt_password}, mount_point="secret"
+        )
     client.sys.create_or_update_policy(name=POLICY_NAME, policy=POLICY)
     client.auth.approle.create_or_update_approle(
         ROLE_NAME, token_policies=[POLICY_NAME], token_ttl="1h", token_max_ttl="4h"

@@ -11,13 +11,13 @@ Example:
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from opsflow.opsapi.errors import BadResponse, ConfigurationError, JobTimedOut
+from opsflow.opsapi.backend import FollowsJobs
+from opsflow.opsapi.errors import BadResponse, ConfigurationError
 from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.models import Host, HostSpec, Job
 from opsflow.opsapi.redaction import register_secret
@@ -27,7 +27,7 @@ API = "/api/v1"
 EXECUTE_PATH = f"{API}/job/execute"
 
 
-class OpsPlatformClient(JSONClient):
+class OpsPlatformClient(FollowsJobs, JSONClient):
     """The ops platform: list, get, create, replace, update and delete hosts; run jobs.
 
     Args:
@@ -170,23 +170,6 @@ class OpsPlatformClient(JSONClient):
         body = self.request("GET", f"{API}/jobs", params=params)
         rows, _ = _page(body, f"{self.base_url}{API}/jobs")
         return [_model(Job, row, "job") for row in rows]
-
-    def wait_for_job(
-        self, job_id: str, max_wait_seconds: float = 300, poll_frequency_seconds: float = 1.0
-    ) -> Job:
-        """Poll until the job is final; raise `JobTimedOut` after `max_wait_seconds`."""
-        deadline = time.monotonic() + max_wait_seconds
-        while True:
-            job = self.get_job(job_id)
-            if job.status.is_final:
-                return job
-            if time.monotonic() >= deadline:
-                waiting = [r.hostname or r.host_id for r in job.results if not r.status.is_final]
-                raise JobTimedOut(
-                    f"job {job_id} ({job.command!r}) still {job.status.value} after "
-                    f"{max_wait_seconds:g}s; hosts not finished: {', '.join(waiting[:20]) or '?'}"
-                )
-            time.sleep(poll_frequency_seconds)
 
 
 def _unwrap(body: Any) -> Any:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything opsflow and its lab need on a fresh Debian machine:
 # Debian's prometheus and prometheus-alertmanager when missing, a virtual environment in .venv,
-# and the project with its lab and test extras. Safe to run again: it only adds what is missing.
+# and the project with its lab, salt and test extras. Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,5 +35,5 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[lab,test]"
+.venv/bin/python -m pip install -q -e ".[lab,salt,test]"
 echo "setup: ready ($(.venv/bin/python -c 'import prefect; print("prefect", prefect.__version__)'))"

@@ -20,7 +20,7 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 
-from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import JobStatus
 from opsflow.tasks.hosts import READ
 from opsflow.tasks.wording import plural
@@ -107,7 +107,9 @@ def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds
 
 
 @task(name="Find recent restarts", **READ)
-def recently_restarted(platform: OpsPlatform, command: str, minutes: float) -> dict[str, float]:
+def recently_restarted(
+    platform: ExecutionBackendBlock, command: str, minutes: float
+) -> dict[str, float]:
     """Host id -> minutes since `command` last ran (or is running) there, within `minutes`."""
     if minutes <= 0:
         return {}

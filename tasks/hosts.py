@@ -7,7 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import Host, HostSelector, HostSpec
 from opsflow.tasks.retrying import transient_failure
 from opsflow.tasks.wording import plural
@@ -21,7 +21,7 @@ READ = {
 
 
 @task(name="List hosts", **READ)
-def list_hosts(platform: OpsPlatform, selector: HostSelector | None = None) -> list[Host]:
+def list_hosts(platform: ExecutionBackendBlock, selector: HostSelector | None = None) -> list[Host]:
     """Every host in the inventory that the selector matches (all pages).
 
     Example:
@@ -38,14 +38,14 @@ def list_hosts(platform: OpsPlatform, selector: HostSelector | None = None) -> l
 
 
 @task(name="Get host", **READ)
-def get_host(platform: OpsPlatform, host_id: str) -> Host:
+def get_host(platform: ExecutionBackendBlock, host_id: str) -> Host:
     """One host by id; `NotFound` when it does not exist."""
     with platform.get_client() as client:
         return client.get_host(host_id)
 
 
 @task(name="Create host", cache_policy=NO_CACHE)
-def create_host(platform: OpsPlatform, spec: HostSpec) -> Host:
+def create_host(platform: ExecutionBackendBlock, spec: HostSpec) -> Host:
     """Register a host; `Conflict` when its hostname or IP exists. Never retried blindly."""
     with platform.get_client() as client:
         host = client.create_host(spec)
@@ -54,21 +54,21 @@ def create_host(platform: OpsPlatform, spec: HostSpec) -> Host:
 
 
 @task(name="Replace host", **READ)
-def replace_host(platform: OpsPlatform, host_id: str, spec: HostSpec) -> Host:
+def replace_host(platform: ExecutionBackendBlock, host_id: str, spec: HostSpec) -> Host:
     """Overwrite a host's record (PUT, idempotent)."""
     with platform.get_client() as client:
         return client.replace_host(host_id, spec)
 
 
 @task(name="Update host", cache_policy=NO_CACHE)
-def update_host(platform: OpsPlatform, host_id: str, changes: dict[str, Any]) -> Host:
+def update_host(platform: ExecutionBackendBlock, host_id: str, changes: dict[str, Any]) -> Host:
     """Change some fields of a host (PATCH)."""
     with platform.get_client() as client:
         return client.update_host(host_id, changes)
 
 
 @task(name="Delete host", cache_policy=NO_CACHE)
-def delete_host(platform: OpsPlatform, host_id: str) -> None:
+def delete_host(platform: ExecutionBackendBlock, host_id: str) -> None:
     """Remove a host from the inventory."""
     with platform.get_client() as client:
         client.delete_host(host_id)
@@ -76,7 +76,7 @@ def delete_host(platform: OpsPlatform, host_id: str) -> None:
 
 
 @task(name="Create hosts", cache_policy=NO_CACHE)
-def create_hosts(platform: OpsPlatform, specs: list[HostSpec]) -> list[Host]:
+def create_hosts(platform: ExecutionBackendBlock, specs: list[HostSpec]) -> list[Host]:
     """Register many hosts in one task run; stops at the first refusal (nothing is retried)."""
     created: list[Host] = []
     with platform.get_client() as client:
@@ -87,7 +87,9 @@ def create_hosts(platform: OpsPlatform, specs: list[HostSpec]) -> list[Host]:
 
 
 @task(name="Replace hosts", **READ)
-def replace_hosts(platform: OpsPlatform, changes: list[tuple[str, HostSpec]]) -> list[Host]:
+def replace_hosts(
+    platform: ExecutionBackendBlock, changes: list[tuple[str, HostSpec]]
+) -> list[Host]:
     """Overwrite many host records (PUT, idempotent) in one task run."""
     with platform.get_client() as client:
         replaced = [client.replace_host(host_id, spec) for host_id, spec in changes]

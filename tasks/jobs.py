@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from opsflow.blocks.ops_platform import OpsPlatform
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.errors import JobTimedOut
 from opsflow.opsapi.models import Job
 from opsflow.opsapi.redaction import mask_secrets
@@ -17,7 +17,7 @@ from opsflow.tasks.wording import plural
 
 @task(name="Execute job", cache_policy=NO_CACHE)
 def execute_job(
-    platform: OpsPlatform,
+    platform: ExecutionBackendBlock,
     host_ids: list[str],
     command: str,
     timeout: int = 60,
@@ -40,7 +40,7 @@ def execute_job(
 
 
 @task(name="Get job", **READ)
-def get_job(platform: OpsPlatform, job_id: str) -> Job:
+def get_job(platform: ExecutionBackendBlock, job_id: str) -> Job:
     """The job's status and per-host results now."""
     with platform.get_client() as client:
         return client.get_job(job_id)
@@ -48,7 +48,7 @@ def get_job(platform: OpsPlatform, job_id: str) -> Job:
 
 @task(name="Wait for job", cache_policy=NO_CACHE)
 def wait_for_job(
-    platform: OpsPlatform,
+    platform: ExecutionBackendBlock,
     job_id: str,
     max_wait_seconds: float = 300,
     poll_frequency_seconds: float = 1.0,
@@ -69,7 +69,7 @@ def wait_for_job(
 
 
 @task(name="Cancel job", cache_policy=NO_CACHE)
-def cancel_job(platform: OpsPlatform, job_id: str) -> Job:
+def cancel_job(platform: ExecutionBackendBlock, job_id: str) -> Job:
     """Cancel a job that is still running (harmless when it is final)."""
     with platform.get_client() as client:
         job = client.cancel_job(job_id)
@@ -85,7 +85,7 @@ def cancel_grace(timeout_seconds: int) -> float:
 
 
 def run_job(
-    platform: OpsPlatform,
+    platform: ExecutionBackendBlock,
     host_ids: list[str],
     command: str,
     timeout_seconds: int,
@@ -106,5 +106,5 @@ def run_job(
             platform, job_id, timeout_seconds + cancel_grace(timeout_seconds), poll_seconds
         )
     except JobTimedOut:
-        cancel_job(platform, job_id)
-        return get_job(platform, job_id)
+        # The job as the cancel left it: some systems keep no result for a cancelled job.
+        return cancel_job(platform, job_id)

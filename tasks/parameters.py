@@ -21,13 +21,16 @@ from typing import Annotated, Any
 from prefect.blocks.core import Block
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
+from opsflow.blocks import OpsPlatform, SaltAPI
 from opsflow.opsapi.models import StrictModel
 
 __all__ = [
+    "PLATFORM_TYPES",
     "DEFAULT_BLOCK",
     "DEFAULT_BLOCK_HELP",
     "ByName",
     "NotifyBlock",
+    "Platform",
     "StrictModel",
     "block_fields",
     "by_name",
@@ -44,8 +47,13 @@ class ByName(BeforeValidator):
     """A block field's validator that also takes a saved block's name; `fallback` is the
     name used when the field is empty (None: empty means none, e.g. no Alertmanager)."""
 
-    block_type: type[Block] | None = None
+    block_types: tuple[type[Block], ...] = ()
     fallback: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the field holds, for messages: "Ops Platform or Salt API"."""
+        return " or ".join(t.get_block_type_name() for t in self.block_types)
 
 
 def block_fields(model: type[BaseModel]) -> dict[str, ByName]:
@@ -58,29 +66,46 @@ def block_fields(model: type[BaseModel]) -> dict[str, ByName]:
     }
 
 
-def by_name(block_type: type[Block], fallback: str | None = DEFAULT_BLOCK) -> ByName:
-    """Let a block field also take the name of a saved block (``"lab"`` or
-    ``"ops-platform/lab"``), loaded when the parameters are validated."""
-    slug = block_type.get_block_type_slug()
+def by_name(*block_types: type[Block], fallback: str | None = DEFAULT_BLOCK) -> ByName:
+    """Let a block field also take the name of a saved block, loaded when the parameters are
+    validated: ``"salt-api/lab"`` names the type; a bare ``"lab"`` is the first of
+    `block_types` that has a block of that name."""
 
     def load(value: Any) -> Any:
-        if isinstance(value, dict) and value.get("_block_document_id"):
-            # A block as a past run's parameters stored it (secrets masked): load it afresh.
-            return block_type.load_from_ref(
-                {"block_document_id": value["_block_document_id"]}, _sync=True
-            )
-        if not isinstance(value, str):
-            return value
-        name = value.removeprefix(f"{slug}/")
+        return load_block(value, block_types)
+
+    return ByName(load, block_types=block_types, fallback=fallback)
+
+
+def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
+    """A block from a name, a `slug/name`, or a past run's stored block (loaded afresh)."""
+    if isinstance(value, dict) and value.get("_block_document_id"):
+        # A block as a past run's parameters stored it (secrets masked): load it afresh.
+        chosen = next(
+            (t for t in block_types if t.get_block_type_slug() == value.get("block_type_slug")),
+            block_types[0],
+        )
+        return chosen.load_from_ref({"block_document_id": value["_block_document_id"]}, _sync=True)
+    if not isinstance(value, str):
+        return value
+    slug, _, rest = value.partition("/")
+    typed = [t for t in block_types if t.get_block_type_slug() == slug]
+    candidates, name = (typed, rest) if typed and rest else (list(block_types), value)
+    for block_type in candidates:
         try:
             return block_type.load(name, _sync=True)
         except ValueError:
-            raise ValueError(
-                f"no {block_type.get_block_type_name()} block named {name!r} is saved; "
-                "check the name (prefect block ls) or save one"
-            ) from None
+            continue
+    kinds = " or ".join(t.get_block_type_name() for t in candidates)
+    raise ValueError(
+        f"no {kinds} block named {name!r} is saved; check the name (prefect block ls) or save one"
+    )
 
-    return ByName(load, block_type=block_type, fallback=fallback)
+
+# The execution backends a runbook's `platform` may be: the seed-style platform first (a bare
+# block name is looked up in this order), then SaltStack.
+PLATFORM_TYPES: tuple[type[Block], ...] = (OpsPlatform, SaltAPI)
+Platform = Annotated[OpsPlatform | SaltAPI | None, by_name(*PLATFORM_TYPES)]
 
 
 def _block_slug_and_name(value: str | None) -> str | None:

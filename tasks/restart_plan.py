@@ -12,12 +12,13 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field, model_validator
 
-from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus
+from opsflow.blocks import Alertmanager, Prometheus
 from opsflow.opsapi.models import Host, HostSelector
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
     NotifyBlock,
+    Platform,
     StrictModel,
     by_name,
     not_above,
@@ -35,7 +36,7 @@ class RestartPolicy(StrictModel):
         'systemctl restart nginx'
     """
 
-    platform: Annotated[OpsPlatform | None, by_name(OpsPlatform)] = Field(
+    platform: Platform = Field(
         default=None, description=f"The ops platform that runs the restarts. {DEFAULT_BLOCK_HELP}"
     )
     prometheus: Annotated[Prometheus | None, by_name(Prometheus)] = Field(

@@ -1,6 +1,6 @@
 """What every runbook does the same way: its blocks, its first reading, its run key, its end.
 
-    blocks        `chosen(block, OpsPlatform)`: the block given, else the one named "default"
+    blocks        `chosen(block, PLATFORM_TYPES, "platform")`: the block given, else "default"
     first read    `read_metric(...)`: no usable data means `RunbookAborted`, before any action
     run key       `run_key()`: this flow run's id, the prefix of every job's Idempotency-Key
     the end       `final_state(result, failed)`: Completed or Failed, the typed result as data
@@ -23,7 +23,7 @@ from prefect.states import Completed, Failed, State
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, query_metric
-from opsflow.tasks.parameters import DEFAULT_BLOCK
+from opsflow.tasks.parameters import DEFAULT_BLOCK, load_block
 
 B = TypeVar("B", bound=Block)
 
@@ -44,21 +44,24 @@ class Summary:
         self.summary = summary
 
 
-def chosen(block: B | None, block_type: type[B], field: str) -> B:
-    """`block` when the parameter `field` names one, else the saved block called "default".
+def chosen(block: B | None, block_types: type[B] | tuple[type[Block], ...], field: str) -> B:
+    """`block` when the parameter `field` names one, else the saved block called "default"
+    (of the first of `block_types` that has one).
 
     Raises:
         ConfigurationError: none given and none saved under that name; says how to fix it.
     """
     if block is not None:
         return block
+    types = block_types if isinstance(block_types, tuple) else (block_types,)
     try:
-        return block_type.load(DEFAULT_BLOCK)
+        return load_block(DEFAULT_BLOCK, types)  # type: ignore[return-value]
     except ValueError:
+        kinds = " or ".join(t.get_block_type_name() for t in types)
         raise ConfigurationError(
-            f"{field}: no {block_type.get_block_type_name()} block given and none saved as "
-            f"{DEFAULT_BLOCK!r}; pick one (--{field.replace('_', '-')}-block NAME on the "
-            f"command line) or save one named {DEFAULT_BLOCK!r}"
+            f"{field}: no {kinds} block given and none saved as {DEFAULT_BLOCK!r}; pick one "
+            f"(--{field.replace('_', '-')}-block NAME on the command line) or save one named "
+            f"{DEFAULT_BLOCK!r}"
         ) from None
 
 

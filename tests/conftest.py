@@ -64,15 +64,13 @@ def _free(port: int) -> bool:
 
 
 def free_ports() -> LabPorts:
-    """Four ports (vault needs its port + 1 too) that nothing listens on."""
+    """Every lab port (vault needs its port + 1 too), none that anything listens on."""
     chosen: list[int] = []
-    while len(chosen) < 4:
+    while len(chosen) < 7:
         port = random.randint(21000, 59000)
         if all(_free(p) for p in (port, port + 1)) and all(abs(port - o) > 1 for o in chosen):
             chosen.append(port)
-    return LabPorts(
-        platform=chosen[0], vault=chosen[1], prometheus=chosen[2], alertmanager=chosen[3]
-    )
+    return LabPorts(*chosen)
 
 
 @dataclass
@@ -180,6 +178,15 @@ def lab(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield Lab(config, LabAdmin(config), lab_secrets(config))
     finally:
         down(config)
+
+
+@pytest.fixture(scope="session")
+def salt_lab(lab: Lab) -> Lab:
+    """The lab with SaltStack too: a salt-master, a salt-minion for each of its 10 hosts and
+    salt-api, once per session; the Salt API block named 'lab' saved."""
+    lab.config.backend = "salt"
+    up(lab.config)  # starts only what is missing: the Salt daemons
+    return lab
 
 
 @pytest.fixture

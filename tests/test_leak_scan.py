@@ -17,7 +17,8 @@ import pytest
 from opsflow.opsapi import redaction
 from tests.test_no_secret_leaks import prefect_database_files
 
-CREDENTIAL_STORES = {"secrets.json", "approle.json", "vault-unseal.key"}  # the lab's, mode 0600
+# the lab's, mode 0600 (salt's eauth file is salt-api's own user:password list)
+CREDENTIAL_STORES = {"secrets.json", "approle.json", "vault-unseal.key", "eauth"}
 
 
 def written_files(root: Path) -> list[Path]:
@@ -42,6 +43,7 @@ def test_no_credential_appears_in_anything_the_suite_left_behind(lab, suite_log,
         "platform token": lab.secrets["platform_token"],
         "Vault root token": lab.secrets["vault_root_token"],
         "AppRole secret id": lab.approle["secret_id"],
+        "salt-api password": lab.secrets["salt_password"],
         **{f"secret #{n} opsflow handled": value for n, value in enumerate(handled)},
     }
     files = written_files(tmp_path_factory.getbasetemp()) + prefect_database_files()

@@ -47,6 +47,7 @@ PUBLIC = {
         "FeishuWebhook",
         "OpsPlatform",
         "Prometheus",
+        "SaltAPI",
         "VaultConnection",
         "VaultSecret",
         "WeComWebhook",
