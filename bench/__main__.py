@@ -326,8 +326,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument(
         "--only",
-        default="client,runbook,report,startup",
-        help="comma-separated: client, runbook, report, startup",
+        default="client,runbook,report,startup,salt",
+        help="comma-separated: client, runbook, report, startup, salt",
     )
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
@@ -357,6 +357,13 @@ def main() -> None:
                 sections.append(
                     show("4. Vault round trips per run (OpenBao's audit device)", vault)
                 )
+            if "salt" in only:
+                from bench.salt import bench_salt
+
+                rows = bench_salt(
+                    config, admin, [5] if args.quick else [5, 20], 1 if args.quick else 3
+                )
+                sections.append(show("6. restart-overloaded-hosts over SaltStack", rows))
             if "startup" in only:
                 from bench.startup import bench_startup
 

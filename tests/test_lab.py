@@ -115,6 +115,7 @@ def test_opsflow_blocks_register_registers_every_block_type(lab):
         "feishu-webhook",
         "ops-platform",
         "prometheus",
+        "salt-api",
         "vault-connection",
         "vault-secret",
         "wecom-webhook",

@@ -169,7 +169,7 @@ def api(lab) -> str:
     [
         (
             RESTART + ("--platform-block", "nope"),
-            "--platform-block: no Ops Platform block named 'nope' is saved",
+            "--platform-block: no Ops Platform or Salt API block named 'nope' is saved",
         ),
         (
             RESTART + ("--platform-block", "lab", "--prometheus-block", "nope"),
@@ -189,7 +189,7 @@ def api(lab) -> str:
         ),
         (
             ("run", "load-report", "--prometheus-block", "lab"),
-            "--platform-block: no Ops Platform block named 'default' is saved",
+            "--platform-block: no Ops Platform or Salt API block named 'default' is saved",
         ),
     ],
 )

@@ -18,7 +18,7 @@ from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsflow.lab.hosts import host_dir
 from opsflow.lab.salt import clear_job_cache, minion_env, salt_binary, write_minion_config
 from opsflow.lab.stack import _alive, _processes, _start, up
-from opsflow.opsapi import AuthFailed, ConnectionFailed, Transport
+from opsflow.opsapi import AuthFailed, ConnectionFailed, NotFound, Transport
 from opsflow.opsapi.salt import SaltAPIClient
 from opsflow.tasks import execute_job, list_hosts, query_instant, wait_for_job
 from opsflow.tasks.restart_plan import RestartPolicy
@@ -267,3 +267,17 @@ def _salt_ports(lab: Lab) -> dict[str, int]:
 def test_the_client_refuses_an_eauth_it_does_not_know():
     with pytest.raises(ValueError, match="eauth 'kerberos' is not one of"):
         SaltAPIClient("http://127.0.0.1:9", "u", "password-123", eauth="kerberos")
+
+
+def test_a_minion_the_master_does_not_know_is_reported_not_silently_dropped(salt):
+    client = SaltAPI.load("lab").get_client()
+
+    job_id = client.execute_job(["lab-web-01", "ghost-99"], "true", 30, "unknown-1")
+    job = client.wait_for_job(job_id, 60, 0.5)
+    with pytest.raises(NotFound, match="none of the minions ghost-98 is known"):
+        client.execute_job(["ghost-98"], "true", 30, "unknown-2")
+
+    assert job.status.value == "partial"
+    assert job.result_for("lab-web-01").exit_code == 0
+    ghost = job.result_for("ghost-99")
+    assert ghost.status.value == "failed" and "not known to the Salt master" in ghost.stderr

@@ -1,0 +1,85 @@
+"""What is true of every execution backend, tested on each: the seed-style platform and
+SaltStack. The runbook code is the same; only the block given differs."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsflow.flows.load_report import LoadReportParams, load_report
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.run_command import RunCommandParams, run_command
+from opsflow.lab.salt import clear_job_cache
+from opsflow.tasks.restart_plan import RestartPolicy
+from tests.conftest import Lab
+
+
+@pytest.fixture(params=["lab", "salt-api/lab"], ids=["platform", "salt"])
+def backend(request: pytest.FixtureRequest, lab: Lab) -> tuple[str, Lab]:
+    """(the platform block to give a runbook, the lab with 10 fresh calm hosts)."""
+    if request.param.startswith("salt-api/"):
+        lab = request.getfixturevalue("salt_lab")
+        clear_job_cache(lab.config.dir)
+    lab.reset(10)
+    return request.param, lab
+
+
+FAST = {"batch_size": 2, "poll_seconds": 0.5, "verify_window_seconds": 30}
+
+
+def test_the_restart_runbook_restarts_and_verifies_the_same_on_every_backend(backend):
+    platform, lab = backend
+    lab.overload(8.0, "lab-web-03", "lab-db-06", "lab-web-09")
+
+    state = restart_overloaded_hosts(
+        RestartPolicy(platform=platform, prometheus="lab", **FAST), return_state=True
+    )
+
+    report = state.result()
+    assert report.outcome == "completed"
+    assert sorted(report.verified) == ["lab-db-06", "lab-web-03", "lab-web-09"]
+    assert [h.batch for h in sorted(report.hosts, key=lambda h: h.hostname)] == [1, 1, 2]
+    assert all(h.load_after is not None and h.load_after < 2 for h in report.hosts)
+    assert lab.admin.restarts() == {"lab-db-06": 1, "lab-web-03": 1, "lab-web-09": 1}
+
+
+def test_the_cooldown_comes_from_the_backends_own_job_history(backend):
+    platform, lab = backend
+    lab.overload(8.0, "lab-web-01")
+    policy = RestartPolicy(platform=platform, prometheus="lab", **FAST)
+    first = restart_overloaded_hosts(policy, return_state=True)
+    lab.overload(8.0, "lab-web-01")  # high again right after its restart
+
+    again = restart_overloaded_hosts(policy, return_state=True)
+
+    assert first.result().verified == ["lab-web-01"]
+    assert again.result().outcome == "nothing_to_do"
+    assert "lab-web-01" in again.result().cooling_down
+    assert lab.admin.restarts() == {"lab-web-01": 1}
+
+
+def test_run_command_gives_each_hosts_output_on_every_backend(backend):
+    platform, lab = backend
+
+    state = run_command(
+        RunCommandParams(
+            command="echo $LAB_HOSTNAME; exit 3", selector={"tags": ["db"]}, platform=platform
+        ),
+        return_state=True,
+    )
+
+    result = state.result(raise_on_failure=False)
+    assert sorted(r.hostname for r in result.results) == [
+        f"lab-db-{n:02d}" for n in (2, 4, 6, 8, 10)
+    ]
+    assert all(r.stdout.strip() == r.hostname and r.exit_code == 3 for r in result.results)
+    assert state.is_failed()  # every host exited 3
+
+
+def test_the_load_report_covers_every_backends_inventory(backend):
+    platform, lab = backend
+    lab.overload(8.0, "lab-db-02")
+
+    report = load_report(LoadReportParams(platform=platform, prometheus="lab"))
+
+    assert (report.hosts, report.critical) == (10, 1)
+    assert report.worst[0]["hostname"] == "lab-db-02"
