@@ -19,7 +19,7 @@ import requests
 from opsflow.lab.salt import SALT_USER, clear_job_cache
 from opsflow.lab.stack import LabAdmin, LabConfig, lab_secrets, up
 
-POLL = 0.1
+POLL = 0.2  # the same as the runbook's poll_seconds below
 
 
 class SaltScript:
@@ -80,7 +80,7 @@ def hand_written_restart(
             }
             if all(loads.get(overloaded[m], 99) < 2 for m in minions):
                 break
-            time.sleep(0.5)
+            time.sleep(POLL)
 
 
 def salt_floor(script: SaltScript, minions: list[str], repeat: int) -> float:
@@ -118,7 +118,7 @@ def bench_salt(
             recovery_threshold=2,
             batch_size=5,
             max_hosts=size,
-            poll_seconds=0.5,
+            poll_seconds=POLL,
             verify_window_seconds=60,
             job_timeout_seconds=60,
             cooldown_minutes=0,

@@ -57,9 +57,13 @@ class ExecutionBackend(Protocol):
         """Stop what still runs; the job as it ends (hosts that had not finished: cancelled)."""
 
     def list_jobs(
-        self, host_id: str | None = None, status: str | None = None, since: str | None = None
+        self,
+        host_id: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        command: str | None = None,
     ) -> list[Job]:
-        """Jobs started since the UNIX time `since` (for the cooldown)."""
+        """Jobs started since the UNIX time `since`, of `command` if given (the cooldown)."""
 
     def create_host(self, spec: HostSpec) -> Host:
         """Register a host (or say in one clear line why this system cannot)."""

@@ -161,15 +161,20 @@ class OpsPlatformClient(FollowsJobs, JSONClient):
         return self.get_job(job_id)
 
     def list_jobs(
-        self, host_id: str | None = None, status: str | None = None, since: str | None = None
+        self,
+        host_id: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        command: str | None = None,
     ) -> list[Job]:
-        """GET: /api/v1/jobs?host_id=&status=&since="""
+        """GET: /api/v1/jobs?host_id=&status=&since= (and only `command`'s, when given)"""
         params = {
             k: v for k, v in {"host_id": host_id, "status": status, "since": since}.items() if v
         }
         body = self.request("GET", f"{API}/jobs", params=params)
         rows, _ = _page(body, f"{self.base_url}{API}/jobs")
-        return [_model(Job, row, "job") for row in rows]
+        jobs = [_model(Job, row, "job") for row in rows]
+        return [j for j in jobs if command is None or j.command == command]
 
 
 def _unwrap(body: Any) -> Any:

@@ -115,7 +115,7 @@ def recently_restarted(
         return {}
     now = time.time()
     with platform.get_client() as client:
-        jobs = client.list_jobs(since=str(now - minutes * 60))
+        jobs = client.list_jobs(since=str(now - minutes * 60), command=command)
     recent: dict[str, float] = {}
     for job in jobs:
         if job.command != command or job.created_at is None:

@@ -233,6 +233,7 @@ def test_a_lost_answer_runs_the_command_once_even_with_a_minion_restarted_betwee
 def test_an_expired_token_logs_in_again_once(salt):
     client = SaltAPI.load("lab").get_client()
     client.list_hosts()
+    logins = client.logins  # 0 when a token from earlier in this process is still good
     tokens = salt.config.dir / "salt" / "master" / "cache" / "tokens"
     for token in tokens.rglob("*"):
         if token.is_file():
@@ -241,7 +242,7 @@ def test_an_expired_token_logs_in_again_once(salt):
     hosts = client.list_hosts()
 
     assert len(hosts) == 10
-    assert client.logins == 2
+    assert client.logins == logins + 1
 
 
 def test_a_job_salt_times_out_ends_failed_not_hung(salt):
