@@ -184,6 +184,7 @@ def lab(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def salt_lab(lab: Lab) -> Lab:
     """The lab with SaltStack too: a salt-master, a salt-minion for each of its 10 hosts and
     salt-api, once per session; the Salt API block named 'lab' saved."""
+    lab.reset(10)  # a minion for each of the 10 lab hosts, none for a host a test added
     lab.config.backend = "salt"
     up(lab.config)  # starts only what is missing: the Salt daemons
     return lab
