@@ -203,11 +203,6 @@ def stop_in_parallel(stop: Any, names: list[str]) -> None:
         list(pool.map(stop, names))
 
 
-def lab_hosts_for_salt(hosts: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """The first `count` lab hosts become minions (their names, addresses and roles)."""
-    return hosts[:count]
-
-
 def clear_job_cache(lab_dir: Path) -> None:
     """Forget every Salt job (the master's local job cache): a lab reset for Salt."""
     jobs = salt_dir(lab_dir) / "master" / "cache" / "jobs"
