@@ -33,6 +33,7 @@ class JobRunner:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lab-job")
         self._running: dict[str, dict[int, subprocess.Popen[bytes]]] = {}
         self._cancelled: set[str] = set()
+        self._finished: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._noted = 0  # bytes of restarts.log already read
         systemctl = LAB_BIN / "systemctl"
@@ -47,18 +48,24 @@ class JobRunner:
     ) -> None:
         with self._lock:
             self._running[job_id] = {}
+            self._finished[job_id] = threading.Event()
         self.store.set_job(job_id, status="running")
         remaining = [len(hosts)]
         for host_id, host in hosts.items():
             future = self.pool.submit(self._run_one, job_id, host_id, host, command, timeout)
             future.add_done_callback(lambda _f: self._host_done(job_id, remaining))
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, wait: float = 10.0) -> None:
+        """Kill what the job still runs and wait (up to `wait` s) until every host's result
+        is recorded, so the job the cancel answers with is the job as it ends."""
         with self._lock:
             self._cancelled.add(job_id)
             processes = list(self._running.get(job_id, {}).values())
+            finished = self._finished.get(job_id)
         for process in processes:
             _kill_group(process)
+        if finished is not None:
+            finished.wait(wait)
 
     def cancel_all(self) -> None:
         """Cancel every job still running (the lab's reset)."""
@@ -94,6 +101,9 @@ class JobRunner:
         )
         with self._lock:
             self._running[job_id][host_id] = process
+            cancelled = job_id in self._cancelled
+        if cancelled:  # the cancel came between the check above and the process starting
+            _kill_group(process)
         status = "success"
         try:
             # A hanging host's agent is lost: no timeout applies (only a cancel ends it).
@@ -176,6 +186,9 @@ class JobRunner:
         self.store.set_job(job_id, status=overall, finished_at=time.time())
         with self._lock:
             self._running.pop(job_id, None)
+            finished = self._finished.pop(job_id, None)
+        if finished is not None:
+            finished.set()
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
