@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.traceback import Traceback
 
 from opsflow.flows.approval import Approval, approvals_from
+from opsflow.flows.cli_common import console
 from opsflow.flows.cli_options import (
     flag,
     flag_of,
@@ -35,7 +36,6 @@ from opsflow.flows.registry import Runbook, load_runbook
 from opsflow.flows.temporary_server import MARK, TemporaryServer
 from opsflow.tasks.parameters import block_fields
 
-console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
 TABLE_ROWS = 50  # rows shown on a terminal; the artifact and CSV have every one
 CELL_WIDTH = 60
 

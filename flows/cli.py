@@ -15,13 +15,15 @@ import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from opsflow.flows.catalog import CATALOG
+from opsflow.flows.cli_alerts import alerts_app
+from opsflow.flows.cli_common import console, need_prefect_server
+from opsflow.flows.cli_locks import locks_app
 
 # The commands of `opsflow lab` (a separate program: product code never imports it).
 LAB_COMMANDS = (
@@ -42,8 +44,6 @@ LAB_COMMANDS = (
 # Prefect's client-side analytics, on a terminal, would also hold the command at its exit while
 # it tries to flush to the internet.
 QUIET_PREFECT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-
-console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
 
 
 class RunbookGroup(TyperGroup):
@@ -86,6 +86,8 @@ run_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(run_app, name="run")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(locks_app, name="locks")
 
 
 def _show_version(value: bool) -> None:
@@ -125,44 +127,46 @@ def runbooks_command() -> None:
     console.print(table)
 
 
-@app.command("serve")
-def serve_command(
-    names: Annotated[
-        list[str] | None, typer.Argument(help="Runbooks to serve (default: all).")
-    ] = None,
-    no_schedules: Annotated[
-        bool, typer.Option("--no-schedules", help="Deploy without schedules.")
-    ] = False,
-    platform_block: Annotated[
-        str | None,
-        typer.Option(
-            "--platform-block",
-            help="Ops Platform or Salt API block (salt-api/NAME) every runbook uses by default.",
-        ),
-    ] = None,
-    prometheus_block: Annotated[
-        str | None,
-        typer.Option("--prometheus-block", help="Prometheus block every runbook uses by default."),
-    ] = None,
-    alertmanager_block: Annotated[
-        str | None,
-        typer.Option("--alertmanager-block", help="Alertmanager block for silences, by default."),
-    ] = None,
-) -> None:
-    """Deploy runbooks to the Prefect server in PREFECT_API_URL and run what it schedules."""
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print(
-            "[red]opsflow serve needs a Prefect server that outlives it: start one "
-            "(prefect server start) and set PREFECT_API_URL, e.g. "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api opsflow serve[/]"
-        )
-        raise typer.Exit(2)
+PlatformBlock = Annotated[
+    str | None,
+    typer.Option(
+        "--platform-block",
+        help="Ops Platform or Salt API block (salt-api/NAME) every runbook uses by default.",
+    ),
+]
+PrometheusBlock = Annotated[
+    str | None,
+    typer.Option("--prometheus-block", help="Prometheus block every runbook uses by default."),
+]
+AlertmanagerBlock = Annotated[
+    str | None,
+    typer.Option("--alertmanager-block", help="Alertmanager block for silences, by default."),
+]
+NoSchedules = Annotated[bool, typer.Option("--no-schedules", help="Deploy without schedules.")]
+RestartOnAlert = Annotated[
+    str,
+    typer.Option(
+        "--restart-on-alert",
+        help="The alert whose firing hosts restart-overloaded-hosts is run for (opsflow "
+        "alerts serve emits it); '' for no alert trigger.",
+    ),
+]
+Names = Annotated[list[str] | None, typer.Argument(help="Runbooks (default: all).")]
+
+
+def _deployments(
+    names: list[str] | None,
+    no_schedules: bool,
+    restart_on_alert: str,
+    platform_block: str | None,
+    prometheus_block: str | None,
+    alertmanager_block: str | None,
+) -> list[Any]:
+    """The runbooks' deployments with the blocks named as defaults; exit 2 on a bad name."""
     unknown = sorted(set(names or ()) - set(CATALOG))
     if unknown:
         console.print(f"[red]unknown runbooks {unknown}; known: {', '.join(CATALOG)}[/]")
         raise typer.Exit(2)
-    from prefect import serve
-
     from opsflow.blocks import Alertmanager, Prometheus
     from opsflow.flows.deployments import deployments
     from opsflow.tasks.parameters import PLATFORM_TYPES, load_block
@@ -179,7 +183,71 @@ def serve_command(
             except ValueError as exc:
                 console.print(f"[red]--{field}-block: {exc}[/]", soft_wrap=True)
                 raise typer.Exit(2) from None
-    serve(*deployments(names or None, schedules=not no_schedules, blocks=chosen))
+    return deployments(
+        names or None,
+        schedules=not no_schedules,
+        blocks=chosen,
+        restart_on_alert=restart_on_alert or None,
+    )
+
+
+@app.command("serve")
+def serve_command(
+    names: Names = None,
+    no_schedules: NoSchedules = False,
+    restart_on_alert: RestartOnAlert = "HostOverloaded",
+    platform_block: PlatformBlock = None,
+    prometheus_block: PrometheusBlock = None,
+    alertmanager_block: AlertmanagerBlock = None,
+) -> None:
+    """Deploy runbooks to the Prefect server in PREFECT_API_URL and run what it schedules."""
+    need_prefect_server("opsflow serve")
+    made = _deployments(
+        names, no_schedules, restart_on_alert, platform_block, prometheus_block, alertmanager_block
+    )
+    from prefect import serve
+
+    serve(*made)
+
+
+@app.command("deploy")
+def deploy_command(
+    work_pool: Annotated[
+        str, typer.Option("--work-pool", help="The work pool whose workers run them.")
+    ],
+    names: Names = None,
+    no_schedules: NoSchedules = False,
+    restart_on_alert: RestartOnAlert = "HostOverloaded",
+    platform_block: PlatformBlock = None,
+    prometheus_block: PrometheusBlock = None,
+    alertmanager_block: AlertmanagerBlock = None,
+) -> None:
+    """Deploy runbooks to a work pool (the installed package: a worker needs no checkout)."""
+    need_prefect_server("opsflow deploy")
+    made = _deployments(
+        names, no_schedules, restart_on_alert, platform_block, prometheus_block, alertmanager_block
+    )
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(work_pool)
+        except ObjectNotFound:
+            console.print(
+                f"[red]--work-pool: no work pool {work_pool!r}; create it with "
+                f"prefect work-pool create {work_pool} --type process[/]",
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+    for deployment in made:
+        deployment.apply(work_pool_name=work_pool)
+        triggers = (
+            f", triggered by {len(deployment.triggers)} event trigger"
+            if deployment.triggers
+            else ""
+        )
+        console.print(f"deployed [bold]{deployment.name}[/] to work pool {work_pool}{triggers}")
 
 
 @app.command("blocks")

@@ -1,7 +1,7 @@
 """A runbook's parameter model as command-line flags, and back.
 
 Every field is a flag (`threshold` is `--threshold`); the selector is `--tag` (repeatable:
-every tag given must be on a host) and `--hostname-pattern`; a block field is
+every tag given must be on a host), `--hostname-pattern` and `--host` (repeatable: only these); a block field is
 `--<field>-block NAME`, the name of a saved block. Messages about fields are said in flags.
 
 Example:
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.parameters import block_fields
 
-SELECTOR_FLAGS = {"tags": "--tag", "hostname_pattern": "--hostname-pattern"}
+SELECTOR_FLAGS = {"tags": "--tag", "hostname_pattern": "--hostname-pattern", "hostnames": "--host"}
 
 
 def flag(field: str, model: type[BaseModel]) -> str:
@@ -109,6 +109,13 @@ def options_signature(model: type[BaseModel]) -> inspect.Signature:
                 "--hostname-pattern",
                 "Only hosts whose name matches this glob, e.g. 'web-*'.",
             )
+            option(
+                "host",
+                list[str] | None,
+                None,
+                "--host",
+                "Only this host (by name); repeat it for several.",
+            )
         elif base in (bool, int, float, str):
             option(
                 name,
@@ -133,8 +140,11 @@ def values_from_flags(model: type[BaseModel], given: dict[str, Any]) -> dict[str
     given = dict(given)
     values: dict[str, Any] = {}
     tags, pattern = given.pop("tag", None) or (), given.pop("hostname_pattern", None)
-    if "selector" in model.model_fields and (tags or pattern):
+    hostnames = given.pop("host", None) or ()
+    if "selector" in model.model_fields and (tags or pattern or hostnames):
         values["selector"] = {"tags": list(tags), "hostname_pattern": pattern}
+        if hostnames:
+            values["selector"]["hostnames"] = list(hostnames)
     blocks = block_fields(model)
     for name, value in given.items():
         if value is None or value == ():

@@ -1,21 +1,53 @@
-"""Deployments of every runbook: schedules and typed parameters, for `opsflow serve`."""
+"""Deployments of every runbook: schedules, typed parameters and the alert trigger, for
+`opsflow serve` (run in that process) and `opsflow deploy` (run by a work pool's workers)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect.blocks.core import Block
-from prefect.deployments.runner import RunnerDeployment
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
 from opsflow.flows.catalog import CATALOG
 from opsflow.flows.registry import load_runbook
 
 SCHEDULE_TIMEZONE = "UTC"  # the same as prefect.yaml's, so both deploy the same schedules
+RESTART_ALERT = "HostOverloaded"  # the alert whose firing hosts the restart runbook restarts
+ALERT_TRIGGERED = "restart-overloaded-hosts"
+
+
+def alert_trigger(
+    alertname: str = RESTART_ALERT, policy: dict[str, Any] | None = None
+) -> DeploymentEventTrigger:
+    """Run the restart runbook for exactly the hosts that start firing `alertname`.
+
+    The receiver (`opsflow alerts serve`) emits one ``opsflow.alerts.firing`` event per
+    notification and alert name, so the hosts Alertmanager groups into one notification make
+    one run; the run's selector names those hosts, and the runbook's own threshold, cooldown,
+    locks and blast-radius cap still decide what is restarted.
+
+    Example:
+        >>> alert_trigger().parameters["policy"]["selector"]
+        {'hostnames': '{{ event.payload.hostnames }}'}
+    """
+    return DeploymentEventTrigger(
+        name=f"restart the hosts {alertname} fires for",
+        description="opsflow alerts serve turns Alertmanager's notifications into these events.",
+        expect={"opsflow.alerts.firing"},
+        match={"prefect.resource.id": "opsflow.alert-group.*", "opsflow.alertname": alertname},
+        parameters={
+            "policy": {**(policy or {}), "selector": {"hostnames": "{{ event.payload.hostnames }}"}}
+        },
+    )
 
 
 def deployments(
     names: list[str] | None = None,
     schedules: bool = True,
     blocks: dict[str, Block] | None = None,
+    restart_on_alert: str | None = RESTART_ALERT,
 ) -> list[RunnerDeployment]:
     """One deployment per runbook (named after it), with its default cron schedule (UTC).
 
@@ -23,6 +55,8 @@ def deployments(
         blocks: parameter name -> saved block (e.g. ``{"platform": OpsPlatform.load("prod")}``),
             the default of that parameter in every runbook that has it; scheduled runs use it,
             and the UI's run form shows it picked.
+        restart_on_alert: the alert whose firing hosts the restart runbook is run for
+            (`alert_trigger`); None for no trigger.
     """
     chosen = names or list(CATALOG)
     unknown = sorted(set(chosen) - set(CATALOG))
@@ -36,9 +70,17 @@ def deployments(
             for field, block in (blocks or {}).items()
             if field in runbook.params.model_fields
         }
+        triggers = []
+        if name == ALERT_TRIGGERED and restart_on_alert:
+            named = {field: block_reference(block) for field, block in defaults.items()}
+            triggers.append(alert_trigger(restart_on_alert, named))
         made.append(
             runbook.flow.to_deployment(
                 name=name,
+                # The installed package's module, not this file's path: any worker that has
+                # opsflow installed can run it, wherever its working directory is.
+                entrypoint_type=EntrypointType.MODULE_PATH,
+                triggers=triggers,
                 schedule=(
                     Cron(runbook.cron, timezone=SCHEDULE_TIMEZONE)
                     if schedules and runbook.cron
@@ -50,3 +92,11 @@ def deployments(
             )
         )
     return made
+
+
+def block_reference(block: Block) -> dict[str, Any]:
+    """A saved block as a deployment parameter names it (what the server validates and the
+    run loads), for parameters the server renders itself, such as a trigger's."""
+    if not block._block_document_id:
+        raise ValueError(f"a {block.get_block_type_name()} block must be saved to be named")
+    return {"$ref": {"block_document_id": str(block._block_document_id)}}

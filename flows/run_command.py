@@ -74,8 +74,11 @@ class RunCommandParams(StrictModel):
 
     @model_validator(mode="after")
     def _scope(self) -> RunCommandParams:
-        if not (self.selector.tags or self.selector.hostname_pattern) and not self.all_hosts:
-            raise ValueError("selector is empty: give tags or hostname_pattern, or set all_hosts")
+        chosen = self.selector.tags or self.selector.hostname_pattern
+        if not chosen and self.selector.hostnames is None and not self.all_hosts:
+            raise ValueError(
+                "selector is empty: give tags, hostname_pattern or hostnames, or set all_hosts"
+            )
         check_command(self.command, self.allowlist)  # refused before anything starts
         return self
 

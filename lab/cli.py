@@ -39,6 +39,11 @@ class Backend(str, Enum):
     salt = "salt"
 
 
+class PrefectTopology(str, Enum):
+    none = "none"
+    postgres = "postgres"
+
+
 def _fail(message: str, code: int) -> NoReturn:
     console.print(f"[red]opsflow lab: {message}[/]", soft_wrap=True)
     raise typer.Exit(code)
@@ -84,6 +89,14 @@ def up_command(
             help="salt: every lab host is also a salt-minion (a salt-master and salt-api too)."
         ),
     ] = Backend.platform,
+    prefect: Annotated[
+        PrefectTopology,
+        typer.Option(
+            help="postgres: a Prefect server on PostgreSQL, a process work pool with --workers "
+            "workers, the runbooks deployed and the alert receiver (PREFECT_API_URL printed)."
+        ),
+    ] = PrefectTopology.none,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Workers with --prefect.")] = 2,
     platform_port: int = 18443,
     vault_port: int = 18200,
     prometheus_port: int = 19090,
@@ -98,13 +111,17 @@ def up_command(
             platform_port, vault_port, prometheus_port, alertmanager_port, salt_api=salt_api_port
         ),
         backend=backend.value,
+        prefect=prefect.value,
+        workers=workers,
     )
     if (config.dir / "config.json").exists():
         saved = LabConfig.load(config.dir)
         config.ports = saved.ports
         if backend is Backend.platform and saved.backend == "salt":
             config.backend = "salt"  # `up` again keeps Salt running
-    with console.status("bringing the lab up"):
+        if prefect is PrefectTopology.none and saved.prefect != "none":
+            config.prefect, config.workers = saved.prefect, saved.workers
+    with console.status("bringing the lab up"), _lab_errors(config):
         urls = up(config)
     _show(urls)
 

@@ -36,6 +36,9 @@ class LabPorts:
     salt_publish: int = 14505
     salt_ret: int = 14506
     salt_api: int = 18000
+    prefect_api: int = 14200
+    postgres: int = 15432
+    alert_receiver: int = 19095
 
 
 @dataclass
@@ -48,6 +51,12 @@ class LabConfig:
     block_name: str = BLOCK_NAME
     scrape_interval: str = "1s"
     backend: str = "platform"  # "salt": every lab host is also a salt-minion
+    prefect: str = "none"  # "postgres": a Prefect server on PostgreSQL, workers, the receiver
+    workers: int = 2
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prefect_api}/api"
 
     @property
     def salt(self) -> bool:
@@ -102,6 +111,8 @@ class LabConfig:
             "block_name": self.block_name,
             "scrape_interval": self.scrape_interval,
             "backend": self.backend,
+            "prefect": self.prefect,
+            "workers": self.workers,
         }
         (self.dir / "config.json").write_text(json.dumps(data, indent=2))
 
@@ -118,6 +129,8 @@ class LabConfig:
             block_name=data.get("block_name", BLOCK_NAME),
             scrape_interval=data.get("scrape_interval", "1s"),
             backend=data.get("backend", "platform"),
+            prefect=data.get("prefect", "none"),
+            workers=data.get("workers", 2),
         )
 
 
@@ -133,6 +146,8 @@ def lab_secrets(config: LabConfig) -> dict[str, str]:
         "platform_token": secrets.token_urlsafe(24),
         "vault_root_token": "root-" + secrets.token_urlsafe(18),
         "salt_password": secrets.token_urlsafe(24),
+        "postgres_password": secrets.token_urlsafe(24),
+        "alert_receiver_token": secrets.token_urlsafe(24),
     }
     path.touch(mode=0o600)
     path.write_text(json.dumps(values))
@@ -323,8 +338,15 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
 
     prometheus = _need_binary("prometheus", "apt-get install prometheus")
     prom_config = config.dir / "prometheus.yml"
+    (config.dir / "alert-rules.yml").write_text(ALERT_RULES)
     prom_config.write_text(
-        PROMETHEUS_CONFIG.format(port=config.ports.platform, ca=ca, interval=config.scrape_interval)
+        PROMETHEUS_CONFIG.format(
+            port=config.ports.platform,
+            ca=ca,
+            interval=config.scrape_interval,
+            alertmanager=config.ports.alertmanager,
+            rules=config.dir / "alert-rules.yml",
+        )
     )
     _ensure(
         config,
@@ -347,7 +369,15 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
         "prometheus-alertmanager", "apt-get install prometheus-alertmanager"
     )
     am_config = config.dir / "alertmanager.yml"
-    am_config.write_text(ALERTMANAGER_CONFIG)
+    token_file = config.dir / "alert-receiver.token"  # Alertmanager's bearer for the receiver
+    token_file.touch(mode=0o600)
+    token_file.write_text(_lab_secret(config, values, "alert_receiver_token"))
+    am_config.write_text(
+        ALERTMANAGER_CONFIG.format(
+            receiver=config.ports.alert_receiver,
+            token_file=token_file,
+        )
+    )
     _ensure(
         config,
         processes,
@@ -379,15 +409,32 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     )
     if save_blocks:
         save_lab_blocks(config, credentials)
+    if config.prefect == "postgres":
+        from opsflow.lab.prefect_stack import ensure_prefect
+
+        ensure_prefect(
+            config,
+            processes,
+            _lab_secret(config, values, "postgres_password"),
+            _ensure,
+            _start,
+            _alive,
+            _save_processes,
+        )
     return status(config)
 
 
 def _salt_password(config: LabConfig, values: dict[str, str]) -> str:
     """The salt-api password (labs made before Salt was added get one now)."""
-    if "salt_password" not in values:
-        values["salt_password"] = secrets.token_urlsafe(24)
+    return _lab_secret(config, values, "salt_password")
+
+
+def _lab_secret(config: LabConfig, values: dict[str, str], name: str) -> str:
+    """One of the lab's generated secrets (a lab made before it existed gets it now)."""
+    if name not in values:
+        values[name] = secrets.token_urlsafe(24)
         (config.dir / "secrets.json").write_text(json.dumps(values))
-    return values["salt_password"]
+    return values[name]
 
 
 def _ensure_salt(
@@ -499,6 +546,14 @@ def status(config: LabConfig) -> dict[str, str]:
         "prometheus": config.prometheus_url,
         "alertmanager": config.alertmanager_url,
     }
+    if config.prefect != "none" or "prefect-server" in processes:
+        urls["prefect-server"] = config.prefect_api_url
+        urls["postgres"] = f"127.0.0.1:{config.ports.postgres}"
+        urls["alert-receiver"] = f"http://127.0.0.1:{config.ports.alert_receiver}/alerts"
+        workers = [n for n in processes if n.startswith("prefect-worker-")]
+        urls["prefect-workers"] = (
+            f"{sum(_alive(processes[n]) for n in workers)} of {len(workers)} running"
+        )
     if config.salt or "salt-master" in processes:
         urls["salt-api"] = config.salt_api_url
         urls["salt-master"] = f"127.0.0.1:{config.ports.salt_ret}"
@@ -507,7 +562,7 @@ def status(config: LabConfig) -> dict[str, str]:
         urls["salt-minions"] = f"{running} of {len(minions)} running"
     return {
         name: url
-        if name == "salt-minions"
+        if name in ("salt-minions", "prefect-workers")
         else f"{url}  ({'running, pid ' + str(processes[name]['pid']) if name in processes and _alive(processes[name]) else 'stopped'})"
         for name, url in urls.items()
     }
@@ -626,11 +681,42 @@ scrape_configs:
       ca_file: {ca}
     static_configs:
       - targets: ["127.0.0.1:{port}"]
+rule_files: ["{rules}"]
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:{alertmanager}"]
 """
 
+# The restart runbook's default threshold (4) held for 5 s: an overloaded lab host pages.
+ALERT_RULES = """\
+groups:
+  - name: opsflow-lab
+    rules:
+      - alert: HostOverloaded
+        expr: node_load1 > 4
+        for: 5s
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.hostname }}: load {{ $value }} over 4"
+"""
+
+# Alerts go to the receiver (`opsflow alerts serve`, running with `--prefect postgres`); alerts
+# that start within a second of each other are one notification, so one run.
 ALERTMANAGER_CONFIG = """\
 route:
-  receiver: lab-null
+  receiver: opsflow
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
 receivers:
-  - name: lab-null
+  - name: opsflow
+    webhook_configs:
+      - url: http://127.0.0.1:{receiver}/alerts
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials_file: {token_file}
 """

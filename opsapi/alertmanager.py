@@ -1,4 +1,4 @@
-"""Alertmanager v2 API client: silences.
+"""Alertmanager: the v2 API client (silences), and the body of its webhook notifications.
 
 Example:
     >>> am = AlertmanagerClient("http://127.0.0.1:9093")
@@ -9,7 +9,9 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from opsflow.opsapi.errors import BadResponse
 from opsflow.opsapi.http import JSONClient
@@ -59,3 +61,41 @@ class AlertmanagerClient(JSONClient):
     def expire_silence(self, silence_id: str) -> None:
         """DELETE: /api/v2/silence/{id}"""
         self.request("DELETE", f"/api/v2/silence/{silence_id}")
+
+
+class WebhookAlert(BaseModel):
+    """One alert of an Alertmanager webhook notification."""
+
+    # Alertmanager adds fields across versions (receivers must accept them); the fields
+    # opsflow reads are required and typed.
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str = Field(min_length=1)  # noqa: N815 (Alertmanager's own names)
+    endsAt: str | None = None  # noqa: N815
+    fingerprint: str = Field(min_length=1)
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+
+class WebhookMessage(BaseModel):
+    """The body Alertmanager posts to a webhook receiver (`version` "4").
+
+    Example:
+        >>> WebhookMessage.model_validate({"version": "4", "groupKey": "{}:{alertname=\\"X\\"}",
+        ...     "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "X"},
+        ...     "startsAt": "2026-11-30T05:00:00Z", "fingerprint": "ab12"}]}).alerts[0].alertname
+        'X'
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    version: Literal["4"]
+    groupKey: str = Field(min_length=1)  # noqa: N815
+    status: Literal["firing", "resolved"]
+    alerts: list[WebhookAlert] = Field(min_length=1)
+    truncatedAlerts: int = 0  # noqa: N815

@@ -164,21 +164,31 @@ class Job(_APIModel):
 
 
 class HostSelector(StrictModel):
-    """Which hosts a runbook may touch: all of `tags`, and a hostname glob.
+    """Which hosts a runbook may touch: all of `tags`, a hostname glob, and, when given, only
+    the hosts named in `hostnames` (an empty list names none: an alert with no host acts on
+    nothing, never on every host).
 
     Example:
-        >>> HostSelector(tags=["web"], hostname_pattern="lab-web-*").matches(
-        ...     Host(id="1", hostname="lab-web-01", ip="127.10.0.2", tags=["lab", "web"]))
+        >>> web01 = Host(id="1", hostname="lab-web-01", ip="127.10.0.2", tags=["lab", "web"])
+        >>> HostSelector(tags=["web"], hostname_pattern="lab-web-*").matches(web01)
         True
+        >>> HostSelector(hostnames=["lab-db-01"]).matches(web01)
+        False
     """
 
     tags: list[str] = Field(default_factory=list, description="Every tag a host must have.")
     hostname_pattern: str | None = Field(
         default=None, description="Shell-style hostname pattern, e.g. web-*; empty for any."
     )
+    hostnames: list[str] | None = Field(
+        default=None,
+        description="Exactly these hosts (e.g. the ones an alert fires for); unset for any.",
+    )
 
     def matches(self, host: Host) -> bool:
         if not set(self.tags) <= set(host.tags):
+            return False
+        if self.hostnames is not None and host.hostname not in self.hostnames:
             return False
         return not self.hostname_pattern or fnmatch.fnmatchcase(
             host.hostname, self.hostname_pattern

@@ -6,6 +6,10 @@ minimum) that Prefect renews while the run lives, so a crashed (even SIGKILLed) 
 hosts within about 75 s: the lease runs out and the server's repossessor (every 15 s) takes the
 slots back. The cooldown is read from the platform's own job history, so it holds across
 process restarts and for every tool that uses the platform.
+
+Each run that takes locks says so in an ``opsflow.host.locked`` event (the lock, the run), so
+`held_locks()` can name the run holding each lock and `release_stale()` can free a lock whose
+run ended without giving it back (a server restart that lost the lease in memory).
 """
 
 from __future__ import annotations
@@ -14,11 +18,25 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventResourceFilter,
+)
+from prefect.exceptions import ObjectNotFound
 
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import JobStatus
@@ -27,6 +45,10 @@ from opsflow.tasks.wording import plural
 
 LOCK_PREFIX = "opsflow-host-"
 FALLBACK_WAIT_SECONDS = 2.0
+LOCKED_EVENT = "opsflow.host.locked"
+# A run's lease outlives it by at most its duration (60 s) plus the repossessor's 15 s: a lock
+# still held this long after its run ended has lost its lease and will never be freed.
+STALE_AFTER = timedelta(seconds=90)
 
 
 class _HeldLockIsNotAnError(logging.Filter):
@@ -76,6 +98,9 @@ def host_locks(
 def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds: float) -> bool:
     """Hold every named lock (creating missing ones first) or none; False when one is held."""
 
+    run = FlowRunContext.get()
+    run_id = run.flow_run.id if run and run.flow_run else None
+
     def enter() -> None:
         stack.enter_context(
             concurrency(
@@ -84,6 +109,7 @@ def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds
                 timeout_seconds=wait_seconds,
                 lease_duration=lease_seconds,
                 strict=True,
+                holder=ConcurrencyLeaseHolder(type="flow_run", id=run_id) if run_id else None,
                 # A renewal that fails mid-rollout (Prefect API blip) warns instead of
                 # cancelling the run between a restart and its verification; the platform's
                 # job history (the cooldown) still keeps a host from a second restart.
@@ -103,7 +129,119 @@ def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds
             return False
     except TimeoutError:
         return False
+    for name in names:
+        emit_event(
+            LOCKED_EVENT,
+            resource={"prefect.resource.id": f"opsflow.lock.{name}", "prefect.resource.name": name},
+            related=(
+                [
+                    {
+                        "prefect.resource.id": f"prefect.flow-run.{run_id}",
+                        "prefect.resource.role": "flow-run",
+                    }
+                ]
+                if run_id
+                else []
+            ),
+            payload={"flow_run_id": str(run_id) if run_id else None},
+        )
     return True
+
+
+@dataclass
+class HeldLock:
+    """A host lock held now, and the run that took it (None when no event says)."""
+
+    name: str
+    host_id: str
+    flow_run_id: UUID | None
+    flow_run_name: str | None
+    state: str | None  # the holder run's state type: RUNNING, COMPLETED, CRASHED, ...
+    ended_at: datetime | None  # when that run reached a final state
+
+    @property
+    def stale(self) -> bool:
+        """The holder run ended (or crashed) long enough ago that its lease is surely gone."""
+        return self.ended_at is not None and (
+            datetime.now(timezone.utc) - self.ended_at > STALE_AFTER
+        )
+
+
+def held_locks() -> list[HeldLock]:
+    """Every host lock with a slot taken, with its holder run and that run's state.
+
+    Example:
+        >>> [(lock.host_id, lock.state) for lock in held_locks()]  # doctest: +SKIP
+        [('17', 'RUNNING')]
+    """
+    with get_client(sync_client=True) as client:
+        limits, offset = [], 0
+        while True:
+            page = client.read_global_concurrency_limits(limit=200, offset=offset)
+            limits += [g for g in page if g.name.startswith(LOCK_PREFIX) and g.active_slots]
+            if len(page) < 200:
+                break
+            offset += 200
+        holders = _holders(client, [g.name for g in limits])
+        held = []
+        for limit in sorted(limits, key=lambda g: g.name):
+            run_id = holders.get(limit.name)
+            run = None
+            if run_id:
+                try:
+                    run = client.read_flow_run(run_id)
+                except ObjectNotFound:
+                    run = None
+            final = run is not None and run.state is not None and run.state.is_final()
+            held.append(
+                HeldLock(
+                    name=limit.name,
+                    host_id=limit.name.removeprefix(LOCK_PREFIX),
+                    flow_run_id=run_id,
+                    flow_run_name=run.name if run else None,
+                    state=run.state.type.value if run and run.state else None,
+                    ended_at=run.state.timestamp if final else None,  # type: ignore[union-attr]
+                )
+            )
+    return held
+
+
+def _holders(client: object, names: list[str]) -> dict[str, UUID]:
+    """Lock name -> the run that last took it, from the `opsflow.host.locked` events."""
+    found: dict[str, UUID] = {}
+    for start in range(0, len(names), 100):
+        wanted = {f"opsflow.lock.{n}": n for n in names[start : start + 100]}
+        page = client.read_events(  # type: ignore[attr-defined]
+            EventFilter(
+                event=EventNameFilter(name=[LOCKED_EVENT]),
+                resource=EventResourceFilter(id=list(wanted)),
+                occurred=EventOccurredFilter(since=datetime.now(timezone.utc) - timedelta(days=7)),
+                order="DESC",
+            ),
+            limit=200,
+        )
+        while True:
+            for event in page.events:
+                name = wanted.get(event.resource.id)
+                run_id = event.payload.get("flow_run_id")
+                if name and name not in found and run_id:
+                    found[name] = UUID(run_id)
+            if len(found) >= len(names) or not page.next_page:
+                break
+            page = client.read_events_page(page.next_page)  # type: ignore[attr-defined]
+    return found
+
+
+def release_stale() -> list[HeldLock]:
+    """Free each host lock whose holder run ended over 90 s ago (its lease is surely gone);
+    return the ones freed. A lock of a live run, or of a run nobody recorded, is left alone."""
+    stale = [lock for lock in held_locks() if lock.stale]
+    with get_client(sync_client=True) as client:
+        for lock in stale:
+            client.update_global_concurrency_limit(
+                lock.name, GlobalConcurrencyLimitUpdate(active_slots=0)
+            )
+    return stale
 
 
 @task(name="Find recent restarts", **READ)

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def _free(port: int) -> bool:
 def free_ports() -> LabPorts:
     """Every lab port (vault needs its port + 1 too), none that anything listens on."""
     chosen: list[int] = []
-    while len(chosen) < 7:
+    while len(chosen) < len(fields(LabPorts)):
         port = random.randint(21000, 59000)
         if all(_free(p) for p in (port, port + 1)) and all(abs(port - o) > 1 for o in chosen):
             chosen.append(port)

@@ -107,7 +107,7 @@ REFUSED_UP_FRONT = [
     (COMMAND, "Missing option '--command'"),
     (
         COMMAND + ("--command", "uptime"),
-        "selector is empty: give --tag or --hostname-pattern, or set --all-hosts",
+        "selector is empty: give --tag, --hostname-pattern or --host, or set --all-hosts",
     ),
     (
         COMMAND + ("--command", "uptime", "--all-hosts", "--allowlist", "(up"),

@@ -1,0 +1,69 @@
+"""`opsflow locks`: the host locks held now, and freeing the ones whose run is gone."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from opsflow.flows.cli_common import console, need_prefect_server
+
+locks_app = typer.Typer(
+    help="Host locks: which run holds which host; free the ones left by ended runs.",
+    invoke_without_command=True,
+)
+
+
+@locks_app.callback()
+def list_command(ctx: typer.Context) -> None:
+    """List the host locks held now, the run holding each and that run's state."""
+    if ctx.invoked_subcommand:
+        return
+    need_prefect_server("opsflow locks")
+    from opsflow.tasks.host_locks import held_locks
+
+    locks = held_locks()
+    if not locks:
+        console.print("no host lock is held")
+        return
+    table = Table("host id", "lock", "held by run", "run state", "stale")
+    for lock in locks:
+        table.add_row(
+            lock.host_id,
+            lock.name,
+            f"{lock.flow_run_name} ({lock.flow_run_id})" if lock.flow_run_id else "unknown",
+            lock.state or "unknown",
+            "yes" if lock.stale else "no",
+        )
+    console.print(table)
+
+
+@locks_app.command("release")
+def release_command(
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale",
+            help="Free the locks whose run ended over 90 s ago (the only release there is).",
+        ),
+    ] = False,
+) -> None:
+    """Free the locks a finished or crashed run left held (never a live run's)."""
+    if not stale:
+        console.print(
+            "[red]opsflow locks release: say --stale (only locks of ended runs are freed)[/]"
+        )
+        raise typer.Exit(2)
+    need_prefect_server("opsflow locks release")
+    from opsflow.tasks.host_locks import held_locks, release_stale
+
+    freed = release_stale()
+    for lock in freed:
+        console.print(
+            f"freed {lock.name} (host {lock.host_id}): its run {lock.flow_run_name} is {lock.state}"
+        )
+    left = [lock for lock in held_locks() if not lock.stale]
+    console.print(
+        f"{len(freed)} stale lock(s) freed; {len(left)} held by live or unknown runs left alone"
+    )

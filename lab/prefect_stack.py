@@ -1,0 +1,322 @@
+"""The lab's Prefect topology: PostgreSQL, `prefect server start`, a process work pool, N
+workers, the runbooks deployed from the installed package, and the alert receiver.
+
+`opsflow lab up --prefect postgres --workers 2` runs it on loopback next to the lab:
+
+- PostgreSQL: Debian's binaries, a cluster of the lab's own (never the package's 5432 one),
+  started in the foreground as the `postgres` user, on 127.0.0.1 and the lab's port;
+- `prefect server start` on that database, leases in files (a server restart keeps them) and
+  waiting runs re-polling a freed lock within about a second;
+- a process work pool `opsflow`, N `prefect worker start` processes (started from Python, so
+  SIGTERM stops them), and the runbooks deployed with the restart runbook's alert trigger;
+- `opsflow alerts serve`, where the lab's Alertmanager posts.
+
+Its URL is `PREFECT_API_URL=http://127.0.0.1:<prefect_api port>/api`.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    from opsflow.lab.stack import LabConfig
+
+WORK_POOL = "opsflow"
+DATABASE = "prefect"
+
+
+def prefect_env(config: LabConfig) -> dict[str, str]:
+    """What a client of the lab's Prefect server (a worker, the receiver, a test) sets."""
+    return {
+        "PREFECT_API_URL": config.prefect_api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick a run up within a second (default 10)
+        "PREFECT_RUNNER_HEARTBEAT_FREQUENCY": "30",  # the crash automation reads heartbeats
+    }
+
+
+def server_env(config: LabConfig, password: str) -> dict[str, str]:
+    pg = config.ports.postgres
+    return {
+        "PREFECT_HOME": str(config.dir / "prefect"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": (
+            f"postgresql+asyncpg://postgres:{password}@127.0.0.1:{pg}/{DATABASE}"
+        ),
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
+            "prefect.server.concurrency.lease_storage.filesystem"
+        ),
+        "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
+        "PREFECT_UI_API_URL": config.prefect_api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_API_URL": "",
+    }
+
+
+def postgres_binary(name: str) -> str:
+    """Debian's PostgreSQL binaries (`apt-get install postgresql`), newest version first."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    if not found:
+        raise RuntimeError(f"lab: PostgreSQL's {name} is not installed: apt-get install postgresql")
+    return found[0]
+
+
+def postgres_dir(config: LabConfig) -> Path:
+    """The cluster's directory. As root, PostgreSQL runs as `postgres`, which cannot enter a
+    root-only lab directory: the cluster then lives in a postgres-owned directory in /var/tmp
+    (named after the lab) with a link to it in the lab directory."""
+    link = config.dir / "postgres"
+    if os.geteuid() != 0:
+        return link
+    digest = hashlib.sha256(str(config.dir.resolve()).encode()).hexdigest()[:12]
+    real = Path("/var/tmp") / f"opsflow-lab-postgres-{digest}"
+    if not link.is_symlink():
+        link.unlink(missing_ok=True)
+        link.symlink_to(real)
+    return real
+
+
+def as_postgres(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+def init_postgres(config: LabConfig, password: str) -> Path:
+    """Create the cluster once (the password in a 0600 file, read by initdb, never argv)."""
+    data = postgres_dir(config)
+    if (data / "PG_VERSION").exists():
+        return data
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    with tempfile.TemporaryDirectory(prefix="opsflow-initdb-") as scratch:
+        pwfile = Path(scratch) / "pw"
+        pwfile.touch(mode=0o600)
+        pwfile.write_text(password)
+        if os.geteuid() == 0:
+            for path in (data, Path(scratch), pwfile):
+                shutil.chown(path, "postgres", "postgres")
+        run(
+            as_postgres(
+                [
+                    postgres_binary("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    f"--pwfile={pwfile}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=peer" if os.geteuid() == 0 else "--auth-local=trust",
+                ]
+            ),
+            "initdb",
+        )
+    return data
+
+
+def run(argv: list[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a set-up command; its failure is a RuntimeError ending with what it printed."""
+    try:
+        return subprocess.run(
+            argv, check=True, capture_output=True, text=True, timeout=300, **kwargs
+        )
+    except subprocess.CalledProcessError as exc:
+        said = (exc.stderr or exc.stdout or "").strip()[-1500:]
+        raise RuntimeError(f"lab: {what} failed (exit {exc.returncode}):\n{said}") from None
+
+
+def postgres_argv(config: LabConfig, data: Path) -> list[str]:
+    return as_postgres(
+        [
+            postgres_binary("postgres"),
+            "-D",
+            str(data),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={config.ports.postgres}",
+            "-c",
+            f"unix_socket_directories={data}",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=off",  # a lab database: speed over durability across a power cut
+        ]
+    )
+
+
+def create_database(config: LabConfig, data: Path) -> None:
+    """The `prefect` database, once."""
+    psql = as_postgres(
+        [
+            postgres_binary("psql"),
+            "-h",
+            str(data),
+            "-p",
+            str(config.ports.postgres),
+            "-U",
+            "postgres",
+            "-tAc",
+        ]
+    )
+    exists = run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"], "psql")
+    if exists.stdout.strip() != "1":
+        run([*psql, f"CREATE DATABASE {DATABASE}"], "createdb")
+
+
+def server_argv(config: LabConfig) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(config.ports.prefect_api),
+    ]
+
+
+def worker_argv(index: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        WORK_POOL,
+        "--type",
+        "process",
+        "--name",
+        f"lab-worker-{index}",
+    ]
+
+
+def receiver_argv(config: LabConfig) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "opsflow.flows.cli",
+        "alerts",
+        "serve",
+        "--platform-block",
+        f"ops-platform/{config.block_name}",
+        "--port",
+        str(config.ports.alert_receiver),
+        "--token-file",
+        str(receiver_token_file(config)),
+    ]
+
+
+def receiver_token_file(config: LabConfig) -> Path:
+    return config.dir / "alert-receiver.token"
+
+
+def server_ready(config: LabConfig) -> bool:
+    return requests.get(f"{config.prefect_api_url}/health", timeout=2).ok
+
+
+def receiver_ready(config: LabConfig) -> bool:
+    return requests.get(f"http://127.0.0.1:{config.ports.alert_receiver}/healthz", timeout=2).ok
+
+
+def deploy(config: LabConfig) -> None:
+    """Block types, the lab's blocks, the work pool and every runbook's deployment, in the
+    lab's Prefect server (run in a subprocess pointed at it)."""
+    run(
+        [sys.executable, "-m", "opsflow.lab.prefect_stack", str(config.dir)],
+        "deploying the runbooks",
+        env={**os.environ, **prefect_env(config)},
+    )
+
+
+def _deploy_here(directory: Path) -> None:
+    """What `deploy` runs, with PREFECT_API_URL set to the lab's server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from opsflow.blocks import OpsPlatform, Prometheus
+    from opsflow.blocks.registration import register_block_types
+    from opsflow.flows.deployments import deployments
+    from opsflow.lab.stack import LabConfig, save_lab_blocks
+
+    config = LabConfig.load(directory)
+    register_block_types()
+    save_lab_blocks(config, json.loads((config.dir / "approle.json").read_text()))
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    blocks = {
+        "platform": OpsPlatform.load(config.block_name),
+        "prometheus": Prometheus.load(config.block_name),
+    }
+    for deployment in deployments(schedules=False, blocks=blocks):
+        deployment.apply(work_pool_name=WORK_POOL)
+
+
+def ensure_prefect(
+    config: LabConfig,
+    processes: dict[str, dict[str, Any]],
+    password: str,
+    ensure: Any,
+    start: Any,
+    alive: Any,
+    save: Any,
+) -> None:
+    """PostgreSQL, the server, the deployments, the workers and the receiver (what is not
+    running yet)."""
+    data = init_postgres(config, password)
+    ensure(
+        config,
+        processes,
+        "postgres",
+        config.ports.postgres,
+        postgres_argv(config, data),
+        lambda: (data / f".s.PGSQL.{config.ports.postgres}").exists(),
+    )
+    create_database(config, data)
+    fresh = ensure(
+        config,
+        processes,
+        "prefect-server",
+        config.ports.prefect_api,
+        server_argv(config),
+        lambda: server_ready(config),
+        env=server_env(config, password),
+    )
+    if fresh:
+        deploy(config)
+    env = prefect_env(config)
+    for index in range(1, config.workers + 1):
+        name = f"prefect-worker-{index}"
+        if not (processes.get(name) and alive(processes[name])):
+            processes[name] = start(config, name, worker_argv(index), env)
+            save(config, processes)
+    ensure(
+        config,
+        processes,
+        "alert-receiver",
+        config.ports.alert_receiver,
+        receiver_argv(config),
+        lambda: receiver_ready(config),
+        env=env,
+    )
+
+
+if __name__ == "__main__":
+    _deploy_here(Path(sys.argv[1]))
