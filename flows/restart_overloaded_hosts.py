@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.states import State
 
@@ -26,6 +27,7 @@ from opsflow.blocks import Prometheus
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.flows.approval import request_approval
 from opsflow.opsapi.errors import OpsAPIError
+from opsflow.opsapi.models import Host
 from opsflow.tasks.alerts import expire_silence, silence_hosts
 from opsflow.tasks.events import host_restarted, rollout_aborted
 from opsflow.tasks.host_locks import host_locks, recently_restarted
@@ -85,7 +87,13 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
     if not selected:
         return finish(plan, "nothing_to_do", "nothing matched: the selector picked no host", [])
     if not plan.batches:
-        return finish(plan, "nothing_to_do", f"no host to restart: {plan.over_threshold_text}", [])
+        recovered = recovered_since_named(loads, selected, plan, policy)
+        why = [plan.over_threshold_text]
+        if plan.cooling_down:
+            why.append(f"{plural(len(plan.cooling_down), 'host')} within the cooldown")
+        if recovered:
+            why.append(f"{plural(len(recovered), 'host')} recovered before restart")
+        return finish(plan, "nothing_to_do", f"no host to restart: {', '.join(why)}", recovered)
     if policy.dry_run:
         would = f"would restart {plural(len(plan.candidates), 'host')} in {plural(len(plan.batches), 'batch')}"
         return finish(
@@ -126,6 +134,30 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
     verified = sum(o.verified for o in outcomes)
     reason = f"{plural(verified, 'host')} restarted and verified"
     return finish(plan, "completed", reason, outcomes, approved)
+
+
+def recovered_since_named(
+    loads: pd.DataFrame, selected: list[Host], plan: RestartPlan, policy: RestartPolicy
+) -> list[HostOutcome]:
+    """Hosts the run was started for by name (an alert's hosts) that are under the threshold
+    now: the alert resolved before the run could act, so they are reported, not restarted."""
+    if policy.selector.hostnames is None:
+        return []
+    planned = {c.host_id for c in plan.candidates} | set(plan.cooling_down)
+    now = dict(zip(loads["ip"], loads["value"], strict=True))
+    return [
+        HostOutcome(
+            hostname=h.hostname,
+            host_id=h.id,
+            ip=h.ip,
+            load_before=now[h.ip],
+            load_after=now[h.ip],
+            result="recovered before restart",
+            detail=f"load {now[h.ip]:.2f}, not over {policy.threshold:g} any more",
+        )
+        for h in selected
+        if h.ip in now and h.id not in planned and h.hostname not in planned
+    ]
 
 
 def silenced_rollout(

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 WORK_POOL = "opsflow"
 DATABASE = "prefect"
+# The lab processes of this topology (`down(config, only=PROCESSES)` stops just them).
+PROCESSES = ("postgres", "prefect-server", "prefect-worker-", "alert-receiver")
 
 
 def prefect_env(config: LabConfig) -> dict[str, str]:

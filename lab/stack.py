@@ -519,21 +519,23 @@ def _vault_config(config: LabConfig) -> Path:
     return path
 
 
-def down(config: LabConfig) -> list[str]:
-    """Stop the processes `up` started (and only those); return their names."""
+def down(config: LabConfig, only: tuple[str, ...] = ()) -> list[str]:
+    """Stop the processes `up` started (and only those; with `only`, those whose names start
+    with one of its prefixes); return their names."""
     processes = _processes(config)
+    chosen = {n: e for n, e in processes.items() if not only or n.startswith(only)}
     stopped = []
-    for name, entry in processes.items():
+    for name, entry in chosen.items():
         if _alive(entry):
             os.killpg(entry["pid"], signal.SIGTERM)
             stopped.append(name)
     deadline = time.monotonic() + 20  # every one was signalled at once; a minion takes 7-10 s
-    for entry in processes.values():
+    for entry in chosen.values():
         while _alive(entry) and time.monotonic() < deadline:
             time.sleep(0.1)
         if _alive(entry):
             os.killpg(entry["pid"], signal.SIGKILL)
-    _save_processes(config, {})
+    _save_processes(config, {n: e for n, e in processes.items() if n not in chosen})
     return stopped
 
 
