@@ -93,10 +93,14 @@ def alerts_firing_event(
     )
 
 
+def alert_group_id(group_key: str) -> str:
+    """The resource id of an Alertmanager group (its key can be long and full of quotes)."""
+    return f"opsflow.alert-group.{hashlib.sha256(group_key.encode()).hexdigest()[:16]}"
+
+
 def _alert_group(group_key: str) -> dict[str, str]:
-    digest = hashlib.sha256(group_key.encode()).hexdigest()[:16]
     return {
-        "prefect.resource.id": f"opsflow.alert-group.{digest}",
+        "prefect.resource.id": alert_group_id(group_key),
         "prefect.resource.name": group_key[:200],
         "prefect.resource.role": "alert-group",
     }
