@@ -221,8 +221,18 @@ def deploy_command(
     platform_block: PlatformBlock = None,
     prometheus_block: PrometheusBlock = None,
     alertmanager_block: AlertmanagerBlock = None,
+    heartbeat_seconds: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat-seconds",
+            min=5,
+            help="The workers' PREFECT_RUNNER_HEARTBEAT_FREQUENCY: a run silent for three "
+            "heartbeats is marked Crashed by the automation this creates.",
+        ),
+    ] = 30,
 ) -> None:
-    """Deploy runbooks to a work pool (the installed package: a worker needs no checkout)."""
+    """Deploy runbooks to a work pool (the installed package: a worker needs no checkout),
+    with the automation that marks runs whose process died as Crashed."""
     need_prefect_server("opsflow deploy")
     made = _deployments(
         names, no_schedules, restart_on_alert, platform_block, prometheus_block, alertmanager_block
@@ -240,6 +250,10 @@ def deploy_command(
                 soft_wrap=True,
             )
             raise typer.Exit(2) from None
+    from opsflow.flows.crash_detection import NAME, ensure_crash_automation
+
+    if ensure_crash_automation(heartbeat_seconds):
+        console.print(f"automation [bold]{NAME}[/] created")
     for deployment in made:
         deployment.apply(work_pool_name=work_pool)
         triggers = (

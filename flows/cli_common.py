@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -21,3 +23,17 @@ def need_prefect_server(command: str) -> None:
             soft_wrap=True,
         )
         raise typer.Exit(2)
+
+
+@contextmanager
+def prefect_errors(command: str) -> Iterator[None]:
+    """The Prefect server unreachable or refusing: one line and exit 1, not a traceback."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        yield
+    except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
+        url = os.environ.get("PREFECT_API_URL", "")
+        console.print(f"[red]{command}: the Prefect API at {url} failed: {exc}[/]"[:400])
+        raise typer.Exit(1) from None

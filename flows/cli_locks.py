@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opsflow.flows.cli_common import console, need_prefect_server
+from opsflow.flows.cli_common import console, need_prefect_server, prefect_errors
 
 locks_app = typer.Typer(
     help="Host locks: which run holds which host; free the ones left by ended runs.",
@@ -23,7 +23,8 @@ def list_command(ctx: typer.Context) -> None:
     need_prefect_server("opsflow locks")
     from opsflow.tasks.host_locks import held_locks
 
-    locks = held_locks()
+    with prefect_errors("opsflow locks"):
+        locks = held_locks()
     if not locks:
         console.print("no host lock is held")
         return
@@ -34,7 +35,7 @@ def list_command(ctx: typer.Context) -> None:
             lock.name,
             f"{lock.flow_run_name} ({lock.flow_run_id})" if lock.flow_run_id else "unknown",
             lock.state or "unknown",
-            "yes" if lock.stale else "no",
+            "yes" if lock.stale() else "no",
         )
     console.print(table)
 
@@ -45,9 +46,18 @@ def release_command(
         bool,
         typer.Option(
             "--stale",
-            help="Free the locks whose run ended over 90 s ago (the only release there is).",
+            help="Free the locks whose run ended (the only release there is).",
         ),
     ] = False,
+    ended_seconds_ago: Annotated[
+        float,
+        typer.Option(
+            "--ended-seconds-ago",
+            min=0,
+            help="How long ago the holder run must have ended: by 90 s its lease (60 s) has "
+            "surely run out, so a lock still held then will never be freed by Prefect.",
+        ),
+    ] = 90,
 ) -> None:
     """Free the locks a finished or crashed run left held (never a live run's)."""
     if not stale:
@@ -56,14 +66,18 @@ def release_command(
         )
         raise typer.Exit(2)
     need_prefect_server("opsflow locks release")
+    from datetime import timedelta
+
     from opsflow.tasks.host_locks import held_locks, release_stale
 
-    freed = release_stale()
+    after = timedelta(seconds=ended_seconds_ago)
+    with prefect_errors("opsflow locks release"):
+        freed = release_stale(after)
+        left = [lock for lock in held_locks() if not lock.stale(after)]
     for lock in freed:
         console.print(
             f"freed {lock.name} (host {lock.host_id}): its run {lock.flow_run_name} is {lock.state}"
         )
-    left = [lock for lock in held_locks() if not lock.stale]
     console.print(
         f"{len(freed)} stale lock(s) freed; {len(left)} held by live or unknown runs left alone"
     )

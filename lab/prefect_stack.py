@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from opsflow.lab.stack import LabConfig
 
 WORK_POOL = "opsflow"
+HEARTBEAT_SECONDS = 10
 DATABASE = "prefect"
 # The lab processes of this topology (`down(config, only=PROCESSES)` stops just them).
 PROCESSES = ("postgres", "prefect-server", "prefect-worker-", "alert-receiver")
@@ -45,7 +46,8 @@ def prefect_env(config: LabConfig) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick a run up within a second (default 10)
-        "PREFECT_RUNNER_HEARTBEAT_FREQUENCY": "30",  # the crash automation reads heartbeats
+        # A run silent for three heartbeats is marked Crashed (opsflow's automation).
+        "PREFECT_RUNNER_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS),
     }
 
 
@@ -252,6 +254,7 @@ def _deploy_here(directory: Path) -> None:
 
     from opsflow.blocks import OpsPlatform, Prometheus
     from opsflow.blocks.registration import register_block_types
+    from opsflow.flows.crash_detection import ensure_crash_automation
     from opsflow.flows.deployments import deployments
     from opsflow.lab.stack import LabConfig, save_lab_blocks
 
@@ -269,6 +272,7 @@ def _deploy_here(directory: Path) -> None:
     }
     for deployment in deployments(schedules=False, blocks=blocks):
         deployment.apply(work_pool_name=WORK_POOL)
+    ensure_crash_automation(HEARTBEAT_SECONDS)
 
 
 def ensure_prefect(

@@ -159,12 +159,9 @@ class HeldLock:
     state: str | None  # the holder run's state type: RUNNING, COMPLETED, CRASHED, ...
     ended_at: datetime | None  # when that run reached a final state
 
-    @property
-    def stale(self) -> bool:
+    def stale(self, after: timedelta = STALE_AFTER) -> bool:
         """The holder run ended (or crashed) long enough ago that its lease is surely gone."""
-        return self.ended_at is not None and (
-            datetime.now(timezone.utc) - self.ended_at > STALE_AFTER
-        )
+        return self.ended_at is not None and datetime.now(timezone.utc) - self.ended_at >= after
 
 
 def held_locks() -> list[HeldLock]:
@@ -218,7 +215,7 @@ def _holders(client: object, names: list[str]) -> dict[str, UUID]:
                 occurred=EventOccurredFilter(since=datetime.now(timezone.utc) - timedelta(days=7)),
                 order="DESC",
             ),
-            limit=200,
+            limit=50,  # the API's most per page
         )
         while True:
             for event in page.events:
@@ -232,10 +229,11 @@ def _holders(client: object, names: list[str]) -> dict[str, UUID]:
     return found
 
 
-def release_stale() -> list[HeldLock]:
-    """Free each host lock whose holder run ended over 90 s ago (its lease is surely gone);
-    return the ones freed. A lock of a live run, or of a run nobody recorded, is left alone."""
-    stale = [lock for lock in held_locks() if lock.stale]
+def release_stale(after: timedelta = STALE_AFTER) -> list[HeldLock]:
+    """Free each host lock whose holder run ended at least `after` ago (90 s: its lease is
+    surely gone); return the ones freed. A lock of a live run, or of a run nobody recorded,
+    is left alone."""
+    stale = [lock for lock in held_locks() if lock.stale(after)]
     with get_client(sync_client=True) as client:
         for lock in stale:
             client.update_global_concurrency_limit(

@@ -1,0 +1,115 @@
+"""`opsflow locks`: the host locks held now and who holds them; `release --stale` frees only
+locks whose run has ended, never a live run's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+
+from opsflow.tasks.host_locks import host_locks, lock_name
+from tests.conftest import wait_until
+
+
+def opsflow(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opsflow.flows.cli", *args],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@flow(name="hold-host-locks")
+def hold(host_ids: list[str], until: threading.Event) -> None:
+    with host_locks(host_ids) as (ours, _):
+        assert ours == host_ids
+        until.wait(60)
+
+
+def active_slots(name: str) -> int:
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(name).active_slots
+        except ObjectNotFound:  # not created yet: nobody has taken it
+            return 0
+
+
+def test_a_live_runs_locks_are_listed_and_never_released():
+    host = f"locks-cli-{uuid.uuid4().hex[:8]}"
+    done = threading.Event()
+    holder = threading.Thread(target=hold, args=([host], done))
+    holder.start()
+    try:
+        wait_until(lambda: active_slots(lock_name(host)) == 1, 30, "the run to take the lock")
+        listed = wait_until(
+            lambda: host in (out := opsflow("locks")).stdout and "RUNNING" in out.stdout and out,
+            30,
+            "opsflow locks to show the lock and its running holder",
+        )
+        line = next(row for row in listed.stdout.splitlines() if host in row)
+        assert "RUNNING" in line and line.rstrip(" │").endswith("no")
+
+        freed = opsflow("locks", "release", "--stale", "--ended-seconds-ago", "0")
+        assert freed.returncode == 0, freed.stderr
+        assert lock_name(host) not in freed.stdout
+        assert active_slots(lock_name(host)) == 1  # a live run's lock stays held
+    finally:
+        done.set()
+        holder.join(60)
+    assert active_slots(lock_name(host)) == 0  # the run gave it back itself
+
+
+def test_a_lock_left_held_by_an_ended_run_is_freed_by_release_stale():
+    host = f"locks-cli-{uuid.uuid4().hex[:8]}"
+    done = threading.Event()
+    done.set()
+    hold([host], done)  # takes the lock and gives it back
+    # What a lost lease leaves (a server that kept leases in memory restarted): the slot is
+    # taken and no lease will ever free it.
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(
+            lock_name(host), GlobalConcurrencyLimitUpdate(active_slots=1)
+        )
+
+    listed = opsflow("locks")
+    line = next(row for row in listed.stdout.splitlines() if host in row)
+    assert "COMPLETED" in line
+
+    too_soon = opsflow("locks", "release", "--stale")  # ended under 90 s ago: its lease may live
+    assert lock_name(host) not in too_soon.stdout
+    assert active_slots(lock_name(host)) == 1
+
+    freed = opsflow("locks", "release", "--stale", "--ended-seconds-ago", "0")
+    assert freed.returncode == 0, freed.stderr
+    assert f"freed {lock_name(host)}" in freed.stdout
+    assert "is COMPLETED" in freed.stdout
+    assert active_slots(lock_name(host)) == 0
+
+
+def test_release_without_stale_is_refused():
+    answer = opsflow("locks", "release")
+    assert answer.returncode == 2
+    assert "--stale" in answer.stdout + answer.stderr
+
+
+def test_a_prefect_server_that_is_down_is_one_line_not_a_traceback():
+    answer = subprocess.run(
+        [sys.executable, "-m", "opsflow.flows.cli", "locks"],
+        env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert answer.returncode == 1
+    assert "Traceback" not in answer.stdout + answer.stderr
+    assert "opsflow locks: the Prefect API at http://127.0.0.1:9/api failed" in answer.stdout
