@@ -225,7 +225,7 @@ def deploy_command(
         float,
         typer.Option(
             "--heartbeat-seconds",
-            min=5,
+            min=30,  # Prefect's minimum
             help="The workers' PREFECT_RUNNER_HEARTBEAT_FREQUENCY: a run silent for three "
             "heartbeats is marked Crashed by the automation this creates.",
         ),

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from opsflow.lab.stack import LabConfig
 
 WORK_POOL = "opsflow"
-HEARTBEAT_SECONDS = 10
+HEARTBEAT_SECONDS = 30  # Prefect's minimum
 DATABASE = "prefect"
 # The lab processes of this topology (`down(config, only=PROCESSES)` stops just them).
 PROCESSES = ("postgres", "prefect-server", "prefect-worker-", "alert-receiver")
