@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ ROOT = Path(__file__).parent.parent
 
 def free_ports() -> LabPorts:
     chosen: list[int] = []
-    while len(chosen) < 7:
+    while len(chosen) < len(fields(LabPorts)):
         port = random.randint(21000, 59000)
         ok = True
         for p in (port, port + 1):

@@ -13,6 +13,7 @@ docs/ui-flow-run.png (the approved run, completed).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -554,3 +555,13 @@ def test_prefect_yaml_deploys_every_runbook_with_its_schedule(prefect_server, tm
         "register-hosts": [],
         "run-command": [],
     }
+    # The restart runbook runs for the hosts an alert fires for.
+    automations = requests.post(f"{api}/automations/filter", json={}, timeout=5).json()
+    triggers = [a for a in automations if a["name"].startswith("restart the hosts")]
+    assert triggers, [a["name"] for a in automations]
+    trigger = triggers[-1]
+    assert trigger["trigger"]["expect"] == ["opsflow.alerts.firing"]
+    assert trigger["trigger"]["match"]["opsflow.alertname"] == "HostOverloaded"
+    [action] = trigger["actions"]
+    assert action["type"] == "run-deployment"
+    assert "event.payload.hostnames" in json.dumps(action["parameters"])
