@@ -42,6 +42,7 @@ class Backend(str, Enum):
 class PrefectTopology(str, Enum):
     none = "none"
     postgres = "postgres"
+    ha = "ha"
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -93,7 +94,8 @@ def up_command(
         PrefectTopology,
         typer.Option(
             help="postgres: a Prefect server on PostgreSQL, a process work pool with --workers "
-            "workers, the runbooks deployed and the alert receiver (PREFECT_API_URL printed)."
+            "workers, the runbooks deployed and the alert receiver (PREFECT_API_URL printed); "
+            "ha: the same with two API servers behind a balancer and Redis."
         ),
     ] = PrefectTopology.none,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Workers with --prefect.")] = 2,

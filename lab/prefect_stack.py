@@ -36,7 +36,7 @@ WORK_POOL = "opsflow"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum
 DATABASE = "prefect"
 # The lab processes of this topology (`down(config, only=PROCESSES)` stops just them).
-PROCESSES = ("postgres", "prefect-server", "prefect-worker-", "alert-receiver")
+PROCESSES = ("postgres", "redis", "prefect-", "alert-receiver")
 
 
 def prefect_env(config: LabConfig) -> dict[str, str]:
@@ -178,17 +178,57 @@ def create_database(config: LabConfig, data: Path) -> None:
         run([*psql, f"CREATE DATABASE {DATABASE}"], "createdb")
 
 
-def server_argv(config: LabConfig) -> list[str]:
+def server_argv(port: int, services: bool = True) -> list[str]:
+    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    return [*argv, "--port", str(port), *([] if services else ["--no-services"])]
+
+
+def ha_env(config: LabConfig) -> dict[str, str]:
+    """What every process of the HA server shares through Redis instead of its own memory:
+    messages, the event ordering, the leases (host locks) and background tasks."""
+    redis = f"redis://127.0.0.1:{config.ports.redis}"
+    return {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_URL": f"{redis}/0",
+        "PREFECT_SERVER_DOCKET_URL": f"{redis}/1",
+    }
+
+
+def redis_argv(config: LabConfig) -> list[str]:
+    directory = config.dir / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise RuntimeError("lab: redis-server is not installed: apt-get install redis-server")
+    return [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(config.ports.redis),
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+
+
+def balancer_argv(config: LabConfig) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "prefect",
-        "server",
-        "start",
-        "--host",
-        "127.0.0.1",
+        "opsflow.lab.tcp_balancer",
         "--port",
         str(config.ports.prefect_api),
+        "--to",
+        f"127.0.0.1:{config.ports.prefect_api_a}",
+        "--to",
+        f"127.0.0.1:{config.ports.prefect_api_b}",
     ]
 
 
@@ -228,8 +268,8 @@ def receiver_token_file(config: LabConfig) -> Path:
     return config.dir / "alert-receiver.token"
 
 
-def server_ready(config: LabConfig) -> bool:
-    return requests.get(f"{config.prefect_api_url}/health", timeout=2).ok
+def server_ready(port: int) -> bool:
+    return requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2).ok
 
 
 def receiver_ready(config: LabConfig) -> bool:
@@ -296,15 +336,18 @@ def ensure_prefect(
         lambda: (data / f".s.PGSQL.{config.ports.postgres}").exists(),
     )
     create_database(config, data)
-    fresh = ensure(
-        config,
-        processes,
-        "prefect-server",
-        config.ports.prefect_api,
-        server_argv(config),
-        lambda: server_ready(config),
-        env=server_env(config, password),
-    )
+    if config.prefect == "ha":
+        fresh = ensure_ha_server(config, processes, password, ensure, start, alive, save)
+    else:
+        fresh = ensure(
+            config,
+            processes,
+            "prefect-server",
+            config.ports.prefect_api,
+            server_argv(config.ports.prefect_api),
+            lambda: server_ready(config.ports.prefect_api),
+            env=server_env(config, password),
+        )
     if fresh:
         deploy(config)
     env = prefect_env(config)
@@ -322,6 +365,68 @@ def ensure_prefect(
         lambda: receiver_ready(config),
         env=env,
     )
+
+
+def ensure_ha_server(
+    config: LabConfig,
+    processes: dict[str, dict[str, Any]],
+    password: str,
+    ensure: Any,
+    start: Any,
+    alive: Any,
+    save: Any,
+) -> bool:
+    """Redis, two API servers (no services) one after the other (the first migrates the
+    database), the background services in a process of their own, and the balancer in front
+    at the API port; True when the first API server was started now."""
+    ensure(
+        config,
+        processes,
+        "redis",
+        config.ports.redis,
+        redis_argv(config),
+        lambda: _redis_ready(config.ports.redis),
+    )
+    env = {**server_env(config, password), **ha_env(config)}
+    fresh = False
+    for name, port in (
+        ("prefect-server-a", config.ports.prefect_api_a),
+        ("prefect-server-b", config.ports.prefect_api_b),
+    ):
+        started = ensure(
+            config,
+            processes,
+            name,
+            port,
+            server_argv(port, services=False),
+            lambda port=port: server_ready(port),
+            env=env,
+        )
+        fresh = fresh or (started and name == "prefect-server-a")
+    if not (processes.get("prefect-services") and alive(processes["prefect-services"])):
+        argv = [sys.executable, "-m", "prefect", "server", "services", "start"]
+        processes["prefect-services"] = start(config, "prefect-services", argv, env)
+        save(config, processes)
+    ensure(
+        config,
+        processes,
+        "prefect-balancer",
+        config.ports.prefect_api,
+        balancer_argv(config),
+        lambda: server_ready(config.ports.prefect_api),
+    )
+    return fresh
+
+
+def _redis_ready(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

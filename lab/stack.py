@@ -36,9 +36,12 @@ class LabPorts:
     salt_publish: int = 14505
     salt_ret: int = 14506
     salt_api: int = 18000
-    prefect_api: int = 14200
+    prefect_api: int = 14200  # with --prefect ha: the balancer in front of the two below
     postgres: int = 15432
     alert_receiver: int = 19095
+    prefect_api_a: int = 14201
+    prefect_api_b: int = 14202
+    redis: int = 16379
 
 
 @dataclass
@@ -51,7 +54,9 @@ class LabConfig:
     block_name: str = BLOCK_NAME
     scrape_interval: str = "1s"
     backend: str = "platform"  # "salt": every lab host is also a salt-minion
-    prefect: str = "none"  # "postgres": a Prefect server on PostgreSQL, workers, the receiver
+    # "postgres": a Prefect server on PostgreSQL, workers, the receiver; "ha": the same with two
+    # API servers behind a balancer, their services apart, Redis for what they share
+    prefect: str = "none"
     workers: int = 2
 
     @property
@@ -409,7 +414,7 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     )
     if save_blocks:
         save_lab_blocks(config, credentials)
-    if config.prefect == "postgres":
+    if config.prefect in ("postgres", "ha"):
         from opsflow.lab.prefect_stack import ensure_prefect
 
         ensure_prefect(
@@ -548,8 +553,14 @@ def status(config: LabConfig) -> dict[str, str]:
         "prometheus": config.prometheus_url,
         "alertmanager": config.alertmanager_url,
     }
-    if config.prefect != "none" or "prefect-server" in processes:
+    if config.prefect == "ha":
+        urls["prefect-balancer"] = config.prefect_api_url
+        urls["prefect-server-a"] = f"http://127.0.0.1:{config.ports.prefect_api_a}/api"
+        urls["prefect-server-b"] = f"http://127.0.0.1:{config.ports.prefect_api_b}/api"
+        urls["redis"] = f"redis://127.0.0.1:{config.ports.redis}"
+    elif config.prefect != "none" or "prefect-server" in processes:
         urls["prefect-server"] = config.prefect_api_url
+    if config.prefect != "none":
         urls["postgres"] = f"127.0.0.1:{config.ports.postgres}"
         urls["alert-receiver"] = f"http://127.0.0.1:{config.ports.alert_receiver}/alerts"
         workers = [n for n in processes if n.startswith("prefect-worker-")]

@@ -12,21 +12,24 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from opsflow.lab.prefect_stack import PROCESSES, postgres_dir
 from opsflow.lab.stack import down, up
+from opsflow.tasks.host_locks import lock_name
 from tests.conftest import Lab, wait_until
 
 RESTART = "restart-overloaded-hosts"
+FAST = {"batch_size": 1, "poll_seconds": 0.5, "verify_window_seconds": 30}
 
 
-@pytest.fixture(scope="module")
-def prefect_lab(lab: Lab) -> Iterator[Lab]:
-    """The lab with `--prefect postgres --workers 2`, for this module only (its alert trigger
-    would act on other tests' overloads)."""
+@contextmanager
+def prefect_topology(lab: Lab, kind: str) -> Iterator[Lab]:
+    """The lab with `--prefect <kind> --workers 2` while the block runs, then without it."""
     lab.reset(10)
-    lab.config.prefect, lab.config.workers = "postgres", 2
+    lab.config.prefect, lab.config.workers = kind, 2
     try:
         up(lab.config, save_blocks=False)
         yield lab
@@ -35,6 +38,21 @@ def prefect_lab(lab: Lab) -> Iterator[Lab]:
         shutil.rmtree(postgres_dir(lab.config), ignore_errors=True)
         lab.config.prefect = "none"
         lab.config.save()
+
+
+@pytest.fixture(scope="module")
+def prefect_lab(lab: Lab) -> Iterator[Lab]:
+    """One Prefect server on PostgreSQL, two workers, the receiver (for this module only: its
+    alert trigger would act on other tests' overloads)."""
+    with prefect_topology(lab, "postgres"):
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def ha_lab(lab: Lab) -> Iterator[Lab]:
+    """Two API servers behind a balancer on PostgreSQL and Redis, two workers, the receiver."""
+    with prefect_topology(lab, "ha"):
+        yield lab
 
 
 @contextmanager
@@ -61,3 +79,43 @@ def finished_runs(lab: Lab, known: set[Any], count: int, timeout: float = 120) -
         return final if len(final) >= count else None
 
     return wait_until(done, timeout, f"{count} alert-triggered restart run(s) to finish")
+
+
+def alert_trigger(lab: Lab, enabled: bool) -> None:
+    """Pause or resume the restart deployment's alert trigger (a redeploy makes it anew)."""
+    with lab_server(lab) as client:
+        for automation in client.read_automations():
+            if automation.name.startswith("restart the hosts"):
+                if enabled:
+                    client.resume_automation(automation.id)
+                else:
+                    client.pause_automation(automation.id)
+
+
+def start_restart(lab: Lab, hostnames: list[str], **policy: Any) -> FlowRun:
+    """A run of the restart deployment for these hosts, left to the workers."""
+    with lab_server(lab) as client:
+        defaults = client.read_deployment_by_name(f"{RESTART}/{RESTART}").parameters["policy"]
+    with lab_server(lab):
+        return run_deployment(
+            f"{RESTART}/{RESTART}",
+            parameters={
+                "policy": {**defaults, **FAST, **policy, "selector": {"hostnames": hostnames}}
+            },
+            timeout=0,
+        )
+
+
+def host_ids(lab: Lab, hostnames: list[str]) -> list[str]:
+    return [str(lab.admin.host(name)["id"]) for name in hostnames]
+
+
+def held(lab: Lab, hostnames: list[str]) -> list[str]:
+    """The hosts whose lock has a slot taken."""
+    with lab_server(lab) as client:
+        limits = {g.name: g.active_slots for g in client.read_global_concurrency_limits(limit=200)}
+    return [
+        name
+        for name, host_id in zip(hostnames, host_ids(lab, hostnames), strict=True)
+        if limits.get(lock_name(host_id), 0)
+    ]

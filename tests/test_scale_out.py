@@ -14,27 +14,20 @@ from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
 
 from opsflow.lab.stack import down, up
-from opsflow.tasks.host_locks import lock_name
 from tests.conftest import Lab, wait_until
-from tests.prefect_lab import RESTART, finished_runs, lab_server, prefect_lab, restart_runs
+from tests.prefect_lab import (
+    alert_trigger,
+    finished_runs,
+    held,
+    lab_server,
+    prefect_lab,
+    restart_runs,
+    start_restart,
+)
 
 __all__ = ["prefect_lab"]  # the module's fixture
-
-FAST = {"batch_size": 1, "poll_seconds": 0.5, "verify_window_seconds": 30}
-
-
-def alert_trigger(lab: Lab, enabled: bool) -> None:
-    """Pause or resume the restart deployment's alert trigger (a redeploy makes it anew)."""
-    with lab_server(lab) as client:
-        for automation in client.read_automations():
-            if automation.name.startswith("restart the hosts"):
-                if enabled:
-                    client.resume_automation(automation.id)
-                else:
-                    client.pause_automation(automation.id)
 
 
 @pytest.fixture(autouse=True)
@@ -44,35 +37,6 @@ def no_alert_trigger(prefect_lab: Lab) -> Any:
     prefect_lab.reset(10)
     yield
     alert_trigger(prefect_lab, enabled=True)
-
-
-def start_restart(lab: Lab, hostnames: list[str], **policy: Any) -> FlowRun:
-    """A run of the restart deployment for these hosts, left to the workers."""
-    with lab_server(lab) as client:
-        defaults = client.read_deployment_by_name(f"{RESTART}/{RESTART}").parameters["policy"]
-    with lab_server(lab):
-        return run_deployment(
-            f"{RESTART}/{RESTART}",
-            parameters={
-                "policy": {**defaults, **FAST, **policy, "selector": {"hostnames": hostnames}}
-            },
-            timeout=0,
-        )
-
-
-def host_ids(lab: Lab, hostnames: list[str]) -> list[str]:
-    return [str(lab.admin.host(name)["id"]) for name in hostnames]
-
-
-def held(lab: Lab, hostnames: list[str]) -> list[str]:
-    """The hosts whose lock has a slot taken."""
-    with lab_server(lab) as client:
-        limits = {g.name: g.active_slots for g in client.read_global_concurrency_limits(limit=200)}
-    return [
-        name
-        for name, host_id in zip(hostnames, host_ids(lab, hostnames), strict=True)
-        if limits.get(lock_name(host_id), 0)
-    ]
 
 
 def children(pid: int) -> list[int]:
