@@ -25,12 +25,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
-if TYPE_CHECKING:
-    from opsflow.lab.stack import LabConfig
+from opsflow.lab.stack import LabConfig
+from opsflow.lab.stack import _alive as alive
+from opsflow.lab.stack import _ensure as ensure
+from opsflow.lab.stack import _save_processes as save
+from opsflow.lab.stack import _start as start
 
 WORK_POOL = "opsflow"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum
@@ -179,8 +182,8 @@ def create_database(config: LabConfig, data: Path) -> None:
 
 
 def server_argv(port: int, services: bool = True) -> list[str]:
-    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-    return [*argv, "--port", str(port), *([] if services else ["--no-services"])]
+    argv = python("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port))
+    return argv if services else [*argv, "--no-services"]
 
 
 def ha_env(config: LabConfig) -> dict[str, str]:
@@ -218,50 +221,31 @@ def redis_argv(config: LabConfig) -> list[str]:
     ]
 
 
+def python(module: str, *args: str) -> list[str]:
+    """`python -m module args...` with this interpreter (the lab's venv)."""
+    return [sys.executable, "-m", module, *args]
+
+
 def balancer_argv(config: LabConfig) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "opsflow.lab.tcp_balancer",
-        "--port",
-        str(config.ports.prefect_api),
-        "--to",
-        f"127.0.0.1:{config.ports.prefect_api_a}",
-        "--to",
-        f"127.0.0.1:{config.ports.prefect_api_b}",
-    ]
+    servers = (config.ports.prefect_api_a, config.ports.prefect_api_b)
+    to = [arg for port in servers for arg in ("--to", f"127.0.0.1:{port}")]
+    return python("opsflow.lab.tcp_balancer", "--port", str(config.ports.prefect_api), *to)
 
 
 def worker_argv(index: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "prefect",
-        "worker",
-        "start",
-        "--pool",
-        WORK_POOL,
-        "--type",
-        "process",
-        "--name",
-        f"lab-worker-{index}",
-    ]
+    name = f"lab-worker-{index}"
+    return python(
+        "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", name
+    )
 
 
 def receiver_argv(config: LabConfig) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
+    return python(
         "opsflow.flows.cli",
-        "alerts",
-        "serve",
-        "--platform-block",
-        f"ops-platform/{config.block_name}",
-        "--port",
-        str(config.ports.alert_receiver),
-        "--token-file",
-        str(receiver_token_file(config)),
-    ]
+        *("alerts", "serve", "--platform-block", f"ops-platform/{config.block_name}"),
+        *("--port", str(config.ports.alert_receiver)),
+        *("--token-file", str(receiver_token_file(config))),
+    )
 
 
 def receiver_token_file(config: LabConfig) -> Path:
@@ -280,7 +264,7 @@ def deploy(config: LabConfig) -> None:
     """Block types, the lab's blocks, the work pool and every runbook's deployment, in the
     lab's Prefect server (run in a subprocess pointed at it)."""
     run(
-        [sys.executable, "-m", "opsflow.lab.prefect_stack", str(config.dir)],
+        python("opsflow.lab.prefect_stack", str(config.dir)),
         "deploying the runbooks",
         env={**os.environ, **prefect_env(config)},
     )
@@ -296,7 +280,7 @@ def _deploy_here(directory: Path) -> None:
     from opsflow.blocks.registration import register_block_types
     from opsflow.flows.crash_detection import ensure_crash_automation
     from opsflow.flows.deployments import deployments
-    from opsflow.lab.stack import LabConfig, save_lab_blocks
+    from opsflow.lab.stack import save_lab_blocks
 
     config = LabConfig.load(directory)
     register_block_types()
@@ -315,15 +299,7 @@ def _deploy_here(directory: Path) -> None:
     ensure_crash_automation(HEARTBEAT_SECONDS)
 
 
-def ensure_prefect(
-    config: LabConfig,
-    processes: dict[str, dict[str, Any]],
-    password: str,
-    ensure: Any,
-    start: Any,
-    alive: Any,
-    save: Any,
-) -> None:
+def ensure_prefect(config: LabConfig, processes: dict[str, dict[str, Any]], password: str) -> None:
     """PostgreSQL, the server, the deployments, the workers and the receiver (what is not
     running yet)."""
     data = init_postgres(config, password)
@@ -337,7 +313,7 @@ def ensure_prefect(
     )
     create_database(config, data)
     if config.prefect == "ha":
-        fresh = ensure_ha_server(config, processes, password, ensure, start, alive, save)
+        fresh = ensure_ha_server(config, processes, password)
     else:
         fresh = ensure(
             config,
@@ -368,13 +344,7 @@ def ensure_prefect(
 
 
 def ensure_ha_server(
-    config: LabConfig,
-    processes: dict[str, dict[str, Any]],
-    password: str,
-    ensure: Any,
-    start: Any,
-    alive: Any,
-    save: Any,
+    config: LabConfig, processes: dict[str, dict[str, Any]], password: str
 ) -> bool:
     """Redis, two API servers (no services) one after the other (the first migrates the
     database), the background services in a process of their own, and the balancer in front
@@ -404,7 +374,7 @@ def ensure_ha_server(
         )
         fresh = fresh or (started and name == "prefect-server-a")
     if not (processes.get("prefect-services") and alive(processes["prefect-services"])):
-        argv = [sys.executable, "-m", "prefect", "server", "services", "start"]
+        argv = python("prefect", "server", "services", "start")
         processes["prefect-services"] = start(config, "prefect-services", argv, env)
         save(config, processes)
     ensure(

@@ -417,15 +417,7 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     if config.prefect in ("postgres", "ha"):
         from opsflow.lab.prefect_stack import ensure_prefect
 
-        ensure_prefect(
-            config,
-            processes,
-            _lab_secret(config, values, "postgres_password"),
-            _ensure,
-            _start,
-            _alive,
-            _save_processes,
-        )
+        ensure_prefect(config, processes, _lab_secret(config, values, "postgres_password"))
     return status(config)
 
 
