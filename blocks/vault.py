@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from prefect.blocks.core import Block
@@ -15,9 +17,17 @@ from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.opsapi.errors import ConfigurationError
 from opsflow.opsapi.transport import Transport
-from opsflow.opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultAuth, VaultClient
+from opsflow.opsapi.vault import (
+    AppRoleAuth,
+    JWTAuth,
+    TokenAuth,
+    UserpassAuth,
+    VaultAuth,
+    VaultClient,
+)
 
 T = TypeVar("T")
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 class _PerRunCache:
@@ -58,7 +68,8 @@ class VaultConnection(Block):
     _block_type_name = "Vault Connection"
     _description = (
         "How to reach and log in to Vault or OpenBao: address, auth method (token, AppRole, "
-        "userpass), namespace and transport settings."
+        "userpass, JWT such as a Kubernetes service-account token), namespace and transport "
+        "settings."
     )
     _documentation_url = docs_url("blocks")
     _code_example = code_example(
@@ -66,8 +77,8 @@ class VaultConnection(Block):
     )
 
     url: str = Field(description="Vault's address, e.g. https://vault.example.com:8200.")
-    auth_method: Literal["token", "approle", "userpass"] = Field(
-        default="approle", description="How to log in: token, approle or userpass."
+    auth_method: Literal["token", "approle", "userpass", "jwt"] = Field(
+        default="approle", description="How to log in: token, approle, userpass or jwt."
     )
     token: SecretStr | None = Field(default=None, description="Token, for the token method.")
     role_id: str | None = Field(default=None, description="AppRole role id, for approle.")
@@ -76,6 +87,18 @@ class VaultConnection(Block):
     username: str | None = Field(default=None, description="User name, for userpass.")
     password: SecretStr | None = Field(default=None, description="Password, for userpass.")
     userpass_mount: str = Field(default="userpass", description="Mount point of userpass.")
+    jwt_role: str | None = Field(default=None, description="Role of the jwt method, for jwt.")
+    jwt_path: str = Field(
+        default=SERVICE_ACCOUNT_TOKEN,
+        description="File holding the JWT, re-read at every login (projected tokens rotate); "
+        "by default the Kubernetes service-account token.",
+    )
+    jwt_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the JWT instead of the file (e.g. a CI "
+        "system's OIDC token).",
+    )
+    jwt_mount: str = Field(default="jwt", description="Mount point of the jwt method.")
     namespace: str | None = Field(default=None, description="Vault namespace, if any.")
     transport: Transport = transport_field(timeout=10.0)
 
@@ -98,6 +121,9 @@ class VaultConnection(Block):
                 self.secret_id.get_secret_value(),  # type: ignore[union-attr]
                 mount_point=self.approle_mount,
             )
+        if self.auth_method == "jwt":
+            need("jwt_role", self.jwt_role)
+            return JWTAuth(self.jwt_role, self._read_jwt, mount_point=self.jwt_mount)  # type: ignore[arg-type]
         need("username", self.username)
         need("password", self.password and self.password.get_secret_value())
         return UserpassAuth(
@@ -105,6 +131,26 @@ class VaultConnection(Block):
             self.password.get_secret_value(),  # type: ignore[union-attr]
             mount_point=self.userpass_mount,
         )
+
+    def _read_jwt(self) -> str:
+        """The JWT, read now: from `jwt_env` when set, else from `jwt_path`."""
+        if self.jwt_env:
+            value = os.environ.get(self.jwt_env, "").strip()
+            if not value:
+                raise ConfigurationError(
+                    f"Vault connection: jwt_env {self.jwt_env!r} is not set or empty"
+                )
+            return value
+        try:
+            value = Path(self.jwt_path).read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Vault connection: cannot read the JWT at jwt_path {self.jwt_path!r}: "
+                f"{exc.strerror}"
+            ) from None
+        if not value:
+            raise ConfigurationError(f"Vault connection: the JWT file {self.jwt_path!r} is empty")
+        return value
 
     def fingerprint(self) -> str:
         """Identifies this connection and its credentials (hashed) for the per-run cache."""
@@ -116,6 +162,7 @@ class VaultConnection(Block):
             self.auth_method,
             self.role_id or "",
             self.username or "",
+            self.jwt_role or "",
             self.namespace or "",
             hashlib.sha256(secret.encode()).hexdigest(),
         )

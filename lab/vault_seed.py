@@ -1,4 +1,5 @@
-"""Seed the lab's OpenBao: the platform token at a KV v2 path, and an AppRole that can read only it."""
+"""Seed the lab's OpenBao: the platform token at a KV v2 path, and an AppRole and a JWT role
+(the lab's own issuer) that can read only the runbooks' secrets."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def seed_vault(
             path=SALT_SECRET_PATH, secret={"password": salt_password}, mount_point="secret"
         )
     client.sys.create_or_update_policy(name=POLICY_NAME, policy=POLICY)
+    _seed_jwt(client, config)
     client.auth.approle.create_or_update_approle(
         ROLE_NAME, token_policies=[POLICY_NAME], token_ttl="1h", token_max_ttl="4h"
     )
@@ -61,3 +63,27 @@ def seed_vault(
         stored.touch(mode=0o600)
         stored.write_text(json.dumps({"role_id": role_id, "secret_id": secret_id}))
     return json.loads(stored.read_text())
+
+
+def _seed_jwt(client: hvac.Client, config: LabConfig) -> None:
+    """The `jwt` method trusting the lab's issuer, and a role for the runbooks' service account
+    (audience `opsflow`, subject bound) with the same least-privilege policy as the AppRole."""
+    from opsflow.lab.jwt_issuer import AUDIENCE, ISSUER, SERVICE_ACCOUNT, JWTIssuer
+
+    if "jwt/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("jwt")
+    issuer = JWTIssuer(config.dir / "jwt")
+    client.auth.jwt.configure(
+        jwt_validation_pubkeys=[issuer.public_pem], bound_issuer=ISSUER, path="jwt"
+    )
+    client.auth.jwt.create_role(
+        name=ROLE_NAME,
+        role_type="jwt",
+        allowed_redirect_uris=[],  # OIDC only; hvac asks for it anyway
+        bound_audiences=[AUDIENCE],
+        user_claim="sub",
+        bound_subject=SERVICE_ACCOUNT,
+        token_policies=[POLICY_NAME],
+        token_ttl="1h",
+        path="jwt",
+    )

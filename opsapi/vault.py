@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,18 @@ class UserpassAuth:
     method: str = "userpass"
 
 
-VaultAuth = TokenAuth | AppRoleAuth | UserpassAuth
+@dataclass(frozen=True)
+class JWTAuth:
+    """Log in with a JWT (a Kubernetes service-account token, a CI OIDC token) for a role of
+    Vault's `jwt` method. `read_jwt` is called at every login: projected tokens rotate."""
+
+    role: str
+    read_jwt: Callable[[], str] = field(repr=False)
+    mount_point: str = "jwt"
+    method: str = "jwt"
+
+
+VaultAuth = TokenAuth | AppRoleAuth | UserpassAuth | JWTAuth
 
 
 class VaultClient:
@@ -128,6 +140,13 @@ class VaultClient:
                     raise ConfigurationError("Vault token is empty: set the block's token")
                 self._hvac.token = auth.token
                 self._hvac.auth.token.lookup_self()
+            elif isinstance(auth, JWTAuth):
+                token = auth.read_jwt().strip()
+                register_secret(token)
+                answer = self._hvac.auth.jwt.jwt_login(
+                    role=auth.role, jwt=token, use_token=False, path=auth.mount_point
+                )
+                self._hvac.token = answer["auth"]["client_token"]
             elif isinstance(auth, AppRoleAuth):
                 answer = self._hvac.auth.approle.login(
                     role_id=auth.role_id, secret_id=auth.secret_id, mount_point=auth.mount_point
@@ -138,7 +157,14 @@ class VaultClient:
                     username=auth.username, password=auth.password, mount_point=auth.mount_point
                 )
                 self._hvac.token = answer["auth"]["client_token"]
-        except (hvac_errors.InvalidRequest, hvac_errors.Forbidden, hvac_errors.Unauthorized):
+        except (hvac_errors.InvalidRequest, hvac_errors.Forbidden, hvac_errors.Unauthorized) as exc:
+            if isinstance(auth, JWTAuth):
+                raise VaultRefused(
+                    f"Vault login failed ({where}, role {auth.role!r}): {_reason(exc)}; check "
+                    "the JWT's expiry, audience and claims against the role",
+                    "POST",
+                    self._login_url(),
+                ) from None
             raise VaultRefused(
                 f"Vault login failed ({where}): the credentials were rejected; "
                 f"check the {_credential_names(auth)} in the Vault connection block",
@@ -264,7 +290,15 @@ def _credential_names(auth: VaultAuth) -> str:
         "token": "token",
         "approle": "role_id and secret_id",
         "userpass": "username and password",
+        "jwt": "JWT and role",
     }[auth.method]
+
+
+def _reason(exc: Exception) -> str:
+    """What Vault said, without hvac's wrapping (and with any secret masked)."""
+    errors = getattr(exc, "errors", None) or [str(exc)]
+    said = "; ".join(str(e).removeprefix("error validating token: ") for e in errors)
+    return _short(Exception(said))
 
 
 def _short(exc: Exception) -> str:

@@ -1,0 +1,99 @@
+"""JWT login to the lab's OpenBao: the `jwt` method trusts the lab's issuer (its public key in
+`jwt_validation_pubkeys`), the way a Kubernetes service-account token or a CI OIDC token logs
+in without a Kubernetes API server. Each refusal is one clear line naming the role and the
+reason, with the JWT never shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opsflow.blocks import VaultConnection
+from opsflow.lab.jwt_issuer import JWTIssuer
+from opsflow.lab.vault_seed import ROLE_NAME, SECRET_PATH
+from opsflow.opsapi import ConfigurationError, Transport, VaultRefused
+from tests.conftest import Lab
+
+
+@pytest.fixture
+def issuer(lab: Lab) -> JWTIssuer:
+    return JWTIssuer(lab.config.dir / "jwt")
+
+
+def jwt_connection(lab: Lab, **fields: object) -> VaultConnection:
+    return VaultConnection(
+        url=lab.config.vault_url,
+        auth_method="jwt",
+        transport=Transport(timeout=10, ca_cert=str(lab.config.vault_ca_cert)),
+        **{"jwt_role": ROLE_NAME, **fields},
+    )
+
+
+def jwt_logins(lab: Lab) -> int:
+    """Logins through the jwt method, as OpenBao's audit device recorded them."""
+    count = 0
+    for line in lab.config.vault_audit_log.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("type") == "response" and entry["request"]["path"] == "auth/jwt/login":
+            count += bool((entry.get("response") or {}).get("auth"))
+    return count
+
+
+def test_a_service_account_jwt_in_a_file_logs_in_and_is_re_read_at_each_login(
+    lab: Lab, issuer: JWTIssuer, tmp_path
+):
+    token_file = tmp_path / "token"
+    token_file.write_text(issuer.issue(lifetime=600))
+    before = jwt_logins(lab)
+
+    client = jwt_connection(lab, jwt_path=str(token_file)).get_client()
+    assert client.read_secret(SECRET_PATH)["token"] == lab.secrets["platform_token"]
+
+    # The kubelet rotates a projected token: the next login reads the new one.
+    token_file.write_text(issuer.issue(lifetime=600, jti="rotated"))
+    client.login()
+    assert client.read_secret(SECRET_PATH)["token"] == lab.secrets["platform_token"]
+    assert client.logins == 2
+    assert jwt_logins(lab) - before == 2
+
+
+def test_a_jwt_from_an_environment_variable_logs_in(lab, issuer, monkeypatch):
+    monkeypatch.setenv("CI_JOB_JWT", issuer.issue())
+    client = jwt_connection(lab, jwt_env="CI_JOB_JWT").get_client()
+    assert client.read_secret(SECRET_PATH)["token"] == lab.secrets["platform_token"]
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"lifetime": -600}, "invalid expiration time (exp) claim: token is expired"),
+        ({"audience": "someone-else"}, "invalid audience (aud) claim"),
+        ({"subject": "system:serviceaccount:ops:intruder"}, "invalid subject (sub) claim"),
+    ],
+)
+def test_a_refused_jwt_is_one_line_naming_the_role_and_the_reason(
+    lab, issuer, tmp_path, claims, reason
+):
+    token = issuer.issue(**claims)
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+
+    with pytest.raises(VaultRefused) as caught:
+        jwt_connection(lab, jwt_path=str(token_file)).get_client().login()
+
+    message = str(caught.value)
+    assert f"role {ROLE_NAME!r}" in message
+    assert reason in message, message
+    assert "\n" not in message
+    assert token not in message and token.split(".")[1] not in message
+
+
+def test_a_missing_jwt_file_or_variable_names_the_field(lab, tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigurationError, match="jwt_path .*nope"):
+        jwt_connection(lab, jwt_path=str(missing)).get_client().login()
+    with pytest.raises(ConfigurationError, match="jwt_env 'OPSFLOW_NO_SUCH_JWT'"):
+        jwt_connection(lab, jwt_env="OPSFLOW_NO_SUCH_JWT").get_client().login()
+    with pytest.raises(ConfigurationError, match="needs jwt_role"):
+        jwt_connection(lab, jwt_role=None).get_client()
