@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,10 @@ class VaultClient:
         self._hvac.token = None
         self._lock = threading.Lock()
         self.logins = 0
+        self.renewals = 0
+        self._ttl = self._full_ttl = 0.0
+        self._renewable = False
+        self._expires_at: float | None = None
 
     def login(self) -> None:
         """Log in with the configured method (for a token: check that it is valid)."""
@@ -139,7 +144,11 @@ class VaultClient:
                 if not auth.token:
                     raise ConfigurationError("Vault token is empty: set the block's token")
                 self._hvac.token = auth.token
-                self._hvac.auth.token.lookup_self()
+                looked = self._hvac.auth.token.lookup_self()["data"]
+                lease = {
+                    "lease_duration": looked.get("ttl", 0),
+                    "renewable": looked.get("renewable"),
+                }
             elif isinstance(auth, JWTAuth):
                 token = auth.read_jwt().strip()
                 register_secret(token)
@@ -147,16 +156,19 @@ class VaultClient:
                     role=auth.role, jwt=token, use_token=False, path=auth.mount_point
                 )
                 self._hvac.token = answer["auth"]["client_token"]
+                lease = answer["auth"]
             elif isinstance(auth, AppRoleAuth):
                 answer = self._hvac.auth.approle.login(
                     role_id=auth.role_id, secret_id=auth.secret_id, mount_point=auth.mount_point
                 )
                 self._hvac.token = answer["auth"]["client_token"]
+                lease = answer["auth"]
             else:
                 answer = self._hvac.auth.userpass.login(
                     username=auth.username, password=auth.password, mount_point=auth.mount_point
                 )
                 self._hvac.token = answer["auth"]["client_token"]
+                lease = answer["auth"]
         except (hvac_errors.InvalidRequest, hvac_errors.Forbidden, hvac_errors.Unauthorized) as exc:
             if isinstance(auth, JWTAuth):
                 raise VaultRefused(
@@ -177,6 +189,51 @@ class VaultClient:
             ) from None
         register_secret(self._hvac.token)
         self.logins += 1
+        self._lease(lease)
+        self._full_ttl = self._ttl
+
+    def _lease(self, auth: dict[str, Any]) -> None:
+        """Note the token's TTL (0: it never expires) and whether it can be renewed."""
+        ttl = float(auth.get("lease_duration") or 0)
+        self._ttl = ttl
+        self._renewable = bool(auth.get("renewable"))
+        self._expires_at = time.monotonic() + ttl if ttl else None
+
+    def _fresh_token(self) -> None:
+        """Before a use: log in if there is no token; in the last third of its TTL, renew it
+        (renew-self) while it is renewable and renewing extends it, else log in again. A
+        token the block was given (token method) cannot be replaced and is used as it is."""
+        if not self._hvac.token:
+            self._login()
+            return
+        if self._expires_at is None:
+            return
+        left = self._expires_at - time.monotonic()
+        if left > self._ttl / 3 or isinstance(self.auth, TokenAuth) and not self._renewable:
+            return
+        if self._renewable and left > 0:
+            try:
+                renewed = self._hvac.auth.token.renew_self()["auth"]
+            except (
+                hvac_errors.Forbidden,
+                hvac_errors.InvalidRequest,
+                hvac_errors.InternalServerError,  # OpenBao: "past the max TTL, cannot renew"
+            ):
+                renewed = None  # refused: log in again below
+            except Exception as exc:  # noqa: BLE001
+                raise self._unavailable(
+                    exc, "renewing its token", "POST", f"{self.url}/v1/auth/token/renew-self"
+                ) from None
+            if renewed is not None:
+                self.renewals += 1
+                extended = float(renewed.get("lease_duration") or 0) > left
+                self._lease(renewed)
+                # Capped by its max TTL, renewing no longer extends it: next time, log in.
+                self._renewable = self._renewable and self._ttl >= 0.9 * self._full_ttl
+                if extended:
+                    return
+        if not isinstance(self.auth, TokenAuth):
+            self._login()
 
     def read_secret(
         self, path: str, mount_point: str = "secret", kv_version: int = 2
@@ -194,8 +251,7 @@ class VaultClient:
         shown = f"{mount_point}/{path}"
         url = f"{self.url}/v1/{mount_point}/{'data/' if kv_version == 2 else ''}{path}"
         with self._lock:
-            if not self._hvac.token:
-                self._login()
+            self._fresh_token()
             for attempt in (1, 2):
                 try:
                     return self._read(path, mount_point, kv_version)
