@@ -197,17 +197,33 @@ class VaultSecret(Block):
     key: str = Field(default="token", description="Key within the secret.")
     mount_point: str = Field(default="secret", description="Mount point of the KV engine.")
     kv_version: Literal[1, 2] = Field(default=2, description="KV engine version, 1 or 2.")
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="KV v2 only: pin this version of the secret (empty: newest).",
+    )
 
     def get(self) -> SecretStr:
         """The secret, wrapped as a SecretStr: read once per flow run (logging in first)."""
         connection = self.vault.fingerprint()
-        key = (connection, self.mount_point, self.path, self.key, str(self.kv_version))
+        key = (
+            connection,
+            self.mount_point,
+            self.path,
+            self.key,
+            str(self.kv_version),
+            str(self.version or ""),
+        )
 
         def read() -> SecretStr:
             client = _per_run.get((connection,), self.vault.get_client)
             return SecretStr(
                 client.read_secret_key(
-                    self.path, self.key, mount_point=self.mount_point, kv_version=self.kv_version
+                    self.path,
+                    self.key,
+                    mount_point=self.mount_point,
+                    kv_version=self.kv_version,
+                    version=self.version,
                 )
             )
 

@@ -236,25 +236,33 @@ class VaultClient:
             self._login()
 
     def read_secret(
-        self, path: str, mount_point: str = "secret", kv_version: int = 2
+        self,
+        path: str,
+        mount_point: str = "secret",
+        kv_version: int = 2,
+        version: int | None = None,
     ) -> dict[str, Any]:
-        """Read the key-value pairs at `mount_point/path` (KV v1 or v2).
+        """Read the key-value pairs at `mount_point/path` (KV v1 or v2; with KV v2, `version`
+        pins one version instead of the newest).
 
         GET: /v1/{mount_point}/data/{path} (v2) or /v1/{mount_point}/{path} (v1)
 
         Raises:
-            VaultRefused: not found, or permission denied (after one re-login).
+            VaultRefused: not found, deleted or destroyed, or permission denied (after one
+                re-login).
             ConnectionFailed, RequestTimedOut, ServerError: Vault unreachable, slow or sealed.
         """
         if kv_version not in (1, 2):
             raise ConfigurationError(f"kv_version must be 1 or 2, not {kv_version}")
-        shown = f"{mount_point}/{path}"
+        if version is not None and kv_version != 2:
+            raise ConfigurationError("a secret version can be pinned only with KV v2")
+        shown = f"{mount_point}/{path}" + (f" version {version}" if version else "")
         url = f"{self.url}/v1/{mount_point}/{'data/' if kv_version == 2 else ''}{path}"
         with self._lock:
             self._fresh_token()
             for attempt in (1, 2):
                 try:
-                    return self._read(path, mount_point, kv_version)
+                    return self._read(path, mount_point, kv_version, version, shown, url)
                 except hvac_errors.Forbidden:
                     # An expired token looks exactly like a forbidden path: log in once more.
                     if attempt == 1 and not isinstance(self.auth, TokenAuth):
@@ -268,6 +276,8 @@ class VaultClient:
                         403,
                     ) from None
                 except hvac_errors.InvalidPath:
+                    if version is not None:
+                        self._version_gone(path, mount_point, version, shown, url)
                     raise VaultRefused(
                         f"no secret at {shown!r} (KV v{kv_version}) in Vault at {self.url}: "
                         "check the path, the mount point and the KV version",
@@ -279,12 +289,63 @@ class VaultClient:
                     raise self._unavailable(exc, f"reading {shown!r}", "GET", url) from None
         raise AssertionError("unreachable")
 
-    def _read(self, path: str, mount_point: str, kv_version: int) -> dict[str, Any]:
+    def _version_gone(
+        self, path: str, mount_point: str, version: int, shown: str, url: str
+    ) -> None:
+        """Raise why a pinned version is not there (destroyed, deleted, never written), when
+        the secret's metadata says; return when it does not."""
+        try:
+            meta = self._hvac.secrets.kv.v2.read_secret_metadata(path, mount_point=mount_point)
+        except Exception:  # noqa: BLE001 - no metadata (or no right to it): the plain 404
+            return
+        known = meta["data"].get("versions") or {}
+        state = known.get(str(version))
+        if state is None:
+            newest = meta["data"].get("current_version")
+            raise VaultRefused(
+                f"secret {shown!r} (KV v2) has no such version (newest: {newest})", "GET", url, 404
+            )
+        gone = "destroyed" if state.get("destroyed") else "deleted"
+        raise VaultRefused(
+            f"secret {shown!r} (KV v2) was {gone}; "
+            + (
+                "undelete it or pin another version"
+                if gone == "deleted"
+                else "pin another version or write the secret again"
+            ),
+            "GET",
+            url,
+            404,
+        )
+
+    def _read(
+        self,
+        path: str,
+        mount_point: str,
+        kv_version: int,
+        version: int | None,
+        shown: str,
+        url: str,
+    ) -> dict[str, Any]:
         if kv_version == 2:
             answer = self._hvac.secrets.kv.v2.read_secret_version(
-                path=path, mount_point=mount_point, raise_on_deleted_version=True
+                path=path, mount_point=mount_point, version=version, raise_on_deleted_version=False
             )
             data = answer["data"]["data"]
+            if data is None:  # a deleted or destroyed version: never an empty secret
+                meta = answer["data"].get("metadata") or {}
+                gone = "destroyed" if meta.get("destroyed") else "deleted"
+                raise VaultRefused(
+                    f"secret {shown!r} (KV v2) was {gone}"
+                    + (
+                        "; undelete it or pin another version"
+                        if gone == "deleted"
+                        else "; pin another version or write the secret again"
+                    ),
+                    "GET",
+                    url,
+                    404,
+                )
         else:
             data = self._hvac.secrets.kv.v1.read_secret(path=path, mount_point=mount_point)["data"]
         for value in data.values():
@@ -293,10 +354,17 @@ class VaultClient:
         return data
 
     def read_secret_key(
-        self, path: str, key: str, mount_point: str = "secret", kv_version: int = 2
+        self,
+        path: str,
+        key: str,
+        mount_point: str = "secret",
+        kv_version: int = 2,
+        version: int | None = None,
     ) -> str:
         """One value of a secret; a clear error when the key is missing."""
-        data = self.read_secret(path, mount_point=mount_point, kv_version=kv_version)
+        data = self.read_secret(
+            path, mount_point=mount_point, kv_version=kv_version, version=version
+        )
         if key not in data:
             raise VaultRefused(
                 f"secret {mount_point}/{path!s} has no key {key!r} (keys: {sorted(data)})",
