@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr
 
 from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
+from opsflow.blocks.vault import VaultSecret, credential, from_vault_field
 from opsflow.opsapi.alertmanager import AlertmanagerClient
 from opsflow.opsapi.prometheus import PrometheusClient
 from opsflow.opsapi.transport import Transport
@@ -28,13 +29,14 @@ class Prometheus(Block):
     bearer_token: SecretStr | None = Field(
         default=None, description="Token for a Prometheus behind an auth proxy, if any."
     )
+    bearer_token_from_vault: VaultSecret | None = from_vault_field("bearer token")
     transport: Transport = transport_field()
 
     def get_client(self) -> PrometheusClient:
-        """A ready Prometheus client."""
+        """A ready Prometheus client (its bearer token, if any, from Vault if so configured)."""
         return PrometheusClient(
             self.url,
-            bearer_token=self.bearer_token.get_secret_value() if self.bearer_token else None,
+            bearer_token=credential(self, "bearer_token", required=False),
             transport=client_transport("Prometheus", self.transport),
         )
 

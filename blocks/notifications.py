@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr
 
 from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
+from opsflow.blocks.vault import VaultSecret, credential, from_vault_field
 from opsflow.opsapi.chat import ChatWebhook
 from opsflow.opsapi.errors import OpsAPIError
 from opsflow.opsapi.transport import Transport
@@ -63,12 +64,15 @@ class WeComWebhook(ChatWebhookBlock):
     _code_example = code_example("WeComWebhook", '{var}.notify("3 hosts verified", "Restart done")')
 
     url: str = Field(default="https://qyapi.weixin.qq.com", description="WeCom API root.")
-    key: SecretStr = Field(description="The bot's webhook key (the key= of its URL).")
+    key: SecretStr | None = Field(
+        default=None, description="The bot's webhook key (the key= of its URL)."
+    )
+    key_from_vault: VaultSecret | None = from_vault_field("webhook key")
 
     def webhook(self) -> ChatWebhook:
         return ChatWebhook.wecom(
             self.url,
-            self.key.get_secret_value(),
+            credential(self, "key"),  # type: ignore[arg-type]
             transport=client_transport("WeCom", self.transport),
         )
 
@@ -89,14 +93,16 @@ class DingTalkWebhook(ChatWebhookBlock):
     )
 
     url: str = Field(default="https://oapi.dingtalk.com", description="DingTalk API root.")
-    access_token: SecretStr = Field(description="The robot's access_token.")
+    access_token: SecretStr | None = Field(default=None, description="The robot's access_token.")
+    access_token_from_vault: VaultSecret | None = from_vault_field("access_token")
     secret: SecretStr | None = Field(default=None, description="Signing secret (SEC...), if set.")
+    secret_from_vault: VaultSecret | None = from_vault_field("signing secret")
 
     def webhook(self) -> ChatWebhook:
         return ChatWebhook.dingtalk(
             self.url,
-            self.access_token.get_secret_value(),
-            self.secret.get_secret_value() if self.secret else None,
+            credential(self, "access_token"),  # type: ignore[arg-type]
+            credential(self, "secret", required=False),
             transport=client_transport("DingTalk", self.transport),
         )
 
@@ -117,13 +123,17 @@ class FeishuWebhook(ChatWebhookBlock):
     )
 
     url: str = Field(default="https://open.feishu.cn", description="Feishu API root.")
-    hook_token: SecretStr = Field(description="The token at the end of the bot's webhook URL.")
+    hook_token: SecretStr | None = Field(
+        default=None, description="The token at the end of the bot's webhook URL."
+    )
+    hook_token_from_vault: VaultSecret | None = from_vault_field("hook token")
     secret: SecretStr | None = Field(default=None, description="Signature secret, if set.")
+    secret_from_vault: VaultSecret | None = from_vault_field("signature secret")
 
     def webhook(self) -> ChatWebhook:
         return ChatWebhook.feishu(
             self.url,
-            self.hook_token.get_secret_value(),
-            self.secret.get_secret_value() if self.secret else None,
+            credential(self, "hook_token"),  # type: ignore[arg-type]
+            credential(self, "secret", required=False),
             transport=client_transport("Feishu", self.transport),
         )

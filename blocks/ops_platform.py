@@ -9,8 +9,7 @@ from pydantic import Field, SecretStr
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
-from opsflow.blocks.vault import VaultSecret
-from opsflow.opsapi.errors import ConfigurationError
+from opsflow.blocks.vault import VaultSecret, credential
 from opsflow.opsapi.platform import OpsPlatformClient
 from opsflow.opsapi.transport import Transport
 
@@ -50,17 +49,9 @@ class OpsPlatform(ExecutionBackendBlock):
 
     def get_client(self) -> OpsPlatformClient:
         """A ready client: token resolved (from Vault if so configured), TLS and audit set."""
-        if self.token is not None:
-            token = self.token.get_secret_value()
-        elif self.token_from_vault is not None:
-            token = self.token_from_vault.get().get_secret_value()
-        else:
-            raise ConfigurationError(
-                "ops platform block has no token: set token or token_from_vault"
-            )
         return OpsPlatformClient(
             self.url,
-            token,
+            credential(self, "token"),  # type: ignore[arg-type]
             auth_scheme=self.auth_scheme,
             page_size=self.page_size,
             transport=client_transport("ops platform", self.transport),

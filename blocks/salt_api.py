@@ -9,8 +9,7 @@ from pydantic import Field, SecretStr
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
-from opsflow.blocks.vault import VaultSecret
-from opsflow.opsapi.errors import ConfigurationError
+from opsflow.blocks.vault import VaultSecret, credential
 from opsflow.opsapi.salt import SaltAPIClient
 from opsflow.opsapi.transport import Transport
 
@@ -55,18 +54,10 @@ class SaltAPI(ExecutionBackendBlock):
 
     def get_client(self) -> SaltAPIClient:
         """A ready client: password resolved (from Vault if so configured), TLS set."""
-        if self.password is not None:
-            password = self.password.get_secret_value()
-        elif self.password_from_vault is not None:
-            password = self.password_from_vault.get().get_secret_value()
-        else:
-            raise ConfigurationError(
-                "Salt API block has no password: set password or password_from_vault"
-            )
         return SaltAPIClient(
             self.url,
             self.username,
-            password,
+            credential(self, "password"),  # type: ignore[arg-type]
             eauth=self.eauth,
             address_grain=self.address_grain,
             tags_grain=self.tags_grain,

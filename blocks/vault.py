@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from prefect.blocks.core import Block
 from prefect.runtime import flow_run
@@ -228,3 +228,29 @@ class VaultSecret(Block):
             )
 
         return _per_run.get(key, read)
+
+
+def credential(block: Block, field: str, required: bool = True) -> str | None:
+    """A block's credential `field`: the one stored on the block, else the one read from Vault
+    through its `<field>_from_vault` reference (once per flow run). Every block that holds a
+    secret offers both, and resolves them here.
+
+    Raises:
+        ConfigurationError: `required`, and neither is set.
+    """
+    stored = getattr(block, field)
+    if stored is not None and stored.get_secret_value():
+        return stored.get_secret_value()
+    reference = getattr(block, f"{field}_from_vault")
+    if reference is not None:
+        return reference.get().get_secret_value()
+    if required:
+        raise ConfigurationError(
+            f"{block.get_block_type_name()} block has no {field}: set {field} or {field}_from_vault"
+        )
+    return None
+
+
+def from_vault_field(field: str) -> Any:
+    """The `<field>_from_vault` companion of a secret field."""
+    return Field(default=None, description=f"Where in Vault to read the {field}, instead.")
