@@ -334,18 +334,8 @@ class VaultClient:
             data = answer["data"]["data"]
             if data is None:  # a deleted or destroyed version: never an empty secret
                 meta = answer["data"].get("metadata") or {}
-                gone = "destroyed" if meta.get("destroyed") else "deleted"
-                raise VaultRefused(
-                    f"secret {shown!r} (KV v2) was {gone}"
-                    + (
-                        "; undelete it or pin another version"
-                        if gone == "deleted"
-                        else "; pin another version or write the secret again"
-                    ),
-                    "GET",
-                    url,
-                    404,
-                )
+                self._version_gone(path, mount_point, int(meta.get("version") or 0), shown, url)
+                raise VaultRefused(f"secret {shown!r} (KV v2) was deleted", "GET", url, 404)
         else:
             data = self._hvac.secrets.kv.v1.read_secret(path=path, mount_point=mount_point)["data"]
         for value in data.values():

@@ -36,7 +36,7 @@ from prefect.events.filters import (
     EventOccurredFilter,
     EventResourceFilter,
 )
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import JobStatus
@@ -122,7 +122,10 @@ def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds
     except ConcurrencySlotAcquisitionError:
         with get_client(sync_client=True) as client:  # a limit that does not exist locks nothing
             for name in names:
-                client.upsert_global_concurrency_limit_by_name(name, limit=1)
+                try:
+                    client.upsert_global_concurrency_limit_by_name(name, limit=1)
+                except ObjectAlreadyExists:  # another run created it first: as good
+                    pass
         try:
             enter()
         except TimeoutError:

@@ -18,7 +18,15 @@ from opsflow.opsapi import redaction
 from tests.test_no_secret_leaks import prefect_database_files
 
 # the lab's, mode 0600 (salt's eauth file is salt-api's own user:password list)
-CREDENTIAL_STORES = {"secrets.json", "approle.json", "vault-unseal.key", "eauth"}
+CREDENTIAL_STORES = {
+    "secrets.json",
+    "approle.json",
+    "vault-unseal.key",
+    "eauth",
+    "alert-receiver.token",  # Alertmanager's credentials_file
+    "signing-key.pem",  # the lab JWT issuer's private key
+    "service-account-token",  # a JWT as a pod would have it mounted (tests/test_vault_jwt.py)
+}
 
 
 def written_files(root: Path) -> list[Path]:
@@ -44,6 +52,8 @@ def test_no_credential_appears_in_anything_the_suite_left_behind(lab, suite_log,
         "Vault root token": lab.secrets["vault_root_token"],
         "AppRole secret id": lab.approle["secret_id"],
         "salt-api password": lab.secrets["salt_password"],
+        "PostgreSQL password": lab.secrets["postgres_password"],
+        "alert receiver token": lab.secrets["alert_receiver_token"],
         **{f"secret #{n} opsflow handled": value for n, value in enumerate(handled)},
     }
     files = written_files(tmp_path_factory.getbasetemp()) + prefect_database_files()

@@ -85,3 +85,16 @@ def test_the_prometheus_bearer_token_comes_from_vault(chat_secrets):
 def test_a_block_with_neither_names_both_fields():
     with pytest.raises(ConfigurationError, match="has no key: set key or key_from_vault"):
         WeComWebhook(url="http://127.0.0.1:9").webhook()
+
+
+def test_the_runbooks_role_can_neither_read_nor_list_a_sibling_secret(lab, chat_secrets):
+    """The lab's AppRole reads the platform token and the Salt password, and nothing beside."""
+    from opsflow.opsapi import VaultRefused
+
+    _, sibling, _ = chat_secrets  # opsflow/chat-..., next to opsflow/platform
+    runbooks = VaultConnection.load("lab").get_client()
+    assert runbooks.read_secret("opsflow/platform")["token"] == lab.secrets["platform_token"]
+    with pytest.raises(VaultRefused, match=f"Vault denied reading 'secret/{sibling}'"):
+        runbooks.read_secret(sibling)
+    with pytest.raises(Exception, match="permission denied"):
+        runbooks._hvac.secrets.kv.v2.list_secrets(path="opsflow")

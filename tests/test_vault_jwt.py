@@ -43,7 +43,7 @@ def jwt_logins(lab: Lab) -> int:
 def test_a_service_account_jwt_in_a_file_logs_in_and_is_re_read_at_each_login(
     lab: Lab, issuer: JWTIssuer, tmp_path
 ):
-    token_file = tmp_path / "token"
+    token_file = tmp_path / "service-account-token"
     token_file.write_text(issuer.issue(lifetime=600))
     before = jwt_logins(lab)
 
@@ -76,7 +76,7 @@ def test_a_refused_jwt_is_one_line_naming_the_role_and_the_reason(
     lab, issuer, tmp_path, claims, reason
 ):
     token = issuer.issue(**claims)
-    token_file = tmp_path / "token"
+    token_file = tmp_path / "service-account-token"
     token_file.write_text(token)
 
     with pytest.raises(VaultRefused) as caught:
