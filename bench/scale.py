@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.__main__ import free_ports
+from opsflow.flows.deployments import set_alert_triggers
 from opsflow.lab.prefect_stack import postgres_dir
 from opsflow.lab.stack import LabAdmin, LabConfig, down, up
 
@@ -107,12 +108,7 @@ def alert_to_fix(config: LabConfig, admin: LabAdmin, hostname: str) -> dict[str,
 
 def alert_trigger(config: LabConfig, enabled: bool) -> None:
     with temporary_settings({PREFECT_API_URL: config.prefect_api_url}):
-        with get_client(sync_client=True) as client:
-            for automation in client.read_automations():
-                if automation.name.startswith("restart the hosts"):
-                    (client.resume_automation if enabled else client.pause_automation)(
-                        automation.id
-                    )
+        set_alert_triggers(enabled)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
-from opsflow.blocks.vault import VaultSecret, credential
+from opsflow.blocks.vault import VaultSecret, credential, from_vault_field
 from opsflow.opsapi.platform import OpsPlatformClient
 from opsflow.opsapi.transport import Transport
 
@@ -38,9 +38,7 @@ class OpsPlatform(ExecutionBackendBlock):
     token: SecretStr | None = Field(
         default=None, description="API token, when it is not read from Vault."
     )
-    token_from_vault: VaultSecret | None = Field(
-        default=None, description="Where in Vault to read the API token."
-    )
+    token_from_vault: VaultSecret | None = from_vault_field("API token")
     auth_scheme: Literal["Token", "Bearer"] = Field(
         default="Token", description="Authorization scheme: Token or Bearer."
     )

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.blocks.docs import code_example, docs_url
 from opsflow.blocks.transport import client_transport, transport_field
-from opsflow.blocks.vault import VaultSecret, credential
+from opsflow.blocks.vault import VaultSecret, credential, from_vault_field
 from opsflow.opsapi.salt import SaltAPIClient
 from opsflow.opsapi.transport import Transport
 
@@ -37,9 +37,7 @@ class SaltAPI(ExecutionBackendBlock):
     password: SecretStr | None = Field(
         default=None, description="Its password, when it is not read from Vault."
     )
-    password_from_vault: VaultSecret | None = Field(
-        default=None, description="Where in Vault to read the password."
-    )
+    password_from_vault: VaultSecret | None = from_vault_field("password")
     eauth: Literal["file", "sharedsecret", "ldap", "pam", "auto"] = Field(
         default="pam", description="The master's external_auth backend for this user."
     )

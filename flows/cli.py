@@ -250,12 +250,12 @@ def deploy_command(
                 soft_wrap=True,
             )
             raise typer.Exit(2) from None
-    from opsflow.flows.crash_detection import NAME, ensure_crash_automation
+    from opsflow.flows.crash_detection import NAME
+    from opsflow.flows.deployments import deploy_to_pool
 
-    if ensure_crash_automation(heartbeat_seconds):
+    if deploy_to_pool(made, work_pool, heartbeat_seconds):
         console.print(f"automation [bold]{NAME}[/] created")
     for deployment in made:
-        deployment.apply(work_pool_name=work_pool)
         triggers = (
             f", triggered by {len(deployment.triggers)} event trigger"
             if deployment.triggers

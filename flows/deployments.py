@@ -16,6 +16,7 @@ from opsflow.flows.registry import load_runbook
 SCHEDULE_TIMEZONE = "UTC"  # the same as prefect.yaml's, so both deploy the same schedules
 RESTART_ALERT = "HostOverloaded"  # the alert whose firing hosts the restart runbook restarts
 ALERT_TRIGGERED = "restart-overloaded-hosts"
+ALERT_TRIGGER_PREFIX = "restart the hosts "  # the trigger's automation is named after it
 
 
 def alert_trigger(
@@ -33,7 +34,7 @@ def alert_trigger(
         {'hostnames': '{{ event.payload.hostnames }}'}
     """
     return DeploymentEventTrigger(
-        name=f"restart the hosts {alertname} fires for",
+        name=f"{ALERT_TRIGGER_PREFIX}{alertname} fires for",
         description="opsflow alerts serve turns Alertmanager's notifications into these events.",
         expect={"opsflow.alerts.firing"},
         match={"prefect.resource.id": "opsflow.alert-group.*", "opsflow.alertname": alertname},
@@ -100,3 +101,28 @@ def block_reference(block: Block) -> dict[str, Any]:
     if not block._block_document_id:
         raise ValueError(f"a {block.get_block_type_name()} block must be saved to be named")
     return {"$ref": {"block_document_id": str(block._block_document_id)}}
+
+
+def deploy_to_pool(
+    made: list[RunnerDeployment], work_pool: str, heartbeat_seconds: float = 30
+) -> bool:
+    """Register the deployments for a work pool's workers, with the automation that marks
+    runs whose process died as Crashed; True when that automation was created now."""
+    from opsflow.flows.crash_detection import ensure_crash_automation
+
+    created = ensure_crash_automation(heartbeat_seconds)
+    for deployment in made:
+        deployment.apply(work_pool_name=work_pool)
+    return created
+
+
+def set_alert_triggers(enabled: bool) -> int:
+    """Pause (during maintenance, say) or resume the alert triggers of the restart runbook in
+    the server of PREFECT_API_URL; returns how many there are."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        found = [a for a in client.read_automations() if a.name.startswith(ALERT_TRIGGER_PREFIX)]
+        for automation in found:
+            (client.resume_automation if enabled else client.pause_automation)(automation.id)
+    return len(found)

@@ -278,8 +278,7 @@ def _deploy_here(directory: Path) -> None:
 
     from opsflow.blocks import OpsPlatform, Prometheus
     from opsflow.blocks.registration import register_block_types
-    from opsflow.flows.crash_detection import ensure_crash_automation
-    from opsflow.flows.deployments import deployments
+    from opsflow.flows.deployments import deploy_to_pool, deployments
     from opsflow.lab.stack import save_lab_blocks
 
     config = LabConfig.load(directory)
@@ -294,9 +293,7 @@ def _deploy_here(directory: Path) -> None:
         "platform": OpsPlatform.load(config.block_name),
         "prometheus": Prometheus.load(config.block_name),
     }
-    for deployment in deployments(schedules=False, blocks=blocks):
-        deployment.apply(work_pool_name=WORK_POOL)
-    ensure_crash_automation(HEARTBEAT_SECONDS)
+    deploy_to_pool(deployments(schedules=False, blocks=blocks), WORK_POOL, HEARTBEAT_SECONDS)
 
 
 def ensure_prefect(config: LabConfig, processes: dict[str, dict[str, Any]], password: str) -> None:

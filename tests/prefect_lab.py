@@ -16,6 +16,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from opsflow.flows.deployments import set_alert_triggers
 from opsflow.lab.prefect_stack import PROCESSES, postgres_dir
 from opsflow.lab.stack import down, up
 from opsflow.tasks.host_locks import lock_name
@@ -83,13 +84,8 @@ def finished_runs(lab: Lab, known: set[Any], count: int, timeout: float = 120) -
 
 def alert_trigger(lab: Lab, enabled: bool) -> None:
     """Pause or resume the restart deployment's alert trigger (a redeploy makes it anew)."""
-    with lab_server(lab) as client:
-        for automation in client.read_automations():
-            if automation.name.startswith("restart the hosts"):
-                if enabled:
-                    client.resume_automation(automation.id)
-                else:
-                    client.pause_automation(automation.id)
+    with temporary_settings({PREFECT_API_URL: lab.config.prefect_api_url}):
+        set_alert_triggers(enabled)
 
 
 def start_restart(lab: Lab, hostnames: list[str], **policy: Any) -> FlowRun:
