@@ -1,0 +1,55 @@
+"""`opsflow deploy --work-pool`: every runbook registered for a pool's workers, with the alert
+trigger and the crash automation; a pool that does not exist is one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.settings import PREFECT_API_URL
+
+from opsflow.flows.crash_detection import NAME
+
+
+def opsflow(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opsflow.flows.cli", *args],
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_deploy_registers_the_runbooks_for_the_pool_with_their_automations():
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+    answer = opsflow("deploy", "--work-pool", pool, "restart-overloaded-hosts", "load-report")
+
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert "deployed restart-overloaded-hosts to work pool" in answer.stdout
+    with get_client(sync_client=True) as client:
+        restart = client.read_deployment_by_name(
+            "restart-overloaded-hosts/restart-overloaded-hosts"
+        )
+        report = client.read_deployment_by_name("load-report/load-report")
+        names = [a.name for a in client.read_automations()]
+    assert restart.work_pool_name == pool and report.work_pool_name == pool
+    assert restart.entrypoint == (
+        "opsflow.flows.restart_overloaded_hosts.restart_overloaded_hosts"
+    )  # the installed package: a worker needs no checkout
+    assert NAME in names
+    assert "restart the hosts HostOverloaded fires for" in names
+
+
+def test_deploy_to_a_pool_that_does_not_exist_is_one_line_and_exit_2():
+    answer = opsflow("deploy", "--work-pool", "no-such-pool")
+    assert answer.returncode == 2
+    assert "--work-pool: no work pool 'no-such-pool'" in answer.stdout
+    assert "Traceback" not in answer.stdout + answer.stderr
