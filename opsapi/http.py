@@ -71,16 +71,24 @@ class LenientRetry(Retry):
         return min(max(seconds, 0.0), self.RETRY_AFTER_CAP)
 
 
-def make_retry(retries: int, backoff: float, methods: frozenset[str]) -> Retry:
-    """The retry policy: `retries` attempts on transient failures of `methods`."""
+def make_retry(
+    retries: int,
+    backoff: float,
+    methods: frozenset[str],
+    statuses: tuple[int, ...] = RETRY_STATUSES,
+    after_sending: bool = True,
+) -> Retry:
+    """The retry policy: `retries` attempts on transient failures of `methods`. With
+    `after_sending` false, a request is retried only when it cannot have been acted on: the
+    connection failed, or the server answered one of `statuses` (it refused to act)."""
     return LenientRetry(
         total=retries,
         connect=retries,
-        read=retries,
+        read=retries if after_sending else 0,
         status=retries,
         other=0,
         allowed_methods=methods,
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=statuses,
         backoff_factor=backoff,
         backoff_max=30,
         respect_retry_after_header=True,

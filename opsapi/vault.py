@@ -116,6 +116,23 @@ class VaultClient:
         )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        # Logins and renewals are POSTs: retried only where Vault cannot have acted on them
+        # (no connection; 503 sealed, standby or unsealing; 429), never after a read timeout
+        # (a login that went through would spend a limited-use secret id twice) and never on a
+        # refusal (400/403).
+        session.mount(
+            f"{self.url}/v1/auth/",
+            HTTPAdapter(
+                pool_maxsize=transport.pool_size,
+                max_retries=make_retry(
+                    transport.retries,
+                    transport.backoff,
+                    IDEMPOTENT_METHODS | {"POST"},
+                    statuses=(429, 503),
+                    after_sending=False,
+                ),
+            ),
+        )
         self._hvac = hvac.Client(
             url=self.url,
             verify=verify,

@@ -6,6 +6,8 @@ the first call to the platform, saying what is wrong with Vault.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,7 +18,8 @@ from pydantic import SecretStr
 from opsflow.blocks import VaultConnection, VaultSecret
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
-from opsflow.opsapi import VaultRefused
+from opsflow.opsapi import Transport, VaultRefused
+from opsflow.opsapi.vault import AppRoleAuth, VaultClient
 from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, lab_platform_copy, wait_until
 from tests.test_vault import root_client
@@ -39,7 +42,8 @@ def sealed_vault(lab) -> Iterator[hvac.Client]:
     try:
         yield root
     finally:
-        root.sys.submit_unseal_key(key)
+        if root.sys.read_seal_status()["sealed"]:
+            root.sys.submit_unseal_key(key)
         wait_until(lambda: not root.sys.read_seal_status()["sealed"], 30, "Vault to unseal")
         wait_until(
             lambda: VaultSecret(vault=VaultConnection.load("lab"), path=SECRET_PATH).get(),
@@ -71,6 +75,57 @@ def test_a_sealed_vault_stops_the_runbook_before_it_acts(fresh_lab, sealed_vault
     state = restart_overloaded_hosts(RestartPolicy(**FAST), return_state=True)
 
     assert_stopped_before_acting(fresh_lab, state, "Vault is sealed or down")
+
+
+def test_a_login_and_a_read_wait_out_vault_being_unsealed(lab, sealed_vault):
+    """Sealed (503) is an answer Vault gives without acting: the login (a POST) and the read
+    are retried with backoff until the operator has unsealed it."""
+    key = lab.config.vault_unseal_key_file.read_text().strip()
+    unseal = threading.Timer(2.0, sealed_vault.sys.submit_unseal_key, args=(key,))
+    client = VaultClient(
+        lab.config.vault_url,
+        AppRoleAuth(lab.approle["role_id"], lab.approle["secret_id"]),
+        transport=Transport(
+            timeout=10, retries=6, backoff=0.5, ca_cert=str(lab.config.vault_ca_cert)
+        ),
+    )
+    unseal.start()
+    started = time.monotonic()
+    try:
+        secret = client.read_secret(SECRET_PATH)
+    finally:
+        unseal.join()  # unsealed before the fixture checks, whatever happened
+
+    assert secret["token"] == lab.secrets["platform_token"]
+    assert client.logins == 1
+    assert time.monotonic() - started >= 1.5  # it waited for the unseal, it did not fail
+
+
+def login_requests_since(lab, offset: int) -> list[dict]:
+    with lab.config.vault_audit_log.open() as log:
+        log.seek(offset)
+        entries = [json.loads(line) for line in log if line.strip()]
+    return [
+        e
+        for e in entries
+        if e.get("type") == "request" and e["request"]["path"] == "auth/approle/login"
+    ]
+
+
+def test_a_refused_login_is_sent_once_and_never_retried(lab):
+    offset = lab.config.vault_audit_log.stat().st_size
+    client = VaultClient(
+        lab.config.vault_url,
+        AppRoleAuth(lab.approle["role_id"], "not-the-secret-id"),
+        transport=Transport(
+            timeout=10, retries=5, backoff=0.5, ca_cert=str(lab.config.vault_ca_cert)
+        ),
+    )
+
+    with pytest.raises(VaultRefused, match="credentials were rejected"):
+        client.login()
+
+    assert len(login_requests_since(lab, offset)) == 1
 
 
 def test_an_unreachable_vault_stops_the_runbook_before_it_acts(fresh_lab):
