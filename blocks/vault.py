@@ -55,6 +55,7 @@ class _PerRunCache:
 
 
 _per_run = _PerRunCache()
+_reading_jwt = threading.local()  # connections reading their own JWT now (to refuse a loop)
 
 
 class VaultConnection(Block):
@@ -98,6 +99,12 @@ class VaultConnection(Block):
         description="Environment variable holding the JWT instead of the file (e.g. a CI "
         "system's OIDC token).",
     )
+    jwt_vault_secret: str | None = Field(
+        default=None,
+        description="Name of a Vault Secret block holding the JWT, read through that block's "
+        "own connection at each login (e.g. a token another Vault issues), instead of the "
+        "file.",
+    )
     jwt_mount: str = Field(default="jwt", description="Mount point of the jwt method.")
     namespace: str | None = Field(default=None, description="Vault namespace, if any.")
     transport: Transport = transport_field(timeout=10.0)
@@ -133,7 +140,10 @@ class VaultConnection(Block):
         )
 
     def _read_jwt(self) -> str:
-        """The JWT, read now: from `jwt_env` when set, else from `jwt_path`."""
+        """The JWT, read now: from `jwt_env` when set, else through the `jwt_vault_secret`
+        block when set, else from `jwt_path`."""
+        if self.jwt_vault_secret and not self.jwt_env:
+            return self._jwt_from_vault(self.jwt_vault_secret)
         if self.jwt_env:
             value = os.environ.get(self.jwt_env, "").strip()
             if not value:
@@ -152,6 +162,29 @@ class VaultConnection(Block):
             raise ConfigurationError(f"Vault connection: the JWT file {self.jwt_path!r} is empty")
         return value
 
+    def _jwt_from_vault(self, name: str) -> str:
+        """The JWT in the Vault Secret block `name`; refused when reading it would need this
+        very login (a block that reads through this connection)."""
+        reading = _reading_jwt.__dict__.setdefault("fingerprints", set())
+        if self.fingerprint() in reading:
+            raise ConfigurationError(
+                f"Vault connection: jwt_vault_secret {name!r} is read through this same "
+                "connection, which needs the JWT to log in: give it a secret read through "
+                "another connection"
+            )
+        try:
+            secret = VaultSecret.load(name)
+        except ValueError:
+            raise ConfigurationError(
+                f"Vault connection: jwt_vault_secret {name!r} is not a saved Vault Secret "
+                "block: save one, or fix the name"
+            ) from None
+        reading.add(self.fingerprint())
+        try:
+            return secret.get().get_secret_value().strip()
+        finally:
+            reading.discard(self.fingerprint())
+
     def fingerprint(self) -> str:
         """Identifies this connection and its credentials (hashed) for the per-run cache."""
         secret = next(
@@ -163,6 +196,7 @@ class VaultConnection(Block):
             self.role_id or "",
             self.username or "",
             self.jwt_role or "",
+            self.jwt_vault_secret or "",
             self.namespace or "",
             hashlib.sha256(secret.encode()).hexdigest(),
         )

@@ -228,8 +228,11 @@ def create_app(
     token: str,
     prometheus_url: str | None = None,
     store: LabStore | None = None,
+    readonly_token: str | None = None,
 ) -> FastAPI:
-    """The lab platform app over the lab directory `root`."""
+    """The lab platform app over the lab directory `root`. `token` may do anything;
+    `readonly_token`, when given, may only read (GET and HEAD), as a platform's read-only API
+    key does: a runbook that only reports needs no more."""
     store = store or LabStore(root / "platform.db")
     runner = JobRunner(store, root)
     app = FastAPI(
@@ -259,19 +262,35 @@ def create_app(
 
     app.add_middleware(RequestIdMiddleware)
 
-    async def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def authorized(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> None:
         scheme, _, given = (authorization or "").partition(" ")
-        if scheme not in ("Token", "Bearer") or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
+        given_bytes = given.strip().encode()
+        if scheme in ("Token", "Bearer") and hmac.compare_digest(given_bytes, token.encode()):
+            return
+        if (
+            scheme in ("Token", "Bearer")
+            and readonly_token
+            and hmac.compare_digest(given_bytes, readonly_token.encode())
         ):
+            if request.method in ("GET", "HEAD"):
+                return
             raise HTTPException(
-                401,
+                403,
                 {
-                    "code": "unauthorized",
-                    "message": "missing or invalid token: send "
-                    "'Authorization: Token <token>' or 'Bearer <token>'",
+                    "code": "read_only_token",
+                    "message": "this token may only read: a change needs a read-write token",
                 },
             )
+        raise HTTPException(
+            401,
+            {
+                "code": "unauthorized",
+                "message": "missing or invalid token: send "
+                "'Authorization: Token <token>' or 'Bearer <token>'",
+            },
+        )
 
     def fail(status: int, code: str, message: str) -> HTTPException:
         return HTTPException(status, {"code": code, "message": message})

@@ -261,7 +261,14 @@ def serve_command(
     from opsflow.lab.server import serve
 
     config = LabConfig.load(directory.expanduser())
-    serve(config.dir, port, lab_secrets(config)["platform_token"], prometheus_url)
+    values = lab_secrets(config)
+    serve(
+        config.dir,
+        port,
+        values["platform_token"],
+        prometheus_url,
+        readonly_token=values.get("platform_readonly_token"),
+    )
 
 
 def _show(rows: dict[str, str]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -280,10 +279,11 @@ def _deploy_here(directory: Path) -> None:
     from opsflow.blocks.registration import register_block_types
     from opsflow.flows.deployments import deploy_to_pool, deployments
     from opsflow.lab.stack import save_lab_blocks
+    from opsflow.lab.vault_seed import stored_approles
 
     config = LabConfig.load(directory)
     register_block_types()
-    save_lab_blocks(config, json.loads((config.dir / "approle.json").read_text()))
+    save_lab_blocks(config, stored_approles(config))
     with get_client(sync_client=True) as client:
         try:
             client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))

@@ -20,10 +20,16 @@ class _LabServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(directory: Path, port: int, token: str, prometheus_url: str | None) -> None:
+def serve(
+    directory: Path,
+    port: int,
+    token: str,
+    prometheus_url: str | None,
+    readonly_token: str | None = None,
+) -> None:
     """Run the platform in the foreground until interrupted."""
     _, cert, key = ensure_certificates(directory / "tls")
-    app = create_app(directory, token, prometheus_url)
+    app = create_app(directory, token, prometheus_url, readonly_token=readonly_token)
     config = uvicorn.Config(
         FaultMiddleware(app, app.state.faults),  # outermost: faults bypass FastAPI's handlers
         host="127.0.0.1",

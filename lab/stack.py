@@ -149,6 +149,7 @@ def lab_secrets(config: LabConfig) -> dict[str, str]:
     config.dir.mkdir(parents=True, exist_ok=True)
     values = {
         "platform_token": secrets.token_urlsafe(24),
+        "platform_readonly_token": secrets.token_urlsafe(24),
         "vault_root_token": "root-" + secrets.token_urlsafe(18),
         "salt_password": secrets.token_urlsafe(24),
         "postgres_password": secrets.token_urlsafe(24),
@@ -272,11 +273,17 @@ def _ensure(
 def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     """Start every lab component that is not running, seed it, save the blocks; return URLs."""
     from opsflow.lab.tls import ensure_certificates
-    from opsflow.lab.vault_seed import seed_vault
+    from opsflow.lab.vault_seed import (
+        READONLY_SECRET_PATH,
+        SALT_SECRET_PATH,
+        SECRET_PATH,
+        seed_vault,
+    )
 
     config.save()
     ensure_certificates(config.dir / "tls")
     values = lab_secrets(config)
+    _lab_secret(config, values, "platform_readonly_token")  # labs made before it existed
     processes = _processes(config)
     ca = str(config.ca_cert)
 
@@ -408,9 +415,12 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
     credentials = seed_vault(
         config,
         values["vault_root_token"],
-        values["platform_token"],
-        new_secret_id=fresh_vault or not (config.dir / "approle.json").exists(),
-        salt_password=salt_password if config.salt else None,
+        {
+            SECRET_PATH: {"token": values["platform_token"]},
+            READONLY_SECRET_PATH: {"token": values["platform_readonly_token"]},
+            **({SALT_SECRET_PATH: {"password": salt_password}} if config.salt else {}),
+        },
+        new_secret_id=fresh_vault,
     )
     if save_blocks:
         save_lab_blocks(config, credentials)
@@ -573,29 +583,41 @@ def status(config: LabConfig) -> dict[str, str]:
     }
 
 
-def save_lab_blocks(config: LabConfig, credentials: dict[str, str]) -> None:
-    """Save the Prefect blocks that point at the lab, all named `config.block_name`."""
+def save_lab_blocks(config: LabConfig, credentials: dict[str, dict[str, str]]) -> None:
+    """Save the Prefect blocks that point at the lab, all named `config.block_name`; and, named
+    `<block_name>-report`, the Vault connection and platform of the report role (a read-only
+    platform token), for runbooks that only read."""
     from pydantic import SecretStr
 
     from opsflow.blocks import Alertmanager, OpsPlatform, Prometheus, VaultConnection, VaultSecret
+    from opsflow.lab.vault_seed import READONLY_SECRET_PATH, REPORT_ROLE, ROLE_NAME, SECRET_PATH
     from opsflow.opsapi.transport import Transport
 
     name = config.block_name
-    vault = VaultConnection(
-        url=config.vault_url,
-        auth_method="approle",
-        role_id=credentials["role_id"],
-        secret_id=SecretStr(credentials["secret_id"]),
-        transport=Transport(timeout=10, ca_cert=str(config.vault_ca_cert)),
-    )
-    vault.save(name, overwrite=True)
-    token_ref = VaultSecret(vault=vault, path="opsflow/platform", key="token")
-    token_ref.save(name, overwrite=True)
-    OpsPlatform(
-        url=config.platform_url,
-        token_from_vault=token_ref,
-        transport=Transport(ca_cert=str(config.ca_cert), audit_log=str(config.audit_log)),
-    ).save(name, overwrite=True)
+
+    def vault_for(role: str, block_name: str) -> VaultConnection:
+        vault = VaultConnection(
+            url=config.vault_url,
+            auth_method="approle",
+            role_id=credentials[role]["role_id"],
+            secret_id=SecretStr(credentials[role]["secret_id"]),
+            transport=Transport(timeout=10, ca_cert=str(config.vault_ca_cert)),
+        )
+        vault.save(block_name, overwrite=True)
+        return vault
+
+    def platform_for(vault: VaultConnection, path: str, block_name: str) -> None:
+        token_ref = VaultSecret(vault=vault, path=path, key="token")
+        token_ref.save(block_name, overwrite=True)
+        OpsPlatform(
+            url=config.platform_url,
+            token_from_vault=token_ref,
+            transport=Transport(ca_cert=str(config.ca_cert), audit_log=str(config.audit_log)),
+        ).save(block_name, overwrite=True)
+
+    vault = vault_for(ROLE_NAME, name)
+    platform_for(vault, SECRET_PATH, name)
+    platform_for(vault_for(REPORT_ROLE, f"{name}-report"), READONLY_SECRET_PATH, f"{name}-report")
     Prometheus(url=config.prometheus_url).save(name, overwrite=True)
     Alertmanager(url=config.alertmanager_url).save(name, overwrite=True)
     if config.salt:

@@ -106,7 +106,9 @@ class RestartReport(BaseModel):
         ]
         if self.recovered_before_restart:
             counts.append(f"{len(self.recovered_before_restart)} recovered before restart")
-        return f"{text} — {', '.join(counts)}"
+        first = next((h for h in self.hosts if h.failed and h.detail), None)
+        why = f"; first failure: {first.hostname}: {first.detail}" if first else ""
+        return f"{text} — {', '.join(counts)}{why}"
 
 
 def planned_outcomes(plan: RestartPlan, result: HostResult) -> list[HostOutcome]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from opsflow.lab.vault_seed import REPORT_ROLE, stored_approles
 from opsflow.opsapi import redaction
 from tests.test_no_secret_leaks import prefect_database_files
 
@@ -21,6 +22,7 @@ from tests.test_no_secret_leaks import prefect_database_files
 CREDENTIAL_STORES = {
     "secrets.json",
     "approle.json",
+    "approle-opsflow-report.json",
     "vault-unseal.key",
     "eauth",
     "alert-receiver.token",  # Alertmanager's credentials_file
@@ -49,6 +51,8 @@ def test_no_credential_appears_in_anything_the_suite_left_behind(lab, suite_log,
         handled = sorted(redaction._secrets)
     secrets = {
         "platform token": lab.secrets["platform_token"],
+        "read-only platform token": lab.secrets["platform_readonly_token"],
+        "report AppRole secret id": stored_approles(lab.config)[REPORT_ROLE]["secret_id"],
         "Vault root token": lab.secrets["vault_root_token"],
         "AppRole secret id": lab.approle["secret_id"],
         "salt-api password": lab.secrets["salt_password"],

@@ -9,11 +9,12 @@ import json
 
 import pytest
 
-from opsflow.blocks import VaultConnection
+from opsflow.blocks import VaultConnection, VaultSecret
 from opsflow.lab.jwt_issuer import JWTIssuer
 from opsflow.lab.vault_seed import ROLE_NAME, SECRET_PATH
 from opsflow.opsapi import ConfigurationError, Transport, VaultRefused
 from tests.conftest import Lab
+from tests.test_vault import root_client
 
 
 @pytest.fixture
@@ -97,3 +98,46 @@ def test_a_missing_jwt_file_or_variable_names_the_field(lab, tmp_path):
         jwt_connection(lab, jwt_env="OPSFLOW_NO_SUCH_JWT").get_client().login()
     with pytest.raises(ConfigurationError, match="needs jwt_role"):
         jwt_connection(lab, jwt_role=None).get_client()
+
+
+def test_a_jwt_kept_in_vault_logs_in_through_another_connection(lab, issuer):
+    """The JWT lives in a KV secret that another connection (its own AppRole, allowed only
+    that path) reads: the pattern of a token one Vault hands out to log in to another."""
+    root = root_client(lab)
+    root.secrets.kv.v2.create_or_update_secret("ci/jwt", secret={"jwt": issuer.issue()})
+    root.sys.create_or_update_policy(
+        "jwt-reader", 'path "secret/data/ci/jwt" {\n  capabilities = ["read"]\n}\n'
+    )
+    root.auth.approle.create_or_update_approle("jwt-reader", token_policies=["jwt-reader"])
+    reader = VaultConnection(
+        url=lab.config.vault_url,
+        role_id=root.auth.approle.read_role_id("jwt-reader")["data"]["role_id"],
+        secret_id=root.auth.approle.generate_secret_id("jwt-reader")["data"]["secret_id"],
+        transport=Transport(timeout=10, ca_cert=str(lab.config.vault_ca_cert)),
+    )
+    VaultSecret(vault=reader, path="ci/jwt", key="jwt").save("ci-jwt", overwrite=True)
+    before = jwt_logins(lab)
+
+    client = jwt_connection(lab, jwt_vault_secret="ci-jwt").get_client()
+
+    assert client.read_secret(SECRET_PATH)["token"] == lab.secrets["platform_token"]
+    assert jwt_logins(lab) - before == 1
+
+
+def test_a_jwt_that_would_need_its_own_login_to_be_read_is_refused(lab):
+    looping = jwt_connection(lab, jwt_vault_secret="jwt-through-itself")
+    VaultSecret(vault=looping, path="ci/jwt", key="jwt").save("jwt-through-itself", overwrite=True)
+
+    with pytest.raises(ConfigurationError) as caught:
+        looping.get_client().login()
+
+    assert str(caught.value) == (
+        "Vault connection: jwt_vault_secret 'jwt-through-itself' is read through this same "
+        "connection, which needs the JWT to log in: give it a secret read through another "
+        "connection"
+    )
+
+
+def test_a_jwt_vault_secret_that_is_not_saved_is_named(lab):
+    with pytest.raises(ConfigurationError, match="jwt_vault_secret 'no-such-block' is not a"):
+        jwt_connection(lab, jwt_vault_secret="no-such-block").get_client().login()

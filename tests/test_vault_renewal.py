@@ -10,11 +10,15 @@ import uuid
 
 import hvac
 import requests
+from pydantic import SecretStr
 
+from opsflow.blocks import VaultConnection
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
 from opsflow.opsapi import Transport
 from opsflow.opsapi.vault import AppRoleAuth, VaultClient
-from tests.conftest import Lab
+from opsflow.tasks.restart_plan import RestartPolicy
+from tests.conftest import Lab, lab_platform_copy
 
 
 def root_client(lab: Lab) -> hvac.Client:
@@ -73,3 +77,41 @@ def test_a_short_lived_token_is_renewed_then_replaced_and_never_used_expired(lab
     assert counted["logins"] == client.logins >= 3  # the max TTL (7 s) forces new logins
     assert counted["renewals"] == client.renewals >= 2  # renewed while that extended it
     assert counted["refused"] == 0  # no read ever went out with an expired token
+
+
+def test_a_rollout_longer_than_its_vault_token_reads_its_secret_once_and_completes(fresh_lab):
+    """A runbook reads each secret once, at the start of its run, and keeps it for the run:
+    its Vault token (2 s) expiring mid-rollout (two batches, well over 2 s) changes nothing,
+    and no request ever goes to Vault with the expired token."""
+    role = f"rollout-{uuid.uuid4().hex[:6]}"
+    root = root_client(fresh_lab)
+    root.auth.approle.create_or_update_approle(
+        role, token_policies=[POLICY_NAME], token_ttl="2s", token_max_ttl="2s"
+    )
+    vault = VaultConnection.load("lab")
+    vault.role_id = root.auth.approle.read_role_id(role)["data"]["role_id"]
+    vault.secret_id = SecretStr(root.auth.approle.generate_secret_id(role)["data"]["secret_id"])
+    lab_platform_copy(vault).save("lab-short-token", overwrite=True)
+    fresh_lab.overload(8.0, "lab-web-01", "lab-web-03")
+    started = time.monotonic()
+
+    state = restart_overloaded_hosts(
+        RestartPolicy(
+            platform="lab-short-token",
+            prometheus="lab",
+            batch_size=1,
+            poll_seconds=0.5,
+            verify_window_seconds=30,
+        ),
+        return_state=True,
+    )
+
+    assert state.is_completed(), state.message
+    assert time.monotonic() - started > 4  # the token expired mid-rollout
+    assert sorted(fresh_lab.admin.restarts()) == ["lab-web-01", "lab-web-03"]
+    assert audit(fresh_lab, role) == {
+        "logins": 1,
+        "renewals": 0,
+        "renewals refused": 0,
+        "refused": 0,
+    }
