@@ -32,7 +32,7 @@ import requests  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.baselines import Target, seed_reads, seed_runbook, threaded_runbook  # noqa: E402
+from bench.baselines import Target, seed_runbook, threaded_runbook  # noqa: E402
 from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up  # noqa: E402
 
 console = Console(width=120)
@@ -92,40 +92,10 @@ def prepare(config: LabConfig, admin: LabAdmin, hosts: int, overloaded: int) -> 
 def bench_client(
     config: LabConfig, admin: LabAdmin, repeat: int, reads: int
 ) -> list[dict[str, Any]]:
-    from opsflow.opsapi import OpsPlatformClient, Transport
+    """Host reads against nginx (the client's own cost) and the lab platform: bench/client.py."""
+    from bench.client import compare_servers
 
-    admin.reset(reads)
-    token = lab_secrets(config)["platform_token"]
-    target = Target(config.platform_url, token, str(config.ca_cert), config.prometheus_url)
-    ids = [int(h["id"]) for h in admin.hosts()][:reads]
-    client = OpsPlatformClient(
-        config.platform_url, token, transport=Transport(ca_cert=str(config.ca_cert))
-    )
-
-    def opsflow_sequential() -> None:
-        for host_id in ids:
-            client.get_host(host_id)
-
-    variants = {
-        "seed style (requests.request per call)": lambda: seed_reads(target, ids),
-        "opsflow client, sequential": opsflow_sequential,
-        "opsflow client, get_hosts (8 threads)": lambda: client.get_hosts(ids, workers=8),
-    }
-    rows = []
-    for name, run in variants.items():
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - started)
-        median = statistics.median(times)
-        rows.append(
-            {"variant": name, "reads": reads, "median s": median, "reads/s": reads / median}
-        )
-    base = rows[0]["reads/s"]
-    for row in rows:
-        row["vs seed"] = row["reads/s"] / base
-    return rows
+    return compare_servers(reads, repeat, lab=(config, admin))
 
 
 # 2. the main runbook end to end -----------------------------------------------------------------
@@ -346,7 +316,9 @@ def main() -> None:
             only = set(args.only.split(","))
             if "client" in only:
                 rows = bench_client(config, admin, repeat, 2000)
-                sections.append(show("1. Client throughput: host reads over HTTPS", rows))
+                sections.append(
+                    show("1. Client throughput: host reads over HTTPS, nginx and the lab", rows)
+                )
             if "runbook" in only:
                 runs = 1 if args.quick else 2
                 runbook, vault = bench_runbook(

@@ -3,11 +3,15 @@
 1. runs per minute of the restart runbook that the workers sustain (100 hosts, 5 overloaded
    per run, each run for its own 5), with two workers against one worker measured in the same
    run (the baseline);
-2. alert to verified fix: overload a host, and time until its alert-triggered run ends, split
-   into Prometheus + Alertmanager (to the receiver's event), the trigger (to the flow run),
-   worker pickup (to the run's start) and the run (restart, health check, verification).
+2. the host lock hand-over: one holder gives a lock back, a run waiting for it takes it;
+3. alert to verified fix: overload a host, and time until its alert-triggered run ends, split
+   into Prometheus (scrape and rule), the rule's `for:` with Alertmanager's group_wait and the
+   receiver (to its event), the trigger (to the flow run), worker pickup (to the run's start),
+   and the run's own steps (inventory and locks, the restart job, verification, report).
 
-    .venv/bin/python -m bench.scale [--runs 20] [--alerts 5] [--out docs/scaling-bench.md]
+    .venv/bin/python -m bench.scale [--runs 20] [--rounds 3] [--alerts 5]
+
+(also part of `python -m bench`, which writes docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -16,22 +20,28 @@ import argparse
 import shutil
 import statistics
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import requests
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.console import Console
-from rich.table import Table
 
-from bench.__main__ import free_ports
+from bench.__main__ import free_ports, show
 from opsflow.flows.deployments import set_alert_triggers
 from opsflow.lab.prefect_stack import postgres_dir
 from opsflow.lab.stack import LabAdmin, LabConfig, down, up
+from opsflow.tasks.host_locks import host_locks
 
 RESTART = "restart-overloaded-hosts/restart-overloaded-hosts"
+ALERT_FOR_SECONDS = 5  # the lab's HostOverloaded rule
 # Each run has hosts of its own; the cooldown would only see the previous round's restarts.
 FAST = {"batch_size": 5, "poll_seconds": 0.5, "verify_window_seconds": 30, "cooldown_minutes": 0}
 console = Console(width=120)
@@ -75,13 +85,15 @@ def runs_per_minute(config: LabConfig, admin: LabAdmin, runs: int) -> float:
 
 
 def alert_to_fix(config: LabConfig, admin: LabAdmin, hostname: str) -> dict[str, float]:
-    """Overload `hostname`; seconds to each step of its alert-triggered run."""
+    """Overload `hostname`; seconds spent in each step until its alert-triggered run ends."""
     with temporary_settings({PREFECT_API_URL: config.prefect_api_url}):
         with get_client(sync_client=True) as client:
             known = {r.id for r in client.read_flow_runs()}
             overloaded = time.time()
             admin.overload(hostname, 8.0)
+            active_at = None
             while True:
+                active_at = active_at or _alert_active_at(config, hostname)
                 new = [r for r in client.read_flow_runs() if r.id not in known]
                 if new and new[0].state and new[0].state.is_final():
                     break
@@ -93,17 +105,66 @@ def alert_to_fix(config: LabConfig, admin: LabAdmin, hostname: str) -> dict[str,
                 ),
                 limit=1,
             ).events
-    run = new[0]
+            run = new[0]
+            tasks = {
+                t.name.rsplit("-", 1)[0]: t
+                for t in client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+                )
+            }
     if not run.state.is_completed():
         raise RuntimeError(f"the alert's run did not complete: {run.state.message}")
-    steps = {
-        "Prometheus + Alertmanager": event.occurred.timestamp() - overloaded,
-        "trigger": run.created.timestamp() - event.occurred.timestamp(),
-        "worker pickup": run.start_time.timestamp() - run.created.timestamp(),
-        "run (restart, verify)": run.end_time.timestamp() - run.start_time.timestamp(),
+    execute, verify = tasks["Execute job"], tasks["Wait for recovery"]
+    active = active_at or overloaded
+    return {
+        "Prometheus: scrape and rule (pending)": active - overloaded,
+        f"rule `for: {ALERT_FOR_SECONDS}s`, Alertmanager group_wait, receiver": (
+            event.occurred.timestamp() - active
+        ),
+        "trigger (event to flow run)": run.created.timestamp() - event.occurred.timestamp(),
+        "worker pickup (poll, process start)": (
+            run.start_time.timestamp() - run.created.timestamp()
+        ),
+        "run: inventory, load, locks": execute.start_time.timestamp() - run.start_time.timestamp(),
+        "run: restart job": verify.start_time.timestamp() - execute.start_time.timestamp(),
+        "run: verification": verify.end_time.timestamp() - verify.start_time.timestamp(),
+        "run: report": run.end_time.timestamp() - verify.end_time.timestamp(),
+        "overload to verified fix": run.end_time.timestamp() - overloaded,
     }
-    steps["overload to verified fix"] = run.end_time.timestamp() - overloaded
-    return steps
+
+
+def _alert_active_at(config: LabConfig, hostname: str) -> float | None:
+    """When Prometheus saw the host's HostOverloaded alert become active (pending), if it has."""
+    alerts = requests.get(f"{config.prometheus_url}/api/v1/alerts", timeout=5).json()
+    for alert in alerts["data"]["alerts"]:
+        if alert["labels"].get("hostname") == hostname or hostname in str(alert["labels"]):
+            return datetime.fromisoformat(alert["activeAt"].replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def lock_hand_over(config: LabConfig, admin: LabAdmin, rounds: int) -> list[float]:
+    """Seconds between one holder giving a host lock back and a waiting one getting it."""
+    host_id = str(admin.hosts()[0]["id"])
+    gaps = []
+
+    def hold(times: dict[str, float]) -> None:
+        with host_locks([host_id]) as (ours, _):
+            assert ours == [host_id]
+            time.sleep(1.5)
+        times["released"] = time.perf_counter()
+
+    with temporary_settings({PREFECT_API_URL: config.prefect_api_url}):
+        for _ in range(rounds):
+            times: dict[str, float] = {}
+            holder = threading.Thread(target=hold, args=(times,))
+            holder.start()
+            time.sleep(0.5)  # the first holds it; the second now waits for it
+            with host_locks([host_id], wait_seconds=30) as (ours, _):
+                times["acquired"] = time.perf_counter()
+                assert ours == [host_id]
+            holder.join()
+            gaps.append(times["acquired"] - times["released"])
+    return gaps
 
 
 def alert_trigger(config: LabConfig, enabled: bool) -> None:
@@ -111,16 +172,14 @@ def alert_trigger(config: LabConfig, enabled: bool) -> None:
         set_alert_triggers(enabled)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="runs per throughput round (<=20)")
-    parser.add_argument("--alerts", type=int, default=5, help="overloads timed end to end")
-    parser.add_argument("--out", default=None, help="also write the tables (markdown) here")
-    args = parser.parse_args()
+def bench_scale(runs: int, rounds: int, alerts: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Start the lab's `--prefect postgres --workers 2` topology of its own; measure runs per
+    minute (one worker, the baseline, then two), the lock hand-over gap, and alert to verified
+    fix; return (title, rows) per table."""
     directory = Path(tempfile.mkdtemp(prefix="opsflow-bench-scale-"))
     config = LabConfig(dir=directory, ports=free_ports(), hosts=10, prefect="postgres", workers=2)
     admin = LabAdmin(config)
-    lines: list[str] = []
+    tables: list[tuple[str, list[dict[str, Any]]]] = []
     try:
         with console.status("lab up with --prefect postgres --workers 2"):
             up(config)
@@ -134,44 +193,71 @@ def main() -> None:
                 alert_trigger(config, enabled=False)
             runs_per_minute(config, admin, 2)  # warm-up: imports cached, pool connections up
             rates[workers] = statistics.median(
-                runs_per_minute(config, admin, args.runs) for _ in range(3)
+                runs_per_minute(config, admin, runs) for _ in range(rounds)
             )
-        table = Table(title=f"restart runbook: {args.runs} runs at once, 5 hosts each, 100 hosts")
-        table.add_column("workers")
-        table.add_column("runs per minute (median of 3)", justify="right")
-        table.add_column("vs one worker", justify="right")
-        for workers, rate in rates.items():
-            table.add_row(str(workers), f"{rate:.1f}", f"{rate / rates[1]:.2f}x")
-        console.print(table)
-        lines += ["| workers | runs per minute | vs one worker |", "|---|---:|---:|"]
-        lines += [f"| {w} | {r:.1f} | {r / rates[1]:.2f}x |" for w, r in rates.items()]
-
+        tables.append(
+            (
+                f"7. Two workers on PostgreSQL: restart runs per minute ({runs} runs at once, "
+                f"5 of 100 hosts each, median of {rounds})",
+                [
+                    {"workers": w, "runs per minute": r, "vs one worker": r / rates[1]}
+                    for w, r in rates.items()
+                ],
+            )
+        )
+        gaps = lock_hand_over(config, admin, 3 if rounds > 1 else 1)
+        tables.append(
+            (
+                "8. Host lock hand-over on PostgreSQL: release to the waiting run's acquisition",
+                [
+                    {
+                        "hand-overs": len(gaps),
+                        "median s": statistics.median(gaps),
+                        "max s": max(gaps),
+                        "bound": "the server's slot wait: "
+                        "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS=2",
+                    }
+                ],
+            )
+        )
         admin.reset(10)
         time.sleep(3)
         alert_trigger(config, enabled=True)
-        names = [h["hostname"] for h in admin.hosts()][: args.alerts]
+        names = [h["hostname"] for h in admin.hosts()][:alerts]
         timings: list[dict[str, float]] = []
         for name in names:
             timings.append(alert_to_fix(config, admin, name))
             admin.overload(name, None)
-        table = Table(title=f"alert to verified fix, {len(timings)} overloads (seconds)")
-        table.add_column("step")
-        table.add_column("median", justify="right")
-        table.add_column("min", justify="right")
-        table.add_column("max", justify="right")
-        lines += ["", "| step | median s | min s | max s |", "|---|---:|---:|---:|"]
-        for step in timings[0]:
-            values = [t[step] for t in timings]
-            row = [f"{statistics.median(values):.1f}", f"{min(values):.1f}", f"{max(values):.1f}"]
-            table.add_row(step, *row)
-            lines.append(f"| {step} | {' | '.join(row)} |")
-        console.print(table)
+        tables.append(
+            (
+                f"9. Alert to verified fix, {len(timings)} overloads (1 s scrape, "
+                f"`for: {ALERT_FOR_SECONDS}s`)",
+                [
+                    {
+                        "step": step,
+                        "median s": statistics.median(t[step] for t in timings),
+                        "min s": min(t[step] for t in timings),
+                        "max s": max(t[step] for t in timings),
+                    }
+                    for step in timings[0]
+                ],
+            )
+        )
     finally:
         down(config)
         shutil.rmtree(postgres_dir(config), ignore_errors=True)
         shutil.rmtree(directory, ignore_errors=True)
-    if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n")
+    return tables
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20, help="runs per throughput round (<=20)")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per worker count")
+    parser.add_argument("--alerts", type=int, default=5, help="overloads timed end to end")
+    args = parser.parse_args()
+    for title, rows in bench_scale(args.runs, args.rounds, args.alerts):
+        show(title, rows)
 
 
 if __name__ == "__main__":

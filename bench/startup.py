@@ -9,6 +9,7 @@ Prefect's own minimum for an ad hoc run: one empty flow on Prefect's temporary s
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import statistics
@@ -101,7 +102,60 @@ def bench_startup(config: LabConfig, admin: LabAdmin, repeat: int) -> list[dict[
                     baseline="Prefect: one empty flow, same server",
                 )
             )
+            rows += scheduled_nothing_to_do(served, repeat)
     return rows
+
+
+SCHEDULED = """
+import json, statistics, sys, time
+from prefect import flow
+from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.tasks.restart_plan import RestartPolicy
+
+empty = flow(name="empty")(lambda: None)
+policy = RestartPolicy(platform="lab", prometheus="lab", threshold=1000)
+times = {"empty": [], "opsflow": []}
+for attempt in range(int(sys.argv[1]) + 1):
+    for name, run in (("empty", empty), ("opsflow", lambda: restart_overloaded_hosts(policy))):
+        started = time.perf_counter()
+        run()
+        if attempt:
+            times[name].append(time.perf_counter() - started)
+print(json.dumps({name: statistics.median(values) for name, values in times.items()}))
+"""
+
+
+def scheduled_nothing_to_do(env: dict[str, str], repeat: int) -> list[dict[str, Any]]:
+    """A scheduled run with nothing to do, as a worker's flow-run process runs it: the run
+    itself in a process that has imported Prefect and opsflow, against the running server, next
+    to Prefect's empty flow in the same process; and that process's start (what the worker
+    adds before the run: the interpreter, Prefect's and opsflow's imports)."""
+    done = subprocess.run(
+        [sys.executable, "-c", SCHEDULED, str(max(repeat, 3))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    imports = "import prefect.flow_engine, opsflow.flows.restart_overloaded_hosts"
+    return [
+        _row(
+            "scheduled run, nothing to do: the run (running server)",
+            measured["opsflow"],
+            measured["empty"],
+            1.5,
+            baseline="Prefect: one empty flow run, same process",
+        ),
+        _row(
+            "scheduled run: its process start (interpreter, Prefect, opsflow imports)",
+            timed([sys.executable, "-c", imports], env, repeat),
+            timed([sys.executable, "-c", "import prefect.flow_engine"], env, repeat),
+            None,
+            baseline="Prefect's own imports",
+        ),
+    ]
 
 
 def _row(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything opsflow and its lab need on a fresh Debian machine:
-# Debian's prometheus, prometheus-alertmanager, chromium, postgresql and redis-server when missing, a virtual environment in .venv,
+# Debian's prometheus, prometheus-alertmanager, chromium, postgresql, redis-server and nginx when missing,
+# a virtual environment in .venv,
 # and the project with its lab, salt and test extras. Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ command -v chromium >/dev/null || missing+=(chromium)  # the UI tests read pages
 # `opsflow lab up --prefect postgres` runs a PostgreSQL cluster of its own (never the default one)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)  # and --prefect ha, Redis
+# `python -m bench.client` serves the host JSON from its own nginx as a loopback-speed baseline
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     # The packages' postinst would start the daemons on 0.0.0.0; the lab runs its own on
@@ -30,7 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ -n "$added_policy" ] && as_root rm -f "$policy"
     if [ -d /run/systemd/system ]; then
-        as_root systemctl disable --now prometheus prometheus-alertmanager postgresql redis-server 2>/dev/null || true
+        as_root systemctl disable --now prometheus prometheus-alertmanager postgresql redis-server \
+            nginx 2>/dev/null || true
     fi
 fi
 
