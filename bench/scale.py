@@ -17,10 +17,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +41,6 @@ from bench.__main__ import free_ports, show
 from opsflow.flows.deployments import set_alert_triggers
 from opsflow.lab.prefect_stack import postgres_dir
 from opsflow.lab.stack import LabAdmin, LabConfig, down, up
-from opsflow.tasks.host_locks import host_locks
 
 RESTART = "restart-overloaded-hosts/restart-overloaded-hosts"
 ALERT_FOR_SECONDS = 5  # the lab's HostOverloaded rule
@@ -142,29 +144,47 @@ def _alert_active_at(config: LabConfig, hostname: str) -> float | None:
     return None
 
 
+HAND_OVER = """
+import json, sys, threading, time
+from opsflow.tasks.host_locks import host_locks
+
+host_id, rounds = sys.argv[1], int(sys.argv[2])
+
+
+def hold(times):
+    with host_locks([host_id]):
+        time.sleep(1.5)
+    times["released"] = time.perf_counter()
+
+
+gaps = []
+for _ in range(rounds):
+    times = {}
+    holder = threading.Thread(target=hold, args=(times,))
+    holder.start()
+    time.sleep(0.5)  # the first holds it; the second now waits for it
+    with host_locks([host_id], wait_seconds=30) as (ours, _):
+        times["acquired"] = time.perf_counter()
+        assert ours == [host_id]
+    holder.join()
+    gaps.append(times["acquired"] - times["released"])
+print(json.dumps(gaps))
+"""
+
+
 def lock_hand_over(config: LabConfig, admin: LabAdmin, rounds: int) -> list[float]:
-    """Seconds between one holder giving a host lock back and a waiting one getting it."""
+    """Seconds between one holder giving a host lock back and a waiting one getting it (in a
+    process of its own whose threads all talk to the lab's server)."""
     host_id = str(admin.hosts()[0]["id"])
-    gaps = []
-
-    def hold(times: dict[str, float]) -> None:
-        with host_locks([host_id]) as (ours, _):
-            assert ours == [host_id]
-            time.sleep(1.5)
-        times["released"] = time.perf_counter()
-
-    with temporary_settings({PREFECT_API_URL: config.prefect_api_url}):
-        for _ in range(rounds):
-            times: dict[str, float] = {}
-            holder = threading.Thread(target=hold, args=(times,))
-            holder.start()
-            time.sleep(0.5)  # the first holds it; the second now waits for it
-            with host_locks([host_id], wait_seconds=30) as (ours, _):
-                times["acquired"] = time.perf_counter()
-                assert ours == [host_id]
-            holder.join()
-            gaps.append(times["acquired"] - times["released"])
-    return gaps
+    done = subprocess.run(
+        [sys.executable, "-c", HAND_OVER, host_id, str(rounds)],
+        env={**os.environ, "PREFECT_API_URL": config.prefect_api_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def alert_trigger(config: LabConfig, enabled: bool) -> None:
@@ -182,7 +202,7 @@ def bench_scale(runs: int, rounds: int, alerts: int) -> list[tuple[str, list[dic
     tables: list[tuple[str, list[dict[str, Any]]]] = []
     try:
         with console.status("lab up with --prefect postgres --workers 2"):
-            up(config)
+            up(config, save_blocks=False)  # its blocks go to its own server, with the deployments
         alert_trigger(config, enabled=False)
         rates: dict[int, float] = {}
         for workers in (1, 2):

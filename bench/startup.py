@@ -52,8 +52,10 @@ def timed(argv: list[str], env: dict[str, str], repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench_startup(config: LabConfig, admin: LabAdmin, repeat: int) -> list[dict[str, Any]]:
-    """The rows of the start-up table."""
+def bench_startup(
+    config: LabConfig, admin: LabAdmin, repeat: int, quick: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of the start-up table (`quick`: without the temporary-server runs, 30 s)."""
     admin.reset(10)
     with tempfile.TemporaryDirectory() as home:
         local = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
@@ -66,7 +68,6 @@ def bench_startup(config: LabConfig, admin: LabAdmin, repeat: int) -> list[dict[
             timeout=300,
         )
         python = timed([sys.executable, "-c", "pass"], local, repeat)
-        prefect_alone = timed([sys.executable, "-c", EMPTY_FLOW], local, repeat)
         rows = [
             _row("opsflow --help", timed([*OPSFLOW, "--help"], local, repeat), python, 0.5),
             _row("opsflow runbooks", timed([*OPSFLOW, "runbooks"], local, repeat), python, 0.5),
@@ -76,14 +77,17 @@ def bench_startup(config: LabConfig, admin: LabAdmin, repeat: int) -> list[dict[
                 python,
                 None,
             ),
-            _row(
-                "ad hoc run, nothing to do (temporary server)",
-                timed([*OPSFLOW, *NOTHING_TO_DO], local, repeat),
-                prefect_alone,
-                4.0,
-                baseline="Prefect: one empty flow, temporary server",
-            ),
         ]
+        if not quick:
+            rows.append(
+                _row(
+                    "ad hoc run, nothing to do (temporary server)",
+                    timed([*OPSFLOW, *NOTHING_TO_DO], local, repeat),
+                    timed([sys.executable, "-c", EMPTY_FLOW], local, repeat),
+                    4.0,
+                    baseline="Prefect: one empty flow, temporary server",
+                )
+            )
         with _prefect_server(local) as api:
             served = {**local, "PREFECT_API_URL": api}
             subprocess.run(

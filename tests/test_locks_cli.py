@@ -81,9 +81,12 @@ def test_a_lock_left_held_by_an_ended_run_is_freed_by_release_stale():
             lock_name(host), GlobalConcurrencyLimitUpdate(active_slots=1)
         )
 
-    listed = opsflow("locks")
-    line = next(row for row in listed.stdout.splitlines() if host in row)
-    assert "COMPLETED" in line
+    def listed_with_its_run() -> str | None:  # the run's event reaches the server in a batch
+        listed = opsflow("locks")
+        line = next(row for row in listed.stdout.splitlines() if host in row)
+        return line if "COMPLETED" in line else None
+
+    wait_until(listed_with_its_run, 30, "the lock listed with its ended run")
 
     too_soon = opsflow("locks", "release", "--stale")  # ended under 90 s ago: its lease may live
     assert lock_name(host) not in too_soon.stdout
