@@ -56,8 +56,18 @@ def value_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
 MAX_SAMPLE_AGE_SECONDS = 120.0
 
 
-def sample_ages(client: PrometheusClient, promql: str) -> dict[str, float]:
-    """Seconds since each instance's newest sample of `promql` was taken.
+SAMPLE_TIME = "opsflow_sample_time"  # marks the sample-time series in a combined answer
+
+
+def query_with_ages(
+    client: PrometheusClient,
+    promql: str,
+    freshness_query: str,
+    max_age_seconds: float | None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """`promql`'s answer and, when ages matter, the seconds since each instance's newest
+    `freshness_query` sample was taken: in one query, the sample times riding along as
+    `timestamp()` series marked with a label of their own.
 
     Prometheus answers an instant query with any sample from the last 5 minutes, so a stuck
     exporter still "has" a value; `timestamp()` tells its age. For a plain selector such as
@@ -65,28 +75,37 @@ def sample_ages(client: PrometheusClient, promql: str) -> dict[str, float]:
     evaluation time (age 0), which is why a computed query names a plain selector of the same
     exporter as its freshness query.
     """
-    frame = client.query(f"timestamp({promql})")
-    if frame.empty or "instance" not in frame.columns:
-        return {}
-    frame["age"] = frame["timestamp"].map(lambda t: t.timestamp()) - frame["value"]
-    return frame.groupby("instance")["age"].min().to_dict()
+    if max_age_seconds is None:
+        return client.query(promql), {}
+    frame = client.query(
+        f'({promql}) or label_replace(timestamp({freshness_query}), "{SAMPLE_TIME}", "1", "", "")'
+    )
+    if SAMPLE_TIME not in frame.columns:
+        return frame, {}
+    is_time = frame[SAMPLE_TIME] == "1"
+    values = frame[~is_time].drop(columns=SAMPLE_TIME)
+    # Labels only the sample-time series have are not labels of the answer.
+    labels = [c for c in values.columns if c not in ("value", "timestamp")]
+    values = values.drop(columns=[c for c in labels if values[c].isna().all()])
+    times = frame[is_time]
+    if times.empty or "instance" not in times.columns:
+        return values, {}
+    ages = times["timestamp"].map(lambda t: t.timestamp()) - times["value"]
+    return values, ages.groupby(times["instance"]).min().to_dict()
 
 
 def current_values(
-    client: PrometheusClient,
-    frame: pd.DataFrame,
-    freshness_query: str,
-    max_age_seconds: float | None,
+    frame: pd.DataFrame, ages: dict[str, float], max_age_seconds: float | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`frame` (a query's answer) as (usable values, unusable rows with a `why`): NaN, and
-    instances whose `freshness_query` sample is older than `max_age_seconds`, are never used."""
+    instances whose newest sample is older than `max_age_seconds` (`ages`), are never used."""
     values = value_by_instance(frame)
     values["why"] = None
     values.loc[values["value"].isna(), "why"] = "NaN"
     if max_age_seconds is not None and not values.empty:
-        ages = values["instance"].map(sample_ages(client, freshness_query))
-        stale = ages > max_age_seconds
-        values.loc[stale, "why"] = "stale, " + ages[stale].round().astype(int).astype(str) + "s old"
+        age = values["instance"].map(ages)
+        stale = age > max_age_seconds
+        values.loc[stale, "why"] = "stale, " + age[stale].round().astype(int).astype(str) + "s old"
     unusable = values["why"].notna()
     return values[~unusable].drop(columns="why"), values[unusable]
 
@@ -109,7 +128,7 @@ def query_metric(
             without an `instance` label; nothing should be acted on then.
     """
     with prometheus.get_client() as client:
-        frame = client.query(promql)
+        frame, ages = query_with_ages(client, promql, freshness_query or promql, max_age_seconds)
         if frame.empty:
             raise BadResponse(
                 f"Prometheus returned no series for {promql!r}: check the query and that the "
@@ -117,7 +136,7 @@ def query_metric(
             )
         if "instance" not in frame.columns:
             raise BadResponse(f"series of {promql!r} have no 'instance' label to match hosts by")
-        usable, unusable = current_values(client, frame, freshness_query or promql, max_age_seconds)
+        usable, unusable = current_values(frame, ages, max_age_seconds)
     logger = get_run_logger()
     if not unusable.empty:
         logger.warning(
@@ -146,7 +165,8 @@ def current_values_of(
     """The value of `promql` for each IP now (None: missing, NaN or stale)."""
     with prometheus.get_client() as client:
         values, _ = current_values(
-            client, client.query(promql), freshness_query or promql, max_age_seconds
+            *query_with_ages(client, promql, freshness_query or promql, max_age_seconds),
+            max_age_seconds,
         )
     seen = dict(zip(values["ip"], values["value"], strict=True))
     return {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
@@ -174,7 +194,8 @@ def wait_for_recovery(
     with prometheus.get_client() as client:
         while True:
             values, _ = current_values(
-                client, client.query(promql), freshness_query or promql, max_age_seconds
+                *query_with_ages(client, promql, freshness_query or promql, max_age_seconds),
+                max_age_seconds,
             )
             seen = dict(zip(values["ip"], values["value"], strict=True))
             last = {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
