@@ -408,7 +408,7 @@ def main() -> None:
         admin = LabAdmin(config)
         try:
             if "client" in only:
-                results["client"] = bench_client(config, admin, repeat, 300 if quick else 2000)
+                results["client"] = bench_client(config, admin, repeat, 200 if quick else 2000)
                 sections.append(
                     show(
                         "1. Client throughput: host reads over HTTPS, nginx and the lab",

@@ -55,18 +55,11 @@ def timed(argv: list[str], env: dict[str, str], repeat: int) -> float:
 def bench_startup(
     config: LabConfig, admin: LabAdmin, repeat: int, quick: bool = False
 ) -> list[dict[str, Any]]:
-    """The rows of the start-up table (`quick`: without the temporary-server runs, 30 s)."""
+    """The rows of the start-up table (`quick`: without the ad hoc runs)."""
     admin.reset(10)
     with tempfile.TemporaryDirectory() as home:
         local = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         local |= {"PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        subprocess.run(  # the lab's blocks, in this Prefect home (as `opsflow lab up` does)
-            [*OPSFLOW[:2], "opsflow.lab", "up", "--dir", str(config.dir)],
-            env=local,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
         python = timed([sys.executable, "-c", "pass"], local, repeat)
         rows = [
             _row("opsflow --help", timed([*OPSFLOW, "--help"], local, repeat), python, 0.5),
@@ -79,6 +72,13 @@ def bench_startup(
             ),
         ]
         if not quick:
+            subprocess.run(  # the lab's blocks in this Prefect home (as `opsflow lab up` does)
+                [*OPSFLOW[:2], "opsflow.lab", "up", "--dir", str(config.dir)],
+                env=local,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
             rows.append(
                 _row(
                     "ad hoc run, nothing to do (temporary server)",
@@ -97,16 +97,17 @@ def bench_startup(
                 capture_output=True,
                 timeout=300,
             )
-            rows.append(
-                _row(
-                    "ad hoc run, nothing to do (running server)",
-                    timed([*OPSFLOW, *NOTHING_TO_DO], served, repeat),
-                    timed([sys.executable, "-c", EMPTY_FLOW], served, repeat),
-                    None,
-                    baseline="Prefect: one empty flow, same server",
+            if not quick:
+                rows.append(
+                    _row(
+                        "ad hoc run, nothing to do (running server)",
+                        timed([*OPSFLOW, *NOTHING_TO_DO], served, repeat),
+                        timed([sys.executable, "-c", EMPTY_FLOW], served, repeat),
+                        None,
+                        baseline="Prefect: one empty flow, same server",
+                    )
                 )
-            )
-            rows += scheduled_nothing_to_do(served, repeat)
+            rows += scheduled_nothing_to_do(served, repeat if quick else max(repeat, 3))
     return rows
 
 
@@ -135,7 +136,7 @@ def scheduled_nothing_to_do(env: dict[str, str], repeat: int) -> list[dict[str, 
     to Prefect's empty flow in the same process; and that process's start (what the worker
     adds before the run: the interpreter, Prefect's and opsflow's imports)."""
     done = subprocess.run(
-        [sys.executable, "-c", SCHEDULED, str(max(repeat, 3))],
+        [sys.executable, "-c", SCHEDULED, str(repeat)],
         env=env,
         capture_output=True,
         text=True,
