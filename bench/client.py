@@ -347,6 +347,8 @@ def profile_opsflow(reads: int, top: int = 30) -> None:
 
 
 def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    from bench.__main__ import _fmt  # (imported here: bench.__main__ imports this module)
+
     table = Table(title=title)
     columns = list(rows[0])
     for column in columns:
@@ -356,14 +358,6 @@ def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
     console.print(table)
     for line in target_lines(rows):
         console.print(line)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.2f}" if value < 1000 else f"{value:,.0f}"
-    return str(value)
 
 
 def main() -> None:
