@@ -142,8 +142,6 @@ class VaultConnection(Block):
     def _read_jwt(self) -> str:
         """The JWT, read now: from `jwt_env` when set, else through the `jwt_vault_secret`
         block when set, else from `jwt_path`."""
-        if self.jwt_vault_secret and not self.jwt_env:
-            return self._jwt_from_vault(self.jwt_vault_secret)
         if self.jwt_env:
             value = os.environ.get(self.jwt_env, "").strip()
             if not value:
@@ -151,6 +149,8 @@ class VaultConnection(Block):
                     f"Vault connection: jwt_env {self.jwt_env!r} is not set or empty"
                 )
             return value
+        if self.jwt_vault_secret:
+            return self._jwt_from_vault(self.jwt_vault_secret)
         try:
             value = Path(self.jwt_path).read_text().strip()
         except OSError as exc:
@@ -166,7 +166,8 @@ class VaultConnection(Block):
         """The JWT in the Vault Secret block `name`; refused when reading it would need this
         very login (a block that reads through this connection)."""
         reading = _reading_jwt.__dict__.setdefault("fingerprints", set())
-        if self.fingerprint() in reading:
+        me = self.fingerprint()
+        if me in reading:
             raise ConfigurationError(
                 f"Vault connection: jwt_vault_secret {name!r} is read through this same "
                 "connection, which needs the JWT to log in: give it a secret read through "
@@ -179,11 +180,11 @@ class VaultConnection(Block):
                 f"Vault connection: jwt_vault_secret {name!r} is not a saved Vault Secret "
                 "block: save one, or fix the name"
             ) from None
-        reading.add(self.fingerprint())
+        reading.add(me)
         try:
             return secret.get().get_secret_value().strip()
         finally:
-            reading.discard(self.fingerprint())
+            reading.discard(me)
 
     def fingerprint(self) -> str:
         """Identifies this connection and its credentials (hashed) for the per-run cache."""

@@ -62,12 +62,12 @@ SAMPLE_TIME = "opsflow_sample_time"  # marks the sample-time series in a combine
 def query_with_ages(
     client: PrometheusClient,
     promql: str,
-    freshness_query: str,
+    freshness_query: str | None,
     max_age_seconds: float | None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """`promql`'s answer and, when ages matter, the seconds since each instance's newest
-    `freshness_query` sample was taken: in one query, the sample times riding along as
-    `timestamp()` series marked with a label of their own.
+    `freshness_query` sample (default: `promql`'s own) was taken: in one query, the sample
+    times riding along as `timestamp()` series marked with a label of their own.
 
     Prometheus answers an instant query with any sample from the last 5 minutes, so a stuck
     exporter still "has" a value; `timestamp()` tells its age. For a plain selector such as
@@ -77,8 +77,9 @@ def query_with_ages(
     """
     if max_age_seconds is None:
         return client.query(promql), {}
+    fresh = freshness_query or promql
     frame = client.query(
-        f'({promql}) or label_replace(timestamp({freshness_query}), "{SAMPLE_TIME}", "1", "", "")'
+        f'({promql}) or label_replace(timestamp({fresh}), "{SAMPLE_TIME}", "1", "", "")'
     )
     if SAMPLE_TIME not in frame.columns:
         return frame, {}
@@ -110,6 +111,21 @@ def current_values(
     return values[~unusable].drop(columns="why"), values[unusable]
 
 
+def values_of_ips(
+    client: PrometheusClient,
+    promql: str,
+    ips: list[str],
+    max_age_seconds: float | None,
+    freshness_query: str | None,
+) -> dict[str, float | None]:
+    """`promql`'s usable value for each IP now (None: missing, NaN or stale)."""
+    values, _ = current_values(
+        *query_with_ages(client, promql, freshness_query, max_age_seconds), max_age_seconds
+    )
+    seen = dict(zip(values["ip"], values["value"], strict=True))
+    return {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
+
+
 @task(name="Query metric", **READ)
 def query_metric(
     prometheus: Prometheus,
@@ -128,7 +144,7 @@ def query_metric(
             without an `instance` label; nothing should be acted on then.
     """
     with prometheus.get_client() as client:
-        frame, ages = query_with_ages(client, promql, freshness_query or promql, max_age_seconds)
+        frame, ages = query_with_ages(client, promql, freshness_query, max_age_seconds)
         if frame.empty:
             raise BadResponse(
                 f"Prometheus returned no series for {promql!r}: check the query and that the "
@@ -164,12 +180,7 @@ def current_values_of(
 ) -> dict[str, float | None]:
     """The value of `promql` for each IP now (None: missing, NaN or stale)."""
     with prometheus.get_client() as client:
-        values, _ = current_values(
-            *query_with_ages(client, promql, freshness_query or promql, max_age_seconds),
-            max_age_seconds,
-        )
-    seen = dict(zip(values["ip"], values["value"], strict=True))
-    return {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
+        return values_of_ips(client, promql, ips, max_age_seconds, freshness_query)
 
 
 @task(name="Wait for recovery", cache_policy=NO_CACHE)
@@ -190,15 +201,9 @@ def wait_for_recovery(
         NaN or stale — a host is never called recovered on old data).
     """
     deadline = time.monotonic() + window_seconds
-    last: dict[str, float | None] = dict.fromkeys(ips)
     with prometheus.get_client() as client:
         while True:
-            values, _ = current_values(
-                *query_with_ages(client, promql, freshness_query or promql, max_age_seconds),
-                max_age_seconds,
-            )
-            seen = dict(zip(values["ip"], values["value"], strict=True))
-            last = {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
+            last = values_of_ips(client, promql, ips, max_age_seconds, freshness_query)
             waiting = [ip for ip, value in last.items() if value is None or value >= threshold]
             if not waiting or time.monotonic() >= deadline:
                 break

@@ -3,26 +3,13 @@ trigger and the crash automation; a pool that does not exist is one line and exi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.settings import PREFECT_API_URL
 
 from opsflow.flows.crash_detection import NAME
-
-
-def opsflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opsflow.flows.cli", *args],
-        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.test_cli import opsflow
 
 
 def test_deploy_registers_the_runbooks_for_the_pool_with_their_automations():

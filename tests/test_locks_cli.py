@@ -13,20 +13,10 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_URL
 
 from opsflow.tasks.host_locks import host_locks, lock_name
 from tests.conftest import wait_until
-
-
-def opsflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opsflow.flows.cli", *args],
-        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.test_cli import opsflow
 
 
 @flow(name="hold-host-locks")
