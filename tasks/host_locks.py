@@ -87,8 +87,8 @@ else:
     ) -> Iterator[None]:
         """Prefect's `concurrency()` (one lease for all the slots, renewed while held, given
         back at the end) without its events: it emits one per limit naming every other limit
-        taken with it, which grows with the square of the hosts (about 0.5 s per run at 50
-        hosts, 250,000 related resources at 500). Each lock's `opsflow.host.locked` event
+        taken with it, which grows with the square of the hosts (0.4 s of work in the run's
+        process at 50 hosts, not yet visible in wall time; 250,000 related resources at 500). Each lock's `opsflow.host.locked` event
         still says which run holds it."""
         taken = acquire_concurrency_slots_with_lease(
             names,
