@@ -3,6 +3,7 @@ hosts to fall back under a threshold."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 
@@ -111,6 +112,28 @@ def current_values(
     return values[~unusable].drop(columns="why"), values[unusable]
 
 
+SELECTOR = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*", re.DOTALL)
+
+
+def only_instances(promql: str, ips: list[str]) -> str:
+    r"""A plain selector narrowed to the instances of `ips` (`10.0.0.7`, `10.0.0.7:9100`,
+    `[::1]:9100`), so Prometheus answers for a batch, not the fleet (at 10,000 hosts 0.7 s of
+    query and parsing per read); any other expression is returned unchanged.
+
+    Example:
+        >>> print(only_instances('node_load1{job="node"}', ["10.0.0.7"]))
+        node_load1{job="node", instance=~`\[?(10\.0\.0\.7)\]?(:[0-9]+)?`}
+        >>> only_instances("avg by (instance) (node_load5)", ["10.0.0.7"])
+        'avg by (instance) (node_load5)'
+    """
+    match = SELECTOR.fullmatch(promql)
+    if match is None or not ips:
+        return promql
+    name, matchers = match.group(1), (match.group(2) or "").strip().rstrip(",")
+    wanted = f"instance=~`\\[?({'|'.join(re.escape(ip) for ip in ips)})\\]?(:[0-9]+)?`"
+    return f"{name}{{{matchers}, {wanted}}}" if matchers else f"{name}{{{wanted}}}"
+
+
 def values_of_ips(
     client: PrometheusClient,
     promql: str,
@@ -118,9 +141,14 @@ def values_of_ips(
     max_age_seconds: float | None,
     freshness_query: str | None,
 ) -> dict[str, float | None]:
-    """`promql`'s usable value for each IP now (None: missing, NaN or stale)."""
+    """`promql`'s usable value for each IP now (None: missing, NaN or stale); a plain selector
+    is asked for these instances only (`only_instances`)."""
+    narrowed = only_instances(promql, ips)
+    fresh = only_instances(freshness_query, ips) if freshness_query else None
+    if fresh is None and narrowed != promql:
+        fresh = narrowed  # the default freshness query is the query itself
     values, _ = current_values(
-        *query_with_ages(client, promql, freshness_query, max_age_seconds), max_age_seconds
+        *query_with_ages(client, narrowed, fresh, max_age_seconds), max_age_seconds
     )
     seen = dict(zip(values["ip"], values["value"], strict=True))
     return {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}

@@ -12,6 +12,12 @@ import requests
 from opsflow.blocks import Prometheus
 from opsflow.opsapi import Transport
 from opsflow.tasks import RunbookAborted
+from opsflow.tasks.monitoring import (
+    current_values,
+    only_instances,
+    query_with_ages,
+    values_of_ips,
+)
 from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, wait_until
 from tests.test_restart_runbook import run
@@ -116,3 +122,33 @@ def test_only_unusable_samples_stop_the_runbook(lab_with_metric_faults, fault, s
     )
 
     assert_nothing_done(lab, state, report, f"is NaN or stale {says}")
+
+
+@pytest.mark.parametrize("fault", ["nan", "stale"])
+def test_a_batch_read_asks_for_its_hosts_only_and_judges_them_as_the_fleet_read_does(
+    lab_with_metric_faults, fault
+):
+    """Before each batch and while waiting for recovery the runbook reads its batch's hosts
+    only (a narrowed selector, not the fleet): same values, same refusal of unusable samples."""
+    lab = lab_with_metric_faults
+    lab.overload(8.0, "lab-db-02")
+    make_unusable(lab, "lab-web-01", fault)
+    ips = {h["hostname"]: h["ip"] for h in lab.admin.hosts()}
+    batch = [ips["lab-web-01"], ips["lab-db-02"], ips["lab-web-03"], "10.255.255.254"]
+
+    with Prometheus.load("lab").get_client() as client:
+        narrowed = client.query(only_instances("node_load1", batch))
+        fleet, _ = current_values(*query_with_ages(client, "node_load1", None, 30), 30)
+        batch_read = values_of_ips(client, "node_load1", batch, 30, None)
+
+    # Prometheus answered for the batch's hosts only (the unknown address has no series).
+    assert set(narrowed["hostname"]) == {"lab-web-01", "lab-db-02", "lab-web-03"}
+    assert len(fleet) == 9  # lab-web-01 is unusable in the fleet read too
+    by_ip = dict(zip(fleet["ip"], fleet["value"], strict=True))
+    assert batch_read == {
+        ips["lab-web-01"]: None,
+        ips["lab-db-02"]: by_ip[ips["lab-db-02"]],
+        ips["lab-web-03"]: by_ip[ips["lab-web-03"]],
+        "10.255.255.254": None,
+    }
+    assert batch_read[ips["lab-db-02"]] == 8.0
