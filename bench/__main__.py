@@ -371,7 +371,7 @@ def targets(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
             f"load-report at {largest['hosts']:,} hosts: < 10 s and < 500 MB",
             f"{largest['median s']:.2f} s, {largest['peak MB']:.0f} MB",
             largest["median s"] < 10 and largest["peak MB"] < 500,
-            "the inventory pages and Prometheus' answer; see 3",
+            "the platform's inventory pages: listing 100,000 hosts alone takes 8-13 s; see 3",
         )
     return rows
 

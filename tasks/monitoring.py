@@ -67,8 +67,11 @@ def query_with_ages(
     max_age_seconds: float | None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """`promql`'s answer and, when ages matter, the seconds since each instance's newest
-    `freshness_query` sample (default: `promql`'s own) was taken: in one query, the sample
-    times riding along as `timestamp()` series marked with a label of their own.
+    `freshness_query` sample (default: `promql`'s own) was taken, for the instances whose newest
+    sample is older than `max_age_seconds` (an instance not in the dict is fresh): in one query,
+    those sample times riding along as `timestamp()` series marked with a label of their own.
+    Only the old ones ride along, so a fleet that is fresh costs no extra series (at 100,000
+    hosts the answer would otherwise double).
 
     Prometheus answers an instant query with any sample from the last 5 minutes, so a stuck
     exporter still "has" a value; `timestamp()` tells its age. For a plain selector such as
@@ -80,7 +83,8 @@ def query_with_ages(
         return client.query(promql), {}
     fresh = freshness_query or promql
     frame = client.query(
-        f'({promql}) or label_replace(timestamp({fresh}), "{SAMPLE_TIME}", "1", "", "")'
+        f"({promql}) or label_replace(max by (instance) (timestamp({fresh})) "
+        f'< time() - {max_age_seconds:g}, "{SAMPLE_TIME}", "1", "", "")'
     )
     if SAMPLE_TIME not in frame.columns:
         return frame, {}
@@ -93,7 +97,7 @@ def query_with_ages(
     if times.empty or "instance" not in times.columns:
         return values, {}
     ages = times["timestamp"].map(lambda t: t.timestamp()) - times["value"]
-    return values, ages.groupby(times["instance"]).min().to_dict()
+    return values, dict(zip(times["instance"], ages, strict=True))
 
 
 def current_values(
