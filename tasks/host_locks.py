@@ -39,7 +39,7 @@ from prefect.events.filters import (
     EventOccurredFilter,
     EventResourceFilter,
 )
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import MissingContextError, ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from opsflow.blocks.backend import ExecutionBackendBlock
@@ -65,6 +65,14 @@ class _HeldLockIsNotAnError(logging.Filter):
 
 
 logging.getLogger("prefect._internal.concurrency").addFilter(_HeldLockIsNotAnError())
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The run's logger in a flow run; this module's elsewhere (a script, the CLI)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 # A Prefect server on SQLite answers 503 when another write committed while a request read
@@ -101,8 +109,9 @@ def _acquire(
     holder: ConcurrencyLeaseHolder | None,
 ) -> UUID:
     """One lease on a slot of every named limit, waiting up to `timeout_seconds` while one is
-    held (the server's 423 and Retry-After). TimeoutError when still held; a missing limit
-    raises ConcurrencySlotAcquisitionError (a limit that does not exist locks nothing)."""
+    held (the server's 423 and Retry-After). TimeoutError when still held; when any of the
+    limits does not exist (a limit that does not exist locks nothing), nothing is held and
+    ConcurrencySlotAcquisitionError is raised."""
     deadline = time.monotonic() + timeout_seconds
     while True:
         try:
@@ -124,15 +133,32 @@ def _acquire(
             time.sleep(pause)
             continue
         granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
-        if not granted.limits:
-            raise ConcurrencySlotAcquisitionError(f"no lock limits named {names[:3]}...")
+        missing = set(names) - {limit.name for limit in granted.limits}
+        if missing:
+            # The server leases the limits that exist and skips the others: a host new to the
+            # fleet would be "locked" without a lock. Give the lease back; the caller creates
+            # the missing limits and takes them all again.
+            if granted.limits:
+                _release(granted.lease_id)
+            raise ConcurrencySlotAcquisitionError(
+                f"{plural(len(missing), 'host lock')} not created yet: {sorted(missing)[:3]}"
+            )
         return granted.lease_id
+
+
+def _release(lease_id: UUID) -> None:
+    """Give a lease back; when that fails it runs out by itself (its duration, then the
+    server's repossessor), so a finished rollout does not fail over it."""
+    try:
+        _without_stall(lambda client: client.release_concurrency_slots_with_lease(lease_id))
+    except httpx.HTTPError as exc:
+        _logger().warning("host locks not given back (%s): they free themselves within 75 s", exc)
 
 
 try:
     from prefect.concurrency._leases import maintain_concurrency_lease
-except ImportError:  # Prefect moved it: its public context manager does the same, slower
-    _concurrency = concurrency
+except ImportError:  # Prefect moved it: its public context manager, slower, and it holds the
+    _concurrency = concurrency  # existing limits when some are missing (only none raises)
 else:
 
     @contextmanager
@@ -159,14 +185,7 @@ else:
             ):
                 yield
         finally:
-            try:
-                _without_stall(lambda c: c.release_concurrency_slots_with_lease(lease_id))
-            except httpx.HTTPError as exc:  # the work is done; the lease runs out by itself
-                logging.getLogger(__name__).warning(
-                    "host locks not given back (%s): they free themselves within %g s",
-                    exc,
-                    lease_duration + 15,
-                )
+            _release(lease_id)
 
 
 def lock_name(host_id: str) -> str:
@@ -193,7 +212,7 @@ def host_locks(
             took = _take(stack, [lock_name(host_id)], FALLBACK_WAIT_SECONDS, lease_seconds)
             (ours if took else theirs).append(host_id)
         if theirs:
-            get_run_logger().warning(
+            _logger().warning(
                 "%s locked by another run: %s",
                 f"{plural(len(theirs), 'host')} {'is' if len(theirs) == 1 else 'are'}",
                 ", ".join(theirs[:20]),

@@ -1,0 +1,35 @@
+"""Host locks against a real Prefect API: all or nothing, new hosts included."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from prefect.client.orchestration import get_client
+
+from opsflow.tasks.host_locks import host_locks, lock_name
+
+
+def slots(host_ids: list[str]) -> dict[str, int | None]:
+    """host id -> active slots of its lock (None: the lock does not exist)."""
+    with get_client(sync_client=True) as client:
+        limits = {g.name: g.active_slots for g in client.read_global_concurrency_limits(limit=200)}
+    return {h: limits.get(lock_name(h)) for h in host_ids}
+
+
+def test_a_host_new_to_the_fleet_is_locked_with_hosts_locked_before(prefect_api):
+    """The server leases the limits that exist and skips missing ones: a host whose lock was
+    never created must not come out "locked" without a lock while the others are held."""
+    known, new, other = (f"{uuid4().hex[:8]}-{n}" for n in ("known", "new", "other"))
+    with get_client(sync_client=True) as client:
+        for host in (known, other):
+            client.upsert_global_concurrency_limit_by_name(lock_name(host), limit=1)
+    assert slots([known, new, other]) == {known: 0, new: None, other: 0}
+
+    with host_locks([known, new, other]) as (ours, theirs):
+        assert (ours, theirs) == ([known, new, other], [])
+        assert slots([known, new, other]) == {known: 1, new: 1, other: 1}
+        # Another run wanting the new host finds it held.
+        with host_locks([new], wait_seconds=0.5) as (second_ours, second_theirs):
+            assert (second_ours, second_theirs) == ([], [new])
+
+    assert slots([known, new, other]) == {known: 0, new: 0, other: 0}
