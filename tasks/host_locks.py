@@ -109,9 +109,8 @@ def _acquire(
     holder: ConcurrencyLeaseHolder | None,
 ) -> UUID:
     """One lease on a slot of every named limit, waiting up to `timeout_seconds` while one is
-    held (the server's 423 and Retry-After). TimeoutError when still held; when any of the
-    limits does not exist (a limit that does not exist locks nothing), nothing is held and
-    ConcurrencySlotAcquisitionError is raised."""
+    held (the server's 423 and Retry-After). TimeoutError when still held; LocksNotCreated,
+    holding nothing, when any of the limits does not exist (it would lock nothing)."""
     deadline = time.monotonic() + timeout_seconds
     while True:
         try:
@@ -140,10 +139,16 @@ def _acquire(
             # the missing limits and takes them all again.
             if granted.limits:
                 _release(granted.lease_id)
-            raise ConcurrencySlotAcquisitionError(
-                f"{plural(len(missing), 'host lock')} not created yet: {sorted(missing)[:3]}"
-            )
+            raise LocksNotCreated(sorted(missing))
         return granted.lease_id
+
+
+class LocksNotCreated(ConcurrencySlotAcquisitionError):
+    """Some of the locks asked for do not exist yet; none is held."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"{plural(len(missing), 'host lock')} not created yet: {missing[:3]}")
+        self.missing = missing
 
 
 def _release(lease_id: UUID) -> None:
@@ -244,9 +249,12 @@ def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds
 
     try:
         enter()
-    except ConcurrencySlotAcquisitionError:
-        with get_client(sync_client=True) as client:  # a limit that does not exist locks nothing
-            for name in names:
+    except ConcurrencySlotAcquisitionError as exc:
+        # A limit that does not exist locks nothing: create the missing ones (all of them when
+        # Prefect's own context manager, which does not say which, is in use).
+        missing = exc.missing if isinstance(exc, LocksNotCreated) else names
+        with get_client(sync_client=True) as client:
+            for name in missing:
                 try:
                     client.upsert_global_concurrency_limit_by_name(name, limit=1)
                 except ObjectAlreadyExists:  # another run created it first: as good

@@ -148,9 +148,7 @@ def values_of_ips(
     """`promql`'s usable value for each IP now (None: missing, NaN or stale); a plain selector
     is asked for these instances only (`only_instances`)."""
     narrowed = only_instances(promql, ips)
-    fresh = only_instances(freshness_query, ips) if freshness_query else None
-    if fresh is None and narrowed != promql:
-        fresh = narrowed  # the default freshness query is the query itself
+    fresh = only_instances(freshness_query or promql, ips)
     values, _ = current_values(
         *query_with_ages(client, narrowed, fresh, max_age_seconds), max_age_seconds
     )
