@@ -7,6 +7,7 @@ checks each recorded PID's command line before signalling it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import requests
 
 DEFAULT_DIR = Path(os.environ.get("OPSFLOW_LAB_DIR", "~/.opsflow/lab")).expanduser()
 BLOCK_NAME = "lab"
+STOP_GRACE_SECONDS = 20.0  # after SIGTERM, before SIGKILL: a salt-minion takes 7-10 s
 
 
 @dataclass
@@ -461,7 +463,7 @@ def _ensure_salt(
     if not (processes.get("salt-master") and _alive(processes["salt-master"])):
         shutil.rmtree(salt.salt_dir(config.dir), ignore_errors=True)  # no stale sockets
     master_root = salt.write_master_config(config.dir, ports, password, names)
-    _ensure(
+    master_started = _ensure(
         config,
         processes,
         "salt-master",
@@ -469,12 +471,14 @@ def _ensure_salt(
         [salt.salt_binary("salt-master"), "-c", str(master_root)],
         lambda: (master_root / "sock").exists(),
     )
-    for host in hosts:
+
+    def start_minion(host: dict[str, Any]) -> None:
         name = f"salt-minion-{host['hostname']}"
-        if processes.get(name) and _alive(processes[name]):
-            continue
         role = host["hostname"].split("-")[1]  # lab-web-01: web
         root = salt.write_minion_config(config.dir, host["hostname"], host["ip"], role, ports)
+        # Salt refuses to start while its last process's pid still exists, and a killed
+        # minion's worker can linger a moment as a zombie: the lab is the supervisor here.
+        (root / "process_responsibility_salt-minion.pid").unlink(missing_ok=True)
         processes[name] = _start(
             config,
             name,
@@ -482,6 +486,13 @@ def _ensure_salt(
             salt.minion_env(config.dir, host["hostname"], host["ip"]),
         )
         _save_processes(config, processes)
+
+    started = []
+    for host in hosts:
+        entry = processes.get(f"salt-minion-{host['hostname']}")
+        if not (entry and _alive(entry)):
+            start_minion(host)
+            started.append(host["hostname"])
     _ensure(
         config,
         processes,
@@ -491,7 +502,22 @@ def _ensure_salt(
         lambda: requests.get(config.salt_api_url, timeout=2).ok,
     )
     token = salt.wait_for_api(config.salt_api_url, password)
-    salt.wait_for_minions(config.salt_api_url, token, names)
+    # A minion already connected answers at once; one just started needs up to a minute.
+    wait = (
+        salt.MINIONS_READY_SECONDS if started or master_started else salt.CONNECTED_MINIONS_SECONDS
+    )
+    silent = salt.silent_minions(config.salt_api_url, token, names, wait)
+    if silent:  # running but deaf (a minion can hang for good): stop it hard, start it once more
+        stop_processes([processes[f"salt-minion-{name}"] for name in silent], grace=5)
+        for host in hosts:
+            if host["hostname"] in silent:
+                start_minion(host)
+        silent = salt.silent_minions(config.salt_api_url, token, silent)
+    if silent:
+        raise RuntimeError(
+            f"lab: minions {silent} did not answer test.ping, even after a restart "
+            f"(logs: {config.dir / 'salt' / 'minions'})"
+        )
 
 
 def _keep_unseal_key_out_of_the_log(config: LabConfig, root_token: str) -> None:
@@ -526,22 +552,45 @@ def _vault_config(config: LabConfig) -> Path:
     return path
 
 
+def stop_processes(entries: list[dict[str, Any]], grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop recorded processes: SIGTERM to each one's process group, all at once; whatever still
+    runs after `grace` seconds gets SIGKILL; return once every one is gone. (A salt-minion can
+    ignore SIGTERM for good, saltstack/salt#57934: never wait on it without a deadline.)
+
+    >>> stop_processes([_processes(config)["salt-minion-lab-web-07"]])  # doctest: +SKIP
+    """
+    running = [e for e in entries if _alive(e)]
+    for signum, seconds in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        for entry in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(entry["pid"], signum)
+        deadline = time.monotonic() + seconds
+        while (running := [e for e in running if _group_alive(e)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not running:
+            return
+    raise RuntimeError(f"lab: pids {[e['pid'] for e in running]} survived SIGKILL")
+
+
+def _group_alive(entry: dict[str, Any]) -> bool:
+    """The recorded process, or any process of its group (a minion's workers), still runs."""
+    if _alive(entry):
+        return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(group) == entry["pid"] and state != "Z":
+                return True
+    return False
+
+
 def down(config: LabConfig, only: tuple[str, ...] = ()) -> list[str]:
     """Stop the processes `up` started (and only those; with `only`, those whose names start
     with one of its prefixes); return their names."""
     processes = _processes(config)
     chosen = {n: e for n, e in processes.items() if not only or n.startswith(only)}
-    stopped = []
-    for name, entry in chosen.items():
-        if _alive(entry):
-            os.killpg(entry["pid"], signal.SIGTERM)
-            stopped.append(name)
-    deadline = time.monotonic() + 20  # every one was signalled at once; a minion takes 7-10 s
-    for entry in chosen.values():
-        while _alive(entry) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(entry):
-            os.killpg(entry["pid"], signal.SIGKILL)
+    stopped = [name for name, entry in chosen.items() if _alive(entry)]
+    stop_processes(list(chosen.values()))
     _save_processes(config, {n: e for n, e in processes.items() if n not in chosen})
     return stopped
 

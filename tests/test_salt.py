@@ -17,7 +17,7 @@ from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsflow.lab.hosts import host_dir
 from opsflow.lab.salt import clear_job_cache, minion_env, salt_binary, write_minion_config
-from opsflow.lab.stack import _alive, _processes, _start, up
+from opsflow.lab.stack import _processes, _start, stop_processes, up
 from opsflow.opsapi import AuthFailed, ConnectionFailed, NotFound, Transport
 from opsflow.opsapi.salt import SaltAPIClient
 from opsflow.tasks import execute_job, list_hosts, query_instant, wait_for_job
@@ -50,9 +50,9 @@ def salt_block(**changes: object) -> SaltAPI:
 
 
 def stop(lab: Lab, name: str) -> None:
-    entry = _processes(lab.config)[name]
-    os.killpg(entry["pid"], signal.SIGTERM)
-    wait_until(lambda: not _alive(entry), 30, f"{name} to stop")
+    """As an operator's `kill`: SIGTERM, then SIGKILL if it is still there (a minion can ignore
+    SIGTERM for good: seen in CI, saltstack/salt#57934)."""
+    stop_processes([_processes(lab.config)[name]], grace=10)
 
 
 def run(policy: RestartPolicy):
@@ -107,7 +107,7 @@ def test_registering_a_host_accepts_its_waiting_minion(salt, tmp_path):
         )
         assert again.created == [] and name in again.unchanged + again.differ  # not twice
     finally:
-        os.killpg(entry["pid"], signal.SIGTERM)
+        stop_processes([entry])
         client._lowstate({"client": "wheel", "fun": "key.delete", "match": name})
 
 
@@ -170,6 +170,26 @@ def test_a_stopped_minion_is_reported_as_not_returned_and_stops_the_rollout(salt
     assert "minion did not return within the job timeout" in by_host["lab-web-07"].detail
     assert by_host["lab-web-09"].result == "not touched"
     assert salt.admin.restarts() == {}
+
+
+def test_lab_up_restarts_a_minion_that_runs_but_does_not_answer(salt):
+    """The CI failure of 2026-11-30: a minion ignored SIGTERM for good, `up` saw it running and
+    waited on it, and every later test's lab failed. A stopped process is as deaf (SIGTERM stays
+    pending too): `up` must kill it and start a new one that runs commands."""
+    deaf = _processes(salt.config)["salt-minion-lab-web-07"]
+    os.killpg(deaf["pid"], signal.SIGSTOP)
+    try:
+        up(salt.config)
+    finally:
+        stop_processes([deaf], grace=0)
+
+    assert _processes(salt.config)["salt-minion-lab-web-07"]["pid"] != deaf["pid"]
+    client = SaltAPI.load("lab").get_client()
+    job = client.wait_for_job(
+        client.execute_job(["lab-web-07"], "echo back", 30, "deaf-1"), 60, 0.5
+    )
+    assert job.status.value == "success"
+    assert job.result_for("lab-web-07").stdout == "back"
 
 
 def test_salt_api_down_is_a_clear_error_and_nothing_is_done(salt):
