@@ -48,7 +48,6 @@ from opsflow.tasks.hosts import READ
 from opsflow.tasks.wording import plural
 
 LOCK_PREFIX = "opsflow-host-"
-FALLBACK_WAIT_SECONDS = 2.0
 LOCKED_EVENT = "opsflow.host.locked"
 # A run's lease outlives it by at most its duration (60 s) plus the repossessor's 15 s: a lock
 # still held this long after its run ended has lost its lease and will never be freed.
@@ -126,10 +125,12 @@ def _acquire(
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 423:
                 raise ConcurrencySlotAcquisitionError(f"cannot take host locks: {exc}") from exc
-            pause = float(exc.response.headers.get("Retry-After", 1))
-            if time.monotonic() + pause > deadline:
+            # The server's Retry-After grows with how long the lock is usually held (up to
+            # 30 s): ask again after it or at the end of the wait, whichever comes first.
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TimeoutError(f"host locks held after {timeout_seconds:g} s") from None
-            time.sleep(pause)
+            time.sleep(min(float(exc.response.headers.get("Retry-After", 1)), left))
             continue
         granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
         missing = set(names) - {limit.name for limit in granted.limits}
@@ -213,8 +214,9 @@ def host_locks(
             return
         ours, theirs = [], []
         for host_id in host_ids:  # someone holds some of them: find out which, one by one
-            # Waited once already; the short wait is for a busy API, not for the other run.
-            took = _take(stack, [lock_name(host_id)], FALLBACK_WAIT_SECONDS, lease_seconds)
+            # Waited once already: a host held now is held by another run (one ask each;
+            # a busy API is retried by the lease call itself).
+            took = _take(stack, [lock_name(host_id)], 0, lease_seconds)
             (ours if took else theirs).append(host_id)
         if theirs:
             _logger().warning(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from uuid import uuid4
 
 from prefect.client.orchestration import get_client
@@ -33,3 +35,26 @@ def test_a_host_new_to_the_fleet_is_locked_with_hosts_locked_before(prefect_api)
             assert (second_ours, second_theirs) == ([], [new])
 
     assert slots([known, new, other]) == {known: 0, new: 0, other: 0}
+
+
+def test_a_lock_freed_during_the_wait_is_taken_before_the_wait_ends(prefect_api):
+    """The server's Retry-After (1.5-2.6 s for a new lock, up to 30 s for one usually held long)
+    can be longer than the wait: the run asks again at the end of its wait instead of giving
+    up at once and calling a host that was free by then "held by another run"."""
+    host = f"{uuid4().hex[:8]}-busy"
+    holding = threading.Event()
+
+    def another_run() -> None:
+        with host_locks([host]):
+            holding.set()
+            time.sleep(0.3)
+
+    other = threading.Thread(target=another_run)
+    other.start()
+    assert holding.wait(30)
+    try:
+        with host_locks([host], wait_seconds=1.2) as (ours, theirs):
+            assert (ours, theirs) == ([host], [])
+            assert slots([host]) == {host: 1}
+    finally:
+        other.join()
