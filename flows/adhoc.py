@@ -189,7 +189,8 @@ class TerminalApprover:
 def operator_console(verbose: bool) -> None:
     """From now on the console shows the runbook's own lines, without tracebacks, and none of
     Prefect's internal ones (engine bookkeeping, the temporary server, its workers);
-    `--verbose` shows everything. The run's logs in Prefect keep everything."""
+    `--verbose` shows everything. The run's logs in Prefect keep Prefect's lines too (and a
+    bug's traceback: `opsflow.tasks.expected_ends`)."""
     import prefect
 
     if verbose:

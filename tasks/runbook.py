@@ -22,6 +22,7 @@ from prefect.states import Completed, Failed, State
 
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
+from opsflow.tasks.expected_ends import ended_on_purpose
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, query_metric
 from opsflow.tasks.parameters import DEFAULT_BLOCK, load_block
 
@@ -92,5 +93,6 @@ def run_key() -> str:
 def final_state(result: Summarized, failed: bool) -> State:
     """The run's end: Failed or Completed with its summary as message and `result` as data."""
     if failed:
+        ended_on_purpose(flow_run.get_id())  # no engine traceback for it in the run's logs
         return Failed(message=result.summary, data=result)
     return Completed(message=result.summary, data=result)

@@ -87,6 +87,16 @@ class Served:
 
         return wait_until(reached, timeout, f"run {run_id} to be {' or '.join(types)}")
 
+    def logs(self, run_id: str) -> list[str]:
+        """The run's log lines as stored by the server (what the run page shows)."""
+        answer = requests.post(
+            f"{self.api}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"},
+            timeout=5,
+        )
+        assert answer.ok, answer.text
+        return [entry["message"] for entry in answer.json()]
+
     def block_document_id(self, slug: str, name: str) -> str:
         answer = requests.get(
             f"{self.api}/block_types/slug/{slug}/block_documents/name/{name}", timeout=5
@@ -348,8 +358,18 @@ class TestInTheBrowser:
         expect(run_state_badge(page)).to_have_text("Failed")
         assert state["message"].startswith("aborted: not approved"), state
         assert "change freeze" in state["message"]
+        wait_until(lambda: flow_run_process_gone(run_id), 60, "the run's process to exit")
         show_whole_run(page, "Failed")
         shots.take(page, "rejected-run.png")
+        # A rejection is an outcome, not a crash: its logs say so in one line, no traceback
+        # (Prefect's engine used to add "Engine execution exited with unexpected exception").
+        logs = served.logs(run_id)
+        assert any(
+            line.startswith("Finished in state Failed('aborted: not approved") for line in logs
+        )
+        assert not [line for line in logs if "Traceback" in line or "unexpected exception" in line]
+        expect(page.get_by_text("Finished in state Failed")).to_be_visible()
+        expect(page.get_by_text("Traceback")).to_have_count(0)
         assert fresh_lab.admin.restarts() == before
         assert not [j for j in fresh_lab.jobs() if j["command"].startswith("systemctl restart")]
 
@@ -461,6 +481,17 @@ def plan_description(served: Served, run_id: str) -> str:
         timeout=5,
     ).json()
     return plan["description"]
+
+
+def flow_run_process_gone(run_id: str) -> bool:
+    """No process runs this flow run any more (`opsflow serve` starts one per run): every log
+    line it wrote has reached the server."""
+    needle = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if needle in environ.read_bytes():
+                return False
+    return True
 
 
 def show_whole_run(page: Page, state: str) -> None:
