@@ -24,6 +24,11 @@ class SaltProxy:
     submissions: int = 0
     after_losing: Callable[[], None] | None = None
     seen: list[str] = field(default_factory=list)
+    # Held while `after_losing` runs: closing the proxy waits for it. The client gives up on
+    # the lost answer after its read timeout and the test may end first; a callback still
+    # restarting a minion with the lab's `up` then raced the next module's `up` (seen in CI:
+    # two initdb on one directory).
+    calling: threading.Lock = field(default_factory=threading.Lock)
 
 
 @contextmanager
@@ -53,7 +58,8 @@ def salt_proxy(upstream: str) -> Iterator[SaltProxy]:
                     state.lose_next_submission = False
                     state.lost += 1
                     if state.after_losing:
-                        state.after_losing()
+                        with state.calling:
+                            state.after_losing()
                     self.close_connection = True
                     self.connection.close()  # the work is done; its answer never arrives
                     return
@@ -86,5 +92,6 @@ def salt_proxy(upstream: str) -> Iterator[SaltProxy]:
     try:
         yield state
     finally:
-        server.shutdown()
-        server.server_close()
+        with state.calling:  # an `after_losing` still running ends first
+            server.shutdown()
+            server.server_close()
