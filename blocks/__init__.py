@@ -3,6 +3,7 @@
 Register them all with ``opsflow blocks register``.
 """
 
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.blocks.monitoring import Alertmanager, Prometheus
 from opsflow.blocks.notifications import DingTalkWebhook, FeishuWebhook, WeComWebhook
 from opsflow.blocks.ops_platform import OpsPlatform
@@ -12,6 +13,7 @@ from opsflow.blocks.vault import VaultConnection, VaultSecret
 __all__ = [
     "Alertmanager",
     "DingTalkWebhook",
+    "ExecutionBackendBlock",
     "FeishuWebhook",
     "OpsPlatform",
     "Prometheus",

@@ -80,12 +80,12 @@ def _about_to_run(name: str) -> bool:
 app = typer.Typer(
     help="Ops runbooks as Prefect flows.", no_args_is_help=True, pretty_exceptions_enable=False
 )
-run_app = typer.Typer(
+runbook_commands = typer.Typer(
     cls=RunbookGroup,
     help="Run a runbook now (a temporary local Prefect API, or the server in PREFECT_API_URL).",
     no_args_is_help=True,
 )
-app.add_typer(run_app, name="run")
+app.add_typer(runbook_commands, name="run")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(locks_app, name="locks")
 
@@ -273,9 +273,11 @@ def blocks_command(
         console.print(f"[red]unknown action {action!r}: the only one is 'register'[/]")
         raise typer.Exit(2)
     from opsflow.blocks.registration import register_block_types
+    from opsflow.flows.temporary_server import local_api
 
-    for slug in register_block_types():
-        console.print(f"registered block type [bold]{slug}[/]")
+    with local_api():
+        for slug in register_block_types():
+            console.print(f"registered block type [bold]{slug}[/]")
 
 
 @app.command(

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 MARK = "OPSFLOW_TEMPORARY_API"  # set while this process uses a temporary server
 
@@ -99,6 +101,32 @@ class TemporaryServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+@contextmanager
+def local_api(timeout: float = 120) -> Iterator[str | None]:
+    """A Prefect API for a command that needs one only while it runs: the server in
+    PREFECT_API_URL when one is set, else a temporary local one on Prefect's local database.
+
+    Prefect's own ephemeral server gives up after 20 s, and a new database takes 20-25 s to
+    set up on a small machine: this one waits `timeout` seconds.
+
+    Example:
+        >>> with local_api():                          # doctest: +SKIP
+        ...     OpsPlatform(url=...).save("lab")
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    server = TemporaryServer()
+    server.start()
+    try:
+        yield server.wait_ready(timeout)
+    finally:
+        server.stop()
+        os.environ.pop("PREFECT_API_URL", None)
+        os.environ.pop(MARK, None)
+        TemporaryServer._current = None
 
 
 def _die_with_parent() -> None:

@@ -123,7 +123,9 @@ def up_command(
             config.backend = "salt"  # `up` again keeps Salt running
         if prefect is PrefectTopology.none and saved.prefect != "none":
             config.prefect, config.workers = saved.prefect, saved.workers
-    with console.status("bringing the lab up"), _lab_errors(config):
+    from opsflow.flows.temporary_server import local_api
+
+    with console.status("bringing the lab up"), _lab_errors(config), local_api():
         urls = up(config)
     _show(urls)
 

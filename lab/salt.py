@@ -14,7 +14,6 @@ and in the lab's 0600 secrets, never in a block.
 from __future__ import annotations
 
 import getpass
-import secrets
 import shutil
 import sys
 import time
@@ -136,10 +135,6 @@ def minion_env(lab_dir: Path, hostname: str, ip: str) -> dict[str, str]:
         "LAB_RESTART_LOG": str(restart_log(lab_dir)),
         "LANG": "C.UTF-8",
     }
-
-
-def new_password() -> str:
-    return secrets.token_urlsafe(24)
 
 
 def wait_for_api(api_url: str, password: str, seconds: float = API_READY_SECONDS) -> str:

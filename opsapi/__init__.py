@@ -1,7 +1,8 @@
 """Plain Python clients for ops platforms, Prometheus, Alertmanager and Vault (no Prefect)."""
 
-from opsflow.opsapi.alertmanager import AlertmanagerClient
+from opsflow.opsapi.alertmanager import AlertmanagerClient, WebhookAlert, WebhookMessage
 from opsflow.opsapi.audit import AuditLog
+from opsflow.opsapi.backend import ExecutionBackend, FollowsJobs
 from opsflow.opsapi.errors import (
     AuthFailed,
     BadResponse,
@@ -24,8 +25,9 @@ from opsflow.opsapi.errors import (
 from opsflow.opsapi.models import Host, HostSelector, HostSpec, Job, JobResult, JobStatus
 from opsflow.opsapi.platform import OpsPlatformClient
 from opsflow.opsapi.prometheus import PrometheusClient
+from opsflow.opsapi.salt import SaltAPIClient
 from opsflow.opsapi.transport import Transport
-from opsflow.opsapi.vault import AppRoleAuth, TokenAuth, UserpassAuth, VaultClient
+from opsflow.opsapi.vault import AppRoleAuth, JWTAuth, TokenAuth, UserpassAuth, VaultClient
 
 __all__ = [
     "AlertmanagerClient",
@@ -37,11 +39,14 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConnectionFailed",
+    "ExecutionBackend",
+    "FollowsJobs",
     "Host",
     "HostSelector",
     "HostSpec",
     "InvalidHostRows",
     "InvalidInput",
+    "JWTAuth",
     "Job",
     "JobResult",
     "JobStatus",
@@ -54,10 +59,13 @@ __all__ = [
     "RateLimited",
     "RequestFailed",
     "RequestTimedOut",
+    "SaltAPIClient",
     "ServerError",
     "TokenAuth",
     "Transport",
     "UserpassAuth",
     "VaultClient",
     "VaultRefused",
+    "WebhookAlert",
+    "WebhookMessage",
 ]

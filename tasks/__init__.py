@@ -1,31 +1,40 @@
 """Prefect tasks: one per API operation, thin over the clients the blocks hand out."""
 
+from opsflow.tasks.alerts import expire_silence, silence_hosts
 from opsflow.tasks.hosts import (
     create_host,
+    create_hosts,
     delete_host,
     get_host,
     list_hosts,
     replace_host,
+    replace_hosts,
     update_host,
 )
 from opsflow.tasks.jobs import cancel_job, execute_job, get_job, run_job, wait_for_job
 from opsflow.tasks.monitoring import query_instant, query_metric, query_range, wait_for_recovery
+from opsflow.tasks.notify import notify
 from opsflow.tasks.runbook import RunbookAborted
 
 __all__ = [
     "RunbookAborted",
     "cancel_job",
     "create_host",
+    "create_hosts",
     "delete_host",
     "execute_job",
+    "expire_silence",
     "get_host",
     "get_job",
     "list_hosts",
+    "notify",
     "query_instant",
     "query_metric",
     "query_range",
     "replace_host",
+    "replace_hosts",
     "run_job",
+    "silence_hosts",
     "update_host",
     "wait_for_job",
     "wait_for_recovery",

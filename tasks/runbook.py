@@ -6,7 +6,8 @@
     the end       `final_state(result, failed)`: Completed or Failed, the typed result as data
 
 Example:
-    >>> final_state(Summary("3 hosts cleaned"), failed=False).is_completed()
+    >>> from types import SimpleNamespace
+    >>> final_state(SimpleNamespace(summary="3 hosts cleaned"), failed=False).is_completed()
     True
 """
 
@@ -36,13 +37,6 @@ class RunbookAborted(OpsAPIError):
 class Summarized(Protocol):
     @property
     def summary(self) -> str: ...
-
-
-class Summary:
-    """A bare result with only a summary (for examples and tests)."""
-
-    def __init__(self, summary: str) -> None:
-        self.summary = summary
 
 
 def chosen(block: B | None, block_types: type[B] | tuple[type[Block], ...], field: str) -> B:
