@@ -96,6 +96,56 @@ def make_retry(
     )
 
 
+def make_session(
+    transport: Transport,
+    headers: Mapping[str, str] | None = None,
+    audit: bool = True,
+    pool_connections: int = 4,
+) -> requests.Session:
+    """The one way a client gets its `requests.Session`: the transport's TLS, proxies and pool;
+    urllib3 Retry on idempotent methods; the audit hook (with `audit` and an audit log).
+
+    Only the transport's own proxy and CA count: REQUESTS_CA_BUNDLE, HTTPS_PROXY, ~/.netrc,
+    VAULT_TOKEN and ~/.vault-token from the environment never change where credentials go or
+    what is trusted.
+
+    Example:
+        >>> make_session(Transport(verify_tls=False)).trust_env
+        False
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = transport.verify  # hvac, too, prefers the session's verify over its own
+    session.proxies.update(transport.proxies)
+    session.headers.update(headers or {})
+    mount_retries(session, "http://", transport, IDEMPOTENT_METHODS, pool_connections)
+    mount_retries(session, "https://", transport, IDEMPOTENT_METHODS, pool_connections)
+    if audit and transport.audit_log:
+        session.hooks["response"].append(AuditLog.at(transport.audit_log).record_response)
+    return session
+
+
+def mount_retries(
+    session: requests.Session,
+    prefix: str,
+    transport: Transport,
+    methods: frozenset[str],
+    pool_connections: int = 1,
+    statuses: tuple[int, ...] = RETRY_STATUSES,
+    after_sending: bool = True,
+) -> None:
+    """Mount on `prefix` (a scheme, or a URL's start) a pooled adapter retrying `methods` as
+    `make_retry` says; the longest matching prefix wins in requests."""
+    adapter = HTTPAdapter(
+        pool_connections=pool_connections,
+        pool_maxsize=transport.pool_size,
+        max_retries=make_retry(
+            transport.retries, transport.backoff, methods, statuses, after_sending
+        ),
+    )
+    session.mount(prefix, adapter)
+
+
 def is_timeout(exc: requests.exceptions.RequestException) -> bool:
     """Whether `exc` means "no answer in time", however requests wrapped it."""
     if isinstance(exc, requests.exceptions.Timeout):
@@ -151,33 +201,12 @@ class JSONClient:
         self.timeout = transport.timeout
         self.retries = transport.retries
         self.backoff = transport.backoff
-        self.session = requests.Session()
-        self.session.verify = transport.verify
-        # Only the transport's own proxy and CA: REQUESTS_CA_BUNDLE, HTTPS_PROXY and ~/.netrc
-        # from the environment never change where credentials go or what is trusted.
-        self.session.trust_env = False
-        self.session.proxies.update(transport.proxies)
-        self.session.headers.update({"Accept": "application/json", **(headers or {})})
-        adapter = HTTPAdapter(
-            pool_connections=4,
-            pool_maxsize=transport.pool_size,
-            max_retries=make_retry(transport.retries, transport.backoff, IDEMPOTENT_METHODS),
-        )
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        if transport.audit_log:
-            self.session.hooks["response"].append(AuditLog.at(transport.audit_log).record_response)
+        self.session = make_session(transport, {"Accept": "application/json", **(headers or {})})
 
     def allow_post_retries(self, path: str) -> None:
         """Retry POST on `path` too: only for endpoints that honour an Idempotency-Key."""
-        adapter = HTTPAdapter(
-            pool_connections=1,
-            pool_maxsize=self.transport.pool_size,
-            max_retries=make_retry(
-                self.retries, self.backoff, IDEMPOTENT_METHODS | frozenset({"POST"})
-            ),
-        )
-        self.session.mount(self.base_url + path, adapter)
+        methods = IDEMPOTENT_METHODS | frozenset({"POST"})
+        mount_retries(self.session, self.base_url + path, self.transport, methods)
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -22,7 +22,6 @@ from typing import Any
 import hvac
 import requests
 from hvac import exceptions as hvac_errors
-from requests.adapters import HTTPAdapter
 
 from opsflow.opsapi.errors import (
     ConfigurationError,
@@ -33,7 +32,7 @@ from opsflow.opsapi.errors import (
     ServerError,
     VaultRefused,
 )
-from opsflow.opsapi.http import IDEMPOTENT_METHODS, is_timeout, make_retry
+from opsflow.opsapi.http import IDEMPOTENT_METHODS, is_timeout, make_session, mount_retries
 from opsflow.opsapi.redaction import mask_secrets, register_secret
 from opsflow.opsapi.transport import Transport
 
@@ -106,32 +105,18 @@ class VaultClient:
         self.url = url.rstrip("/")
         self.auth = auth
         verify = transport.verify
-        session = requests.Session()
-        session.trust_env = False  # VAULT_TOKEN, ~/.vault-token and REQUESTS_CA_BUNDLE stay out
-        session.verify = verify  # hvac prefers the session's verify over its own argument
-        session.proxies.update(transport.proxies)
-        adapter = HTTPAdapter(
-            pool_maxsize=transport.pool_size,
-            max_retries=make_retry(transport.retries, transport.backoff, IDEMPOTENT_METHODS),
-        )
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        session = make_session(transport, audit=False)
         # Logins and renewals are POSTs: retried only where Vault cannot have acted on them
         # (no connection; 503 sealed, standby or unsealing; 429), never after a read timeout
         # (a login that went through would spend a limited-use secret id twice) and never on a
         # refusal (400/403).
-        session.mount(
+        mount_retries(
+            session,
             f"{self.url}/v1/auth/",
-            HTTPAdapter(
-                pool_maxsize=transport.pool_size,
-                max_retries=make_retry(
-                    transport.retries,
-                    transport.backoff,
-                    IDEMPOTENT_METHODS | {"POST"},
-                    statuses=(429, 503),
-                    after_sending=False,
-                ),
-            ),
+            transport,
+            IDEMPOTENT_METHODS | {"POST"},
+            statuses=(429, 503),
+            after_sending=False,
         )
         self._hvac = hvac.Client(
             url=self.url,
