@@ -124,9 +124,44 @@ class Lab:
         )
 
 
+# A test's tier is the heaviest real server it uses, known from its fixtures (heaviest first);
+# `pytest -m <tier>` runs one tier (README, "Tests").
+TIER_FIXTURES = {
+    "browser": ("browser",),
+    "topology": ("prefect_lab", "ha_lab"),
+    "salt": ("salt_lab",),
+    "lab": ("lab", "prefect_server"),
+}
+TIERS = ("unit", "api", *TIER_FIXTURES)
+
+
+def tier_of(item: pytest.Item) -> str:
+    """unit (tests/unit: no server), api (the Prefect test API only), lab, salt, browser or
+    topology (PostgreSQL, `prefect server start` and workers)."""
+    if "tests/unit/" in item.nodeid:
+        return "unit"
+    names = set(getattr(item, "fixturenames", ()))
+    for tier, fixtures in TIER_FIXTURES.items():
+        if names.intersection(fixtures):
+            return tier
+    return "api"
+
+
+def _run_order(item: pytest.Item) -> tuple[bool, int]:
+    """Topology tests after all others, the PostgreSQL one before HA (each is built once, in
+    turn); `last` (the leak scan) after everything. The sort is stable: the rest keep their
+    order, a module's tests stay together."""
+    names = set(getattr(item, "fixturenames", ()))
+    topology = 1 if "prefect_lab" in names else 2 if "ha_lab" in names else 0
+    return item.get_closest_marker("last") is not None, topology
+
+
+@pytest.hookimpl(trylast=True)  # after a plugin that shuffles (pytest-random-order)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `last` run after all others, whatever was selected."""
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    """Each test gets its tier's marker, and runs in `_run_order`."""
+    for item in items:
+        item.add_marker(tier_of(item))
+    items.sort(key=_run_order)
 
 
 def lab_platform_copy(vault: VaultConnection | None = None, **changes: Any) -> OpsPlatform:
@@ -188,6 +223,18 @@ def salt_lab(lab: Lab) -> Lab:
     lab.config.backend = "salt"
     up(lab.config)  # starts only what is missing: the Salt daemons
     return lab
+
+
+@pytest.fixture(scope="session")
+def topologies(lab: Lab) -> Iterator[Any]:
+    """The session's one Prefect topology, built by the modules that need it (tests/prefect_lab.py)."""
+    from tests.prefect_lab import Topologies
+
+    holder = Topologies(lab)
+    try:
+        yield holder
+    finally:
+        holder.close()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""The lab with its Prefect topology (`--prefect postgres --workers 2`), for the modules that
-need a real server with workers: a module fixture (its alert trigger would act on other
-tests' overloads, so it runs only while such a module does) and helpers to read that server."""
+"""The lab with its Prefect topology (`--prefect postgres --workers 2`, or `ha`), for the
+modules that need a real server with workers: one topology per test session, shared by those
+modules in turn, its alert trigger paused except while a module wants it; and helpers to read
+that server."""
 
 from __future__ import annotations
 
@@ -26,34 +27,56 @@ RESTART = "restart-overloaded-hosts"
 FAST = {"batch_size": 1, "poll_seconds": 0.5, "verify_window_seconds": 30}
 
 
-@contextmanager
-def prefect_topology(lab: Lab, kind: str) -> Iterator[Lab]:
-    """The lab with `--prefect <kind> --workers 2` while the block runs, then without it."""
-    lab.reset(10)
-    lab.config.prefect, lab.config.workers = kind, 2
-    try:
-        up(lab.config, save_blocks=False)
-        yield lab
-    finally:
-        down(lab.config, only=PROCESSES)
-        shutil.rmtree(postgres_dir(lab.config), ignore_errors=True)
-        lab.config.prefect = "none"
-        lab.config.save()
+class Topologies:
+    """The session's one Prefect topology (`--prefect <kind> --workers 2`): built when a module
+    first needs it, kept for the next module that needs the same kind (the run order puts them
+    together), replaced when another kind is needed, gone at the end of the session."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.kind = "none"
+
+    def ensure(self, kind: str) -> Lab:
+        """The lab with this topology up; calm hosts, no jobs, the alert trigger paused."""
+        if self.kind != kind:
+            self.close()
+            self.lab.reset(10)
+            self.lab.config.prefect, self.lab.config.workers = kind, 2
+            self.kind = kind
+            up(self.lab.config, save_blocks=False)
+        alert_trigger(self.lab, enabled=False)
+        self.lab.reset(10)
+        return self.lab
+
+    def close(self) -> None:
+        if self.kind == "none":
+            return
+        down(self.lab.config, only=PROCESSES)
+        shutil.rmtree(postgres_dir(self.lab.config), ignore_errors=True)
+        self.lab.config.prefect = "none"
+        self.lab.config.save()
+        self.kind = "none"
 
 
 @pytest.fixture(scope="module")
-def prefect_lab(lab: Lab) -> Iterator[Lab]:
-    """One Prefect server on PostgreSQL, two workers, the receiver (for this module only: its
-    alert trigger would act on other tests' overloads)."""
-    with prefect_topology(lab, "postgres"):
-        yield lab
+def prefect_lab(topologies: Topologies) -> Iterator[Lab]:
+    """One Prefect server on PostgreSQL, two workers, the receiver; the alert trigger paused
+    (a module that wants alert-driven runs resumes it), and paused again after the module, as
+    it would act on other tests' overloads."""
+    lab = topologies.ensure("postgres")
+    yield lab
+    if topologies.kind == "postgres":
+        alert_trigger(lab, enabled=False)
 
 
 @pytest.fixture(scope="module")
-def ha_lab(lab: Lab) -> Iterator[Lab]:
-    """Two API servers behind a balancer on PostgreSQL and Redis, two workers, the receiver."""
-    with prefect_topology(lab, "ha"):
-        yield lab
+def ha_lab(topologies: Topologies) -> Iterator[Lab]:
+    """Two API servers behind a balancer on PostgreSQL and Redis, two workers, the receiver;
+    the alert trigger paused as with `prefect_lab`."""
+    lab = topologies.ensure("ha")
+    yield lab
+    if topologies.kind == "ha":
+        alert_trigger(lab, enabled=False)
 
 
 @contextmanager

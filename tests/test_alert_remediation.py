@@ -9,14 +9,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 from opsflow.lab.prefect_stack import WORK_POOL
 from tests.conftest import Lab, wait_until
-from tests.prefect_lab import finished_runs, lab_server, prefect_lab, restart_runs
+from tests.prefect_lab import alert_trigger, finished_runs, lab_server, prefect_lab, restart_runs
 
 __all__ = ["prefect_lab"]  # the module's fixture
+
+
+@pytest.fixture(scope="module", autouse=True)
+def alert_driven(prefect_lab: Lab) -> None:
+    """These tests are the alert trigger's: it starts their runs."""
+    alert_trigger(prefect_lab, enabled=True)
 
 
 def alert_events(lab: Lab, name: str, hostname: str) -> list[Any]:

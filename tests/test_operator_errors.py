@@ -17,6 +17,7 @@ from prefect.settings import PREFECT_API_URL
 
 from opsflow.blocks import OpsPlatform, Prometheus
 from opsflow.opsapi import Transport
+from tests.cli_in_process import opsflow_in_process
 
 NOWHERE = "http://127.0.0.1:9/api"
 EMPTY_CSV = "empty.csv"
@@ -130,7 +131,7 @@ REFUSED_UP_FRONT = [
     ("argv", "says"), REFUSED_UP_FRONT, ids=lambda v: " ".join(v) if isinstance(v, tuple) else None
 )
 def test_bad_input_is_one_line_naming_the_flag_and_exits_2_before_any_server(files, argv, says):
-    done = opsflow(*(a.replace("{files}", str(files)) for a in argv))
+    done = opsflow_in_process(*(a.replace("{files}", str(files)) for a in argv), api=NOWHERE)
 
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 2, output
@@ -139,8 +140,20 @@ def test_bad_input_is_one_line_naming_the_flag_and_exits_2_before_any_server(fil
     assert len(output.splitlines()) == 1, output
 
 
+def test_bad_input_in_a_real_process_is_one_line_too(files):
+    """The process as the operator starts it: nothing else on its stdout or stderr (no import
+    warning, no Prefect banner), exit code 2."""
+    done = opsflow("run", "register-hosts", "--csv-path", f"{files}/{BAD_CSV}")
+
+    assert done.returncode == 2
+    [line] = done.stdout.strip().splitlines()
+    assert line.startswith("register-hosts: row 3: hostname: 'bad_name!' is not a host name")
+    assert line.endswith("nothing was registered")
+    assert done.stderr == ""
+
+
 def test_serve_without_a_server_refuses_and_says_how_to_get_one():
-    done = opsflow("serve", api=None)
+    done = opsflow_in_process("serve", api=None)
 
     assert done.returncode == 2
     assert "opsflow serve needs a Prefect server" in done.stdout
@@ -194,7 +207,7 @@ def api(lab) -> str:
     ],
 )
 def test_a_missing_block_is_refused_naming_its_flag(api, argv, says):
-    done = opsflow(*argv, api=api)
+    done = opsflow_in_process(*argv, api=api)
 
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 2, output
@@ -261,7 +274,9 @@ LAB_MISTAKES = [
     ("argv", "says"), LAB_MISTAKES, ids=lambda v: " ".join(v) if isinstance(v, tuple) else None
 )
 def test_lab_admin_mistakes_change_nothing_and_say_so_in_one_line(fresh_lab, argv, says):
-    done = opsflow("lab", *argv, "--dir", str(fresh_lab.config.dir), api=None)
+    done = opsflow_in_process(
+        *argv, "--dir", str(fresh_lab.config.dir), api=None, program="opsflow lab"
+    )
 
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 2, output
@@ -272,7 +287,9 @@ def test_lab_admin_mistakes_change_nothing_and_say_so_in_one_line(fresh_lab, arg
 
 
 def test_the_lab_missing_is_one_line(tmp_path):
-    done = opsflow("lab", "hosts", "--dir", str(tmp_path / "none"), api=None)
+    done = opsflow_in_process(
+        "hosts", "--dir", str(tmp_path / "none"), api=None, program="opsflow lab"
+    )
 
     assert done.returncode == 2
     assert (

@@ -32,11 +32,10 @@ __all__ = ["prefect_lab"]  # the module's fixture
 
 @pytest.fixture(autouse=True)
 def no_alert_trigger(prefect_lab: Lab) -> Any:
-    """These tests start their runs themselves: the alert trigger would add runs of its own."""
+    """These tests start their runs themselves: the alert trigger would add runs of its own
+    (paused by the fixture; a test that brings the server or a worker back pauses it again)."""
     alert_trigger(prefect_lab, enabled=False)
     prefect_lab.reset(10)
-    yield
-    alert_trigger(prefect_lab, enabled=True)
 
 
 def children(pid: int) -> list[int]:
