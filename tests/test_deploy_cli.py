@@ -7,9 +7,15 @@ import uuid
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.settings import PREFECT_API_URL
 
 from opsflow.flows.crash_detection import NAME
-from tests.test_cli import opsflow
+from tests.cli_in_process import Done, opsflow_in_process
+
+
+def opsflow(*args: str) -> Done:
+    """The command against the suite's Prefect API, in this process (it is called in loops)."""
+    return opsflow_in_process(*args, api=PREFECT_API_URL.value())
 
 
 def test_deploy_registers_the_runbooks_for_the_pool_with_their_automations():

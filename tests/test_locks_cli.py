@@ -13,10 +13,16 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL
 
 from opsflow.tasks.host_locks import host_locks, lock_name
+from tests.cli_in_process import Done, opsflow_in_process
 from tests.conftest import wait_until
-from tests.test_cli import opsflow
+
+
+def opsflow(*args: str) -> Done:
+    """The command against the suite's Prefect API, in this process (it is called in loops)."""
+    return opsflow_in_process(*args, api=PREFECT_API_URL.value())
 
 
 @flow(name="hold-host-locks")
