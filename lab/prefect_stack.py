@@ -28,11 +28,11 @@ from typing import Any
 
 import requests
 
-from opsflow.lab.stack import LabConfig
-from opsflow.lab.stack import _alive as alive
-from opsflow.lab.stack import _ensure as ensure
-from opsflow.lab.stack import _save_processes as save
-from opsflow.lab.stack import _start as start
+from opsflow.lab.config import LabConfig
+from opsflow.lab.processes import _alive as alive
+from opsflow.lab.processes import _ensure as ensure
+from opsflow.lab.processes import _save_processes as save
+from opsflow.lab.processes import _start as start
 
 WORK_POOL = "opsflow"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum
@@ -278,7 +278,7 @@ def _deploy_here(directory: Path) -> None:
     from opsflow.blocks import OpsPlatform, Prometheus
     from opsflow.blocks.registration import register_block_types
     from opsflow.flows.deployments import deploy_to_pool, deployments
-    from opsflow.lab.stack import save_lab_blocks
+    from opsflow.lab.lab_blocks import save_lab_blocks
     from opsflow.lab.vault_seed import stored_approles
 
     config = LabConfig.load(directory)

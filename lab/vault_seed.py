@@ -11,7 +11,7 @@ import hvac
 import requests
 
 if TYPE_CHECKING:
-    from opsflow.lab.stack import LabConfig
+    from opsflow.lab.config import LabConfig
 
 SECRET_PATH = "opsflow/platform"
 READONLY_SECRET_PATH = "opsflow/platform-readonly"
