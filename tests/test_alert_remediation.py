@@ -7,11 +7,17 @@ and the alert resolves."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from prefect.client.schemas.actions import WorkPoolUpdate
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventResourceFilter,
+)
 
 from opsflow.lab.prefect_stack import WORK_POOL
 from tests.conftest import Lab, wait_until
@@ -26,12 +32,34 @@ def alert_driven(prefect_lab: Lab) -> None:
     alert_trigger(prefect_lab, enabled=True)
 
 
-def alert_events(lab: Lab, name: str, hostname: str) -> list[Any]:
+def alert_events(lab: Lab, name: str, hostname: str, since: float | None = None) -> list[Any]:
+    """Events `name` about one host (since a time.time(), if given)."""
     with lab_server(lab) as client:
         return client.read_events(
             EventFilter(
                 event=EventNameFilter(name=[name]),
                 resource=EventResourceFilter(id=[f"opsflow.host.{hostname}"]),
+                **(
+                    {
+                        "occurred": EventOccurredFilter(
+                            since=datetime.fromtimestamp(since, timezone.utc)
+                        )
+                    }
+                    if since
+                    else {}
+                ),
+            ),
+            limit=50,
+        ).events
+
+
+def group_events(lab: Lab, since: float) -> list[Any]:
+    """The receiver's `opsflow.alerts.firing` events (one per notification) since then."""
+    with lab_server(lab) as client:
+        return client.read_events(
+            EventFilter(
+                event=EventNameFilter(name=["opsflow.alerts.firing"]),
+                occurred=EventOccurredFilter(since=datetime.fromtimestamp(since, timezone.utc)),
             ),
             limit=50,
         ).events
@@ -88,15 +116,29 @@ def test_a_second_alert_within_the_cooldown_is_an_event_but_no_restart(
 
 def test_a_storm_of_alerts_is_one_run_for_exactly_the_alerting_hosts(prefect_lab: Lab) -> None:
     storm = ["lab-db-02", "lab-db-04", "lab-web-05"]
+    started = time.time()
     known = {r.id for r in restart_runs(prefect_lab)}
     restarted_before = prefect_lab.admin.restarts()
     for hostname in storm:
         prefect_lab.admin.overload(hostname, 8.0)
 
     [run] = finished_runs(prefect_lab, known, 1)
-    time.sleep(5)  # a second run would have been created by now
+    # Restarted and calm, each host's alert resolves: once Alertmanager has said so, it has
+    # sent every firing notification of this storm, and each one is a receiver event.
+    for hostname in storm:
+        wait_until(
+            lambda h=hostname: alert_events(prefect_lab, "opsflow.alert.resolved", h, started),
+            60,
+            f"{hostname}'s alert to resolve",
+        )
+    notified = [
+        e.payload["hostnames"]
+        for e in group_events(prefect_lab, started)
+        if set(e.payload["hostnames"]) & set(storm)
+    ]
     runs = [r for r in restart_runs(prefect_lab) if r.id not in known]
 
+    assert len(notified) == 1, notified
     assert len(runs) == 1, [r.parameters for r in runs]
     assert sorted(run.parameters["policy"]["selector"]["hostnames"]) == sorted(storm)
     assert run.state.is_completed(), run.state.message
