@@ -63,11 +63,26 @@ def _free(port: int) -> bool:
     return True
 
 
+# Lab ports come from below Linux's ephemeral range (32768-60999), where a port that the OS
+# hands to anyone binding port 0 (Prefect's servers, clients) could be taken between choosing
+# and starting; each shard of a parallel run (scripts/test.sh) has a slice of its own.
+PORTS_FROM, PORTS_TO = 21000, 32000
+
+
+def _port_slice() -> tuple[int, int]:
+    shard = int(os.environ.get("OPSFLOW_TEST_SHARD", "0"))
+    shards = int(os.environ.get("OPSFLOW_TEST_SHARDS", "1"))
+    size = (PORTS_TO - PORTS_FROM) // shards
+    start = PORTS_FROM + shard * size
+    return start, start + size - 2
+
+
 def free_ports() -> LabPorts:
     """Every lab port (vault needs its port + 1 too), none that anything listens on."""
     chosen: list[int] = []
+    low, high = _port_slice()
     while len(chosen) < len(fields(LabPorts)):
-        port = random.randint(21000, 59000)
+        port = random.randint(low, high)
         if all(_free(p) for p in (port, port + 1)) and all(abs(port - o) > 1 for o in chosen):
             chosen.append(port)
     return LabPorts(*chosen)
