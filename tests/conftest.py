@@ -162,6 +162,43 @@ def tier_of(item: pytest.Item) -> str:
     return "api"
 
 
+# The suite runs as two shards in parallel (scripts/test.sh: pytest-xdist, `-n 2 --dist
+# loadgroup`), each a session of its own with its own Prefect API and lab on its own ports:
+# the topology and Salt tests on one, the rest on the other. A shard's tests run in this
+# file's order; each ends with its own leak scan.
+SHARD_OF_TIER = {"topology": "servers", "salt": "servers"}
+SHARDS = ("servers", "rest")
+
+
+def shard_of(item: pytest.Item) -> str:
+    marked = item.get_closest_marker("xdist_group")
+    if marked:  # the leak scan: one per shard
+        return str(marked.args[0])
+    return SHARD_OF_TIER.get(tier_of(item), "rest")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Each test is marked with its tier (for `-m`) and its shard (for pytest-xdist)."""
+    item.add_marker(tier_of(item))
+    if not item.get_closest_marker("xdist_group"):
+        item.add_marker(pytest.mark.xdist_group(shard_of(item)))
+
+
+def in_parallel(config: pytest.Config) -> bool:
+    """A parallel run of shards (pytest-xdist's `--dist loadgroup`), not one session."""
+    return getattr(config.option, "dist", "no") == "loadgroup"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`shard`: the leak scan runs once per shard in a parallel run (each scans its own
+    session), once in a plain run."""
+    if "shard" in metafunc.fixturenames:
+        shards = SHARDS if in_parallel(metafunc.config) else ("all",)
+        metafunc.parametrize(
+            "shard", [pytest.param(s, marks=pytest.mark.xdist_group(s)) for s in shards]
+        )
+
+
 def _run_order(item: pytest.Item) -> tuple[bool, int]:
     """Topology tests after all others, the PostgreSQL one before HA (each is built once, in
     turn); `last` (the leak scan) after everything. The sort is stable: the rest keep their
@@ -173,9 +210,7 @@ def _run_order(item: pytest.Item) -> tuple[bool, int]:
 
 @pytest.hookimpl(trylast=True)  # after a plugin that shuffles (pytest-random-order)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test gets its tier's marker, and runs in `_run_order`."""
-    for item in items:
-        item.add_marker(tier_of(item))
+    """Tests run in `_run_order`."""
     items.sort(key=_run_order)
 
 

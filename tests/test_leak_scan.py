@@ -47,7 +47,7 @@ def written_files(root: Path) -> list[Path]:
 
 @pytest.mark.last
 def test_no_credential_appears_in_anything_the_suite_left_behind(
-    lab, suite_log, tmp_path_factory, topologies
+    lab, suite_log, tmp_path_factory, topologies, shard
 ):
     topologies.close()  # its servers stopped: their logs are whole
     with redaction._lock:
