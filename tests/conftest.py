@@ -164,9 +164,11 @@ def tier_of(item: pytest.Item) -> str:
 
 # The suite runs as two shards in parallel (scripts/test.sh: pytest-xdist, `-n 2 --dist
 # loadgroup`), each a session of its own with its own Prefect API and lab on its own ports:
-# the topology and Salt tests on one, the rest on the other. A shard's tests run in this
-# file's order; each ends with its own leak scan.
-SHARD_OF_TIER = {"topology": "servers", "salt": "servers"}
+# the topology and Salt tests, and a few modules that mostly wait or mostly compute, on one;
+# the rest on the other (about even, by the durations of a whole run). A shard's tests run in
+# this file's order; each ends with its own leak scan.
+SERVERS_SHARD_TIERS = {"topology", "salt"}
+SERVERS_SHARD_MODULES = {"test_packaging.py", "test_crash_safety.py", "test_automations.py"}
 SHARDS = ("servers", "rest")
 
 
@@ -174,7 +176,9 @@ def shard_of(item: pytest.Item) -> str:
     marked = item.get_closest_marker("xdist_group")
     if marked:  # the leak scan: one per shard
         return str(marked.args[0])
-    return SHARD_OF_TIER.get(tier_of(item), "rest")
+    if tier_of(item) in SERVERS_SHARD_TIERS or item.path.name in SERVERS_SHARD_MODULES:
+        return "servers"
+    return "rest"
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
