@@ -70,8 +70,8 @@ PORTS_FROM, PORTS_TO = 21000, 32000
 
 
 def _port_slice() -> tuple[int, int]:
-    shard = int(os.environ.get("OPSFLOW_TEST_SHARD", "0"))
-    shards = int(os.environ.get("OPSFLOW_TEST_SHARDS", "1"))
+    shard = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    shards = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     size = (PORTS_TO - PORTS_FROM) // shards
     start = PORTS_FROM + shard * size
     return start, start + size - 2
