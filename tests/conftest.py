@@ -31,8 +31,10 @@ from opsflow.opsapi import Transport
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 # Anything the suite starts without a server of its own (a temporary one, `opsflow lab up`)
-# keeps its Prefect database here, never in the developer's ~/.prefect.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="opsflow-tests-prefect-home-"))
+# keeps its Prefect database here, never in the developer's ~/.prefect; each shard of a
+# parallel run its own (the workers would inherit the controller's).
+if "PYTEST_XDIST_WORKER" in os.environ or "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="opsflow-tests-prefect-home-")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 # Property-based tests: the same examples on every CI run (a red build is reproducible);
