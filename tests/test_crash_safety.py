@@ -95,6 +95,7 @@ def accounted(report) -> dict[str, str]:
     return seen
 
 
+@pytest.mark.timeout(600)  # the killed run's leases free after 60-80 s
 def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
     fresh_lab, real_prefect_api, tmp_path
 ):

@@ -10,6 +10,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from opsflow.lab.stack import up
 from tests.conftest import Lab, wait_until
 from tests.prefect_lab import (
@@ -23,6 +25,9 @@ from tests.prefect_lab import (
 )
 
 __all__ = ["ha_lab"]  # the module's fixture
+
+# Its first test builds the HA set (about 90 s) and rides out a dead API server.
+pytestmark = pytest.mark.timeout(600)
 
 
 def kill_api_server(lab: Lab, name: str) -> None:

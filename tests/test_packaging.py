@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERIC = ("tasks", "flows", "blocks", "opsapi", "lab")
+# pip builds the wheel and installs it with Prefect into a new environment: minutes, mostly CPU.
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,9 @@ from tests.prefect_lab import (
 
 __all__ = ["prefect_lab"]  # the module's fixture
 
+# A lost worker's leases free after 60-80 s, and its run is marked Crashed after about 90 s.
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture(autouse=True)
 def no_alert_trigger(prefect_lab: Lab) -> Any:
