@@ -192,7 +192,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 def in_parallel(config: pytest.Config) -> bool:
     """A parallel run of shards (pytest-xdist's `--dist loadgroup`), not one session."""
-    return getattr(config.option, "dist", "no") == "loadgroup"
+    # (xdist's workers see `dist` as "no" and `loadgroup` set; its controller the reverse)
+    option = config.option
+    return getattr(option, "dist", "no") == "loadgroup" or getattr(option, "loadgroup", False)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -215,9 +217,14 @@ def _run_order(item: pytest.Item) -> tuple[bool, int]:
 
 
 @pytest.hookimpl(trylast=True)  # after a plugin that shuffles (pytest-random-order)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests run in `_run_order`."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests run in `_run_order`; in a parallel run, each in its shard (or none runs)."""
     items.sort(key=_run_order)
+    if in_parallel(config) and items and not items[0].nodeid.endswith(f"@{shard_of(items[0])}"):
+        raise pytest.UsageError(
+            "pytest-xdist did not group the tests into their shards (its loadgroup needs "
+            "pytest < 9.2): run `bash scripts/setup.sh`, or run without -n"
+        )
 
 
 def lab_platform_copy(vault: VaultConnection | None = None, **changes: Any) -> OpsPlatform:
