@@ -216,6 +216,7 @@ def up(config: LabConfig, save_blocks: bool = True) -> dict[str, str]:
         from opsflow.lab.prefect_stack import ensure_prefect
 
         ensure_prefect(config, processes, _lab_secret(config, values, "postgres_password"))
+    return status(config)
 
 
 def down(config: LabConfig, only: tuple[str, ...] = ()) -> list[str]:

@@ -183,6 +183,13 @@ def shard_of(item: pytest.Item) -> str:
     return "rest"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """No schemathesis report files from a parallel run: its xdist reporter (4.32) fails the
+    whole run at its end importing its HTML writer, even with no report asked for."""
+    config.pluginmanager.unregister(name="schemathesis-xdist")
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Each test is marked with its tier (for `-m`) and its shard (for pytest-xdist)."""
     item.add_marker(tier_of(item))
