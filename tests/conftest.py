@@ -158,6 +158,9 @@ def tier_of(item: pytest.Item) -> str:
     if "tests/unit/" in item.nodeid:
         return "unit"
     names = set(getattr(item, "fixturenames", ()))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if any(str(value).startswith("salt-api/") for value in params.values()):
+        names.add("salt_lab")  # a backend parametrized to Salt asks for it when it runs
     for tier, fixtures in TIER_FIXTURES.items():
         if names.intersection(fixtures):
             return tier
@@ -170,7 +173,7 @@ def tier_of(item: pytest.Item) -> str:
 # the rest on the other (about even, by the durations of a whole run). A shard's tests run in
 # this file's order; each ends with its own leak scan.
 SERVERS_SHARD_TIERS = {"topology", "salt"}
-SERVERS_SHARD_MODULES = {"test_packaging.py", "test_crash_safety.py", "test_automations.py"}
+SERVERS_SHARD_MODULES = {"test_crash_safety.py", "test_automations.py"}
 SHARDS = ("servers", "rest")
 
 

@@ -111,7 +111,7 @@ def test_alertmanagers_retry_of_a_notification_emits_nothing_twice(fresh_lab, re
     assert again.status_code == 200 and again.json()["emitted"] == 0
     # One more notification after them: the receiver sends its events in order, so once this
     # one is stored, a second copy of the first would be stored too.
-    later = notification(alert(f"{ip_of(fresh_lab, 'lab-web-02')}:9100"))
+    later = notification(alert(f"{ip_of(fresh_lab, 'lab-db-02')}:9100"))
     assert receiver.post("/alerts", json=later).json()["emitted"] == 1
     wait_until(lambda: events_of(later["groupKey"], "opsflow.alerts.firing"), 30, "a later event")
     assert len(events_of(body["groupKey"], "opsflow.alert.firing")) == 1

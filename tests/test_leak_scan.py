@@ -65,7 +65,8 @@ def test_no_credential_appears_in_anything_the_suite_left_behind(
     }
     files = written_files(tmp_path_factory.getbasetemp()) + prefect_database_files()
     assert suite_log in files and lab.config.audit_log in files
-    assert suite_log.stat().st_size > 100_000  # the session did log: the scan has material
+    # the session did log (the shard of the topology and Salt tests logs the least, ~35 kB)
+    assert suite_log.stat().st_size > 20_000
 
     leaks = []
     for path in files:
