@@ -169,11 +169,11 @@ def tier_of(item: pytest.Item) -> str:
 
 # The suite runs as two shards in parallel (scripts/test.sh: pytest-xdist, `-n 2 --dist
 # loadgroup`), each a session of its own with its own Prefect API and lab on its own ports:
-# the topology and Salt tests, and a few modules that mostly wait or mostly compute, on one;
+# the topology and Salt tests, and crash safety (it mostly waits for leases), on one;
 # the rest on the other (about even, by the durations of a whole run). A shard's tests run in
 # this file's order; each ends with its own leak scan.
 SERVERS_SHARD_TIERS = {"topology", "salt"}
-SERVERS_SHARD_MODULES = {"test_crash_safety.py", "test_automations.py"}
+SERVERS_SHARD_MODULES = {"test_crash_safety.py"}
 SHARDS = ("servers", "rest")
 
 
