@@ -5,7 +5,8 @@
     3. plan: over the threshold, selected, not in cooldown, ordered by load, capped;
        the plan is an artifact and a dry run stops here
     4. optional approval in the Prefect UI (no answer in time = reject)
-    5. per-host locks shared by every run; optional Alertmanager silence
+    5. per-host locks shared by every run; the fleet budget shared by every run (at most N
+       hosts per window, however many runs); optional Alertmanager silence
     6. rolling restart: restart job, health-check job, load under the recovery threshold;
        stop once failures reach the limit
     7. silence expired, report artifact, notification, typed result
@@ -30,8 +31,9 @@ from opsflow.flows.approval import request_approval
 from opsflow.opsapi.errors import OpsAPIError
 from opsflow.opsapi.models import Host
 from opsflow.tasks.alerts import expire_silence, silence_hosts
-from opsflow.tasks.events import host_restarted, rollout_aborted
-from opsflow.tasks.host_locks import host_locks, recently_restarted
+from opsflow.tasks.events import host_flapping, host_restarted, rollout_aborted
+from opsflow.tasks.fleet_budget import claim_hosts
+from opsflow.tasks.host_locks import host_locks, recently_restarted, restart_history
 from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.jobs import cancel_grace, run_job
 from opsflow.tasks.monitoring import current_values_of, wait_for_recovery
@@ -45,6 +47,8 @@ from opsflow.tasks.restart_plan import (
     plan_restarts,
 )
 from opsflow.tasks.restart_report import (
+    FAILED_OUTCOMES,
+    RESTARTED_ELSEWHERE,
     HostOutcome,
     RestartReport,
     judge_batch,
@@ -76,11 +80,18 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
     loads = read_metric(prometheus, policy.query, "load", policy.max_sample_age_seconds)
     inventory = list_hosts(platform)
     selected = [h for h in inventory if policy.selector.matches(h)]
-    recent = recently_restarted(platform, policy.restart_command, policy.cooldown_minutes)
+    history = restart_history(
+        platform, policy.restart_command, policy.cooldown_minutes, policy.repeat_window_minutes
+    )
     # quote(): Prefect would walk every host of a large inventory looking for futures before
     # the task starts (about 0.3 s at 1,000 hosts); these are plain values.
     plan = plan_restarts(
-        quote(loads), quote(selected), quote({h.ip for h in inventory}), policy, quote(recent)
+        quote(loads),
+        quote(selected),
+        quote({h.ip for h in inventory}),
+        policy,
+        quote(history.recent),
+        quote(history.repeats),
     )
 
     if plan.blast_radius_exceeded:
@@ -96,6 +107,8 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
         why = [plan.over_threshold_text]
         if plan.cooling_down:
             why.append(f"{plural(len(plan.cooling_down), 'host')} within the cooldown")
+        if plan.flapping:
+            why.append(plan.flapping_text)
         if recovered:
             why.append(f"{plural(len(recovered), 'host')} recovered before restart")
         return finish(plan, "nothing_to_do", f"no host to restart: {', '.join(why)}", recovered)
@@ -126,16 +139,27 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
             outcome.detail = (
                 "locked by another run"
                 if outcome.host_id in locked_elsewhere
-                else "restarted by another run meanwhile"
+                else RESTARTED_ELSEWHERE
             )
         to_run = plan.without(busy, policy.batch_size)
-        outcomes = skipped + silenced_rollout(platform, prometheus, to_run, policy)
+        # What every run of this runbook did lately counts too (eight alerts, eight runs).
+        claim = claim_hosts(policy.fleet_budget, [c.host_id for c in to_run.candidates])
+        refused = set(claim.refused)
+        over_budget = [o for o in planned_outcomes(plan, "not touched") if o.host_id in refused]
+        for outcome in over_budget:
+            outcome.detail = claim.reason
+        to_run = to_run.without(refused, policy.batch_size)
+        outcomes = skipped + over_budget + silenced_rollout(platform, prometheus, to_run, policy)
 
     approved = plan.digest if policy.approval else None
     failed = [o for o in outcomes if o.failed]
+    reasons = []
     if failed:
-        reason = f"{plural(len(failed), 'host')} failed (limit {policy.max_failures})"
-        return finish(plan, "failed", reason, outcomes, approved)
+        reasons.append(f"{plural(len(failed), 'host')} failed (limit {policy.max_failures})")
+    if over_budget:
+        reasons.append(f"{plural(len(over_budget), 'host')} not touched: {claim.reason}")
+    if reasons:
+        return finish(plan, "failed", "; ".join(reasons), outcomes, approved)
     verified = sum(o.verified for o in outcomes)
     reason = f"{plural(verified, 'host')} restarted and verified"
     return finish(plan, "completed", reason, outcomes, approved)
@@ -321,23 +345,33 @@ def finish(
     hosts: list[HostOutcome],
     approved: str | None = None,
 ) -> State:
-    """Publish the report; the run fails (with the report as its data) on failure or abort."""
-    report = publish_report(
-        quote(
-            RestartReport(
-                outcome=outcome,
-                reason=reason,
-                plan_digest=plan.digest,
-                approved_plan=approved,
-                threshold=plan.threshold,
-                hosts=hosts,
-                hosts_without_data=plan.hosts_without_data,
-                series_without_host=plan.series_without_host,
-                cooling_down=plan.cooling_down,
-            )
-        ),
-        quote(plan),
+    """Publish the report; the run fails (with the report as its data) on failure or abort, and
+    when it left a host over the threshold alone (cooldown, flapping, locked, fleet budget):
+    a run that fixed nothing of a sick host is not a green one."""
+    report = RestartReport(
+        outcome=outcome,
+        reason=reason,
+        plan_digest=plan.digest,
+        approved_plan=approved,
+        threshold=plan.threshold,
+        hosts=hosts,
+        hosts_without_data=plan.hosts_without_data,
+        series_without_host=plan.series_without_host,
+        cooling_down=plan.cooling_down,
+        flapping=plan.flapping,
     )
+    if outcome in ("completed", "nothing_to_do") and report.needs_attention:
+        left = report.needs_attention
+        report.outcome = "needs_attention"
+        parts = [reason]
+        if plan.flapping and plan.flapping_text not in reason:
+            parts.append(plan.flapping_text)
+        parts.append(
+            f"{plural(len(left), 'host')} over the threshold left alone: "
+            f"{', '.join(left[:10])}{' …' if len(left) > 10 else ''}"
+        )
+        report.reason = "; ".join(parts)
+    report = publish_report(quote(report), quote(plan))
     for host in report.hosts:
         if host.verified:
             host_restarted(
@@ -348,12 +382,21 @@ def finish(
                     "job_id": host.job_id,
                 },
             )
-    if outcome in ("failed", "aborted"):
+    for hostname, restarts in report.flapping.items():
+        host_flapping(
+            hostname,
+            {
+                "restarts": restarts,
+                "window_minutes": plan.repeat_window_minutes,
+                "plan": plan.digest,
+            },
+        )
+    failed = report.outcome in FAILED_OUTCOMES
+    if failed:
         rollout_aborted(
             "restart-overloaded-hosts",
             report.summary,
             {"plan": plan.digest, "not_touched": report.not_touched},
         )
-    failed = outcome in ("failed", "aborted")
     (get_run_logger().error if failed else get_run_logger().info)(report.summary)
     return final_state(report, failed)

@@ -1,6 +1,7 @@
 """Prefect tasks: one per API operation, thin over the clients the blocks hand out."""
 
 from opsflow.tasks.alerts import expire_silence, silence_hosts
+from opsflow.tasks.fleet_budget import Claim, FleetBudget, claim_hosts
 from opsflow.tasks.hosts import (
     create_host,
     create_hosts,
@@ -17,7 +18,10 @@ from opsflow.tasks.notify import notify
 from opsflow.tasks.runbook import RunbookAborted
 
 __all__ = [
+    "Claim",
+    "FleetBudget",
     "RunbookAborted",
+    "claim_hosts",
     "cancel_job",
     "create_host",
     "create_hosts",

@@ -2,6 +2,7 @@
 
     opsflow.job.submitted       resource: opsflow.job.<job_id>     related: opsflow.host-id.<id>
     opsflow.host.restarted      resource: opsflow.host.<hostname>  payload: load before/after
+    opsflow.host.flapping       resource: opsflow.host.<hostname>  payload: restarts, window
     opsflow.rollout.aborted     resource: opsflow.runbook.<name>   payload: reason
     opsflow.alert.firing        resource: opsflow.host.<hostname>  payload: the alert
     opsflow.alert.resolved      (the same, once the alert resolves)
@@ -47,6 +48,11 @@ def job_submitted(job_id: str, command: str, host_ids: list[str]) -> None:
 
 def host_restarted(hostname: str, payload: dict[str, Any]) -> None:
     emit_event("opsflow.host.restarted", resource=_host(hostname), payload=payload)
+
+
+def host_flapping(hostname: str, payload: dict[str, Any]) -> None:
+    """A host restarted `max_repeats` times within the repeat window: escalated, left alone."""
+    emit_event("opsflow.host.flapping", resource=_host(hostname), payload=payload)
 
 
 def rollout_aborted(runbook: str, reason: str, payload: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ from prefect.events.filters import (
 )
 from prefect.exceptions import MissingContextError, ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from pydantic import BaseModel, Field
 
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import JobStatus
@@ -380,22 +381,55 @@ def release_stale(after: timedelta = STALE_AFTER) -> list[HeldLock]:
     return stale
 
 
-@task(name="Find recent restarts", **READ)
-def recently_restarted(
-    platform: ExecutionBackendBlock, command: str, minutes: float
-) -> dict[str, float]:
-    """Host id -> minutes since `command` last ran (or is running) there, within `minutes`."""
+class RestartHistory(BaseModel):
+    """What the backend's job history says about one command's recent runs, per host id."""
+
+    recent: dict[str, float] = Field(
+        default_factory=dict,
+        description="minutes since the command last ran (or is running) there, within the cooldown",
+    )
+    repeats: dict[str, int] = Field(
+        default_factory=dict,
+        description="times the command ran there (any outcome) within the repeat window",
+    )
+
+
+def _history(
+    platform: ExecutionBackendBlock, command: str, cooldown_minutes: float, repeat_minutes: float
+) -> RestartHistory:
+    minutes = max(cooldown_minutes, repeat_minutes)
     if minutes <= 0:
-        return {}
+        return RestartHistory()
     now = time.time()
     with platform.get_client() as client:
         jobs = client.list_jobs(since=str(now - minutes * 60), command=command)
-    recent: dict[str, float] = {}
+    history = RestartHistory()
     for job in jobs:
         if job.command != command or job.created_at is None:
             continue
         age = (now - job.created_at.timestamp()) / 60
         for result in job.results:
-            if result.status in (JobStatus.success, JobStatus.running, JobStatus.pending):
-                recent[result.host_id] = min(age, recent.get(result.host_id, age))
-    return recent
+            if age <= repeat_minutes and result.status != JobStatus.cancelled:
+                history.repeats[result.host_id] = history.repeats.get(result.host_id, 0) + 1
+            started = result.status in (JobStatus.success, JobStatus.running, JobStatus.pending)
+            if started and age <= cooldown_minutes:
+                history.recent[result.host_id] = min(age, history.recent.get(result.host_id, age))
+    return history
+
+
+@task(name="Read restart history", **READ)
+def restart_history(
+    platform: ExecutionBackendBlock, command: str, cooldown_minutes: float, repeat_minutes: float
+) -> RestartHistory:
+    """Per host: minutes since `command` last ran there within `cooldown_minutes`, and how
+    often it ran there (any outcome but cancelled) within `repeat_minutes`; one read of the
+    backend's job history, so it holds across runs, workers and tools."""
+    return _history(platform, command, cooldown_minutes, repeat_minutes)
+
+
+@task(name="Find recent restarts", **READ)
+def recently_restarted(
+    platform: ExecutionBackendBlock, command: str, minutes: float
+) -> dict[str, float]:
+    """Host id -> minutes since `command` last ran (or is running) there, within `minutes`."""
+    return _history(platform, command, minutes, 0).recent

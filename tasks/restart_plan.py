@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from opsflow.blocks import Alertmanager, Prometheus
 from opsflow.opsapi.models import Host, HostSelector
+from opsflow.tasks.fleet_budget import FleetBudget
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
@@ -84,6 +85,38 @@ class RestartPolicy(StrictModel):
         le=10_080,
         description="Skip hosts whose service was restarted within this many minutes.",
     )
+    max_repeats: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="A host restarted this often within --repeat-window-minutes is flapping: "
+        "escalated (event, notification, failed run), not restarted again.",
+    )
+    repeat_window_minutes: float = Field(
+        default=360,
+        ge=0,
+        le=10_080,
+        description="The window of --max-repeats, read from the backend's job history; 0: off.",
+    )
+    fleet_budget_hosts: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="Fleet budget: at most this many hosts restarted by all runs of this "
+        "runbook together within --fleet-budget-minutes (eight alerts are eight runs). "
+        "Empty: max_hosts.",
+    )
+    fleet_budget_minutes: float | None = Field(
+        default=None,
+        ge=0,
+        le=10_080,
+        description="The fleet budget's sliding window. Empty: cooldown_minutes; 0: no budget.",
+    )
+    fleet_budget_key: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_-]{0,64}$",
+        description="Runs with another key (a tag, a team) count against a budget of their own.",
+    )
     approval: bool = Field(
         default=False, description="Pause for approval in the Prefect UI before acting."
     )
@@ -100,6 +133,20 @@ class RestartPolicy(StrictModel):
     def _recovery_below_threshold(self) -> RestartPolicy:
         not_above(self, "recovery_threshold", "threshold")
         return self
+
+    @property
+    def fleet_budget(self) -> FleetBudget:
+        """The budget every run of this runbook (with this key) counts against."""
+        return FleetBudget(
+            runbook="restart-overloaded-hosts",
+            hosts=self.max_hosts if self.fleet_budget_hosts is None else self.fleet_budget_hosts,
+            minutes=(
+                self.cooldown_minutes
+                if self.fleet_budget_minutes is None
+                else self.fleet_budget_minutes
+            ),
+            key=self.fleet_budget_key,
+        )
 
     @property
     def restart_command(self) -> str:
@@ -135,6 +182,18 @@ class RestartPlan(BaseModel):
     cooling_down: dict[str, float] = Field(
         default_factory=dict, description="hostname -> minutes since its last restart"
     )
+    flapping: dict[str, int] = Field(
+        default_factory=dict,
+        description="hostname -> restarts within the repeat window (max_repeats reached)",
+    )
+    repeat_window_minutes: float = 0
+
+    @property
+    def flapping_text(self) -> str:
+        """ "flapping: lab-web-01 restarted 3 times in 6 h; escalated, not restarted" """
+        hours = f"{self.repeat_window_minutes / 60:g} h"
+        hosts = ", ".join(f"{h} restarted {n} times" for h, n in list(self.flapping.items())[:20])
+        return f"flapping: {hosts} in {hours}; escalated, not restarted"
 
     @property
     def over_threshold_text(self) -> str:
@@ -162,6 +221,9 @@ def build_plan(
     max_hosts: int,
     batch_size: int,
     recent: dict[str, float] | None = None,
+    repeats: dict[str, int] | None = None,
+    max_repeats: int = 0,
+    repeat_window_minutes: float = 0,
 ) -> RestartPlan:
     """Join a metric with the selected hosts and decide; pure, so it is easy to test.
 
@@ -173,8 +235,11 @@ def build_plan(
         max_hosts: the blast-radius cap.
         batch_size: hosts per batch.
         recent: host id -> minutes since its last restart, for hosts within the cooldown.
+        repeats: host id -> restarts within the repeat window; `max_repeats` or more (when
+            given) is a flapping host: left out and escalated.
     """
     recent = recent or {}
+    repeats = repeats or {}
     by_ip = {
         ip: (instance, value)
         for instance, ip, value in values[["instance", "ip", "value"]].itertuples(index=False)
@@ -197,6 +262,12 @@ def build_plan(
     over.sort(key=lambda c: (-c.value, c.hostname))
     # The cap counts every host over the threshold: cooling-down hosts are part of the incident.
     exceeded = len(over) > max_hosts
+    flapping = {
+        c.hostname: repeats[c.host_id]
+        for c in over
+        if max_repeats and repeats.get(c.host_id, 0) >= max_repeats
+    }
+    over = [c for c in over if c.hostname not in flapping]
     cooling = {c.hostname: round(recent[c.host_id], 1) for c in over if c.host_id in recent}
     over = [c for c in over if c.host_id not in recent]
     batches = (
@@ -211,8 +282,10 @@ def build_plan(
         hosts_without_data=without_data,
         series_without_host=unknown,
         hosts_considered=len(hosts),
-        over_threshold=len(over) + len(cooling),
+        over_threshold=len(over) + len(cooling) + len(flapping),
         cooling_down=cooling,
+        flapping=flapping,
+        repeat_window_minutes=repeat_window_minutes,
     )
 
 
@@ -223,10 +296,20 @@ def plan_restarts(
     all_ips: set[str],
     policy: RestartPolicy,
     recent: dict[str, float] | None = None,
+    repeats: dict[str, int] | None = None,
 ) -> RestartPlan:
     """Decide what to restart and publish the plan as an artifact."""
     plan = build_plan(
-        loads, hosts, all_ips, policy.threshold, policy.max_hosts, policy.batch_size, recent
+        loads,
+        hosts,
+        all_ips,
+        policy.threshold,
+        policy.max_hosts,
+        policy.batch_size,
+        recent,
+        repeats,
+        policy.max_repeats if policy.repeat_window_minutes else 0,
+        policy.repeat_window_minutes,
     )
     logger = get_run_logger()
     logger.info(
@@ -236,6 +319,8 @@ def plan_restarts(
         f"{len(plan.batches)} batch{'es' if len(plan.batches) != 1 else ''}",
         f", {len(plan.cooling_down)} cooling down" if plan.cooling_down else "",
     )
+    if plan.flapping:
+        logger.error(plan.flapping_text)
     if plan.hosts_without_data:
         logger.warning(
             "no load data for %d hosts (not acted on): %s",
@@ -283,6 +368,8 @@ def plan_markdown(plan: RestartPlan) -> str:
     if plan.cooling_down:
         cooling = ", ".join(f"{h} ({m:g} min ago)" for h, m in list(plan.cooling_down.items())[:50])
         lines.append(f"- Skipped, restarted within the cooldown: {cooling}")
+    if plan.flapping:
+        lines.append(f"- {plan.flapping_text[0].upper()}{plan.flapping_text[1:]}")
     if plan.hosts_without_data:
         lines.append(f"- No load data (not acted on): {', '.join(plan.hosts_without_data[:50])}")
     if plan.series_without_host:

@@ -25,7 +25,11 @@ HostResult = Literal[
 NOT_FAILED: frozenset[str] = frozenset(
     {"verified", "recovered before restart", "not touched", "planned"}
 )
-Outcome = Literal["dry_run", "nothing_to_do", "completed", "failed", "aborted"]
+Outcome = Literal["dry_run", "nothing_to_do", "completed", "needs_attention", "failed", "aborted"]
+# Outcomes that end the run Failed: "needs_attention" is a run that left a host over the
+# threshold alone (cooldown, flapping, locked elsewhere, fleet budget): not a silent success.
+FAILED_OUTCOMES: frozenset[str] = frozenset({"needs_attention", "failed", "aborted"})
+RESTARTED_ELSEWHERE = "restarted by another run meanwhile"
 
 
 class HostOutcome(BaseModel):
@@ -73,6 +77,9 @@ class RestartReport(BaseModel):
     cooling_down: dict[str, float] = Field(
         default_factory=dict, description="hostname -> minutes since its last restart"
     )
+    flapping: dict[str, int] = Field(
+        default_factory=dict, description="hostname -> restarts within the repeat window"
+    )
 
     def hostnames(self, result: HostResult) -> list[str]:
         return [h.hostname for h in self.hosts if h.result == result]
@@ -88,6 +95,15 @@ class RestartReport(BaseModel):
     @property
     def not_touched(self) -> list[str]:
         return self.hostnames("not touched")
+
+    @property
+    def needs_attention(self) -> list[str]:
+        """Hosts over the threshold this run left alone: within the cooldown, flapping, locked
+        by another run, over the fleet budget, or after the rollout stopped. (A host another
+        run restarted meanwhile is that run's.)"""
+        left = {h.hostname for h in self.hosts if h.result == "not touched"}
+        left -= {h.hostname for h in self.hosts if h.detail == RESTARTED_ELSEWHERE}
+        return sorted(left | set(self.cooling_down) | set(self.flapping))
 
     @property
     def recovered_before_restart(self) -> list[str]:
@@ -106,6 +122,8 @@ class RestartReport(BaseModel):
         ]
         if self.recovered_before_restart:
             counts.append(f"{len(self.recovered_before_restart)} recovered before restart")
+        if self.needs_attention:
+            counts.append(f"{len(self.needs_attention)} need attention")
         first = next((h for h in self.hosts if h.failed and h.detail), None)
         why = f"; first failure: {first.hostname}: {first.detail}" if first else ""
         return f"{text} — {', '.join(counts)}{why}"

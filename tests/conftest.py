@@ -22,11 +22,13 @@ from typing import Any
 import pytest
 import requests
 from hypothesis import settings
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
 from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
 from opsflow.opsapi import Transport
+from opsflow.tasks.fleet_budget import forget_budgets
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -90,6 +92,10 @@ def free_ports() -> LabPorts:
     return LabPorts(*chosen)
 
 
+# The Prefect APIs of this session (the harness, `prefect_server`): each keeps fleet budgets.
+PREFECT_APIS: list[str] = []
+
+
 @dataclass
 class Lab:
     """The running lab as the tests see it."""
@@ -121,8 +127,13 @@ class Lab:
         return self.admin._call("GET", "/api/v1/jobs")["data"]
 
     def reset(self, hosts: int = 10) -> None:
-        """Fresh calm hosts, no jobs; returns once Prometheus shows exactly them, all calm."""
+        """Fresh calm hosts, no jobs, every fleet budget unused (on each Prefect server of the
+        session); returns once Prometheus shows exactly the hosts, all calm."""
         self.admin.reset(hosts)
+        topology = [self.config.prefect_api_url] if self.config.prefect != "none" else []
+        for url in PREFECT_APIS + topology:
+            with temporary_settings({PREFECT_API_URL: url}):
+                forget_budgets()
         names = {h["hostname"] for h in self.admin.hosts()}
         wait_until(
             lambda: (loads := self.prometheus_loads()).keys() == names and max(loads.values()) < 2,
@@ -167,23 +178,26 @@ def tier_of(item: pytest.Item) -> str:
     return "api"
 
 
-# The suite runs as two shards in parallel (scripts/test.sh: pytest-xdist, `-n 2 --dist
+# The suite runs as three shards in parallel (scripts/test.sh: pytest-xdist, `-n 3 --dist
 # loadgroup`), each a session of its own with its own Prefect API and lab on its own ports:
-# the topology and Salt tests, and crash safety (it mostly waits for leases), on one;
-# the rest on the other (about even, by the durations of a whole run). A shard's tests run in
-# this file's order; each ends with its own leak scan.
-SERVERS_SHARD_TIERS = {"topology", "salt"}
-SERVERS_SHARD_MODULES = {"test_crash_safety.py"}
-SHARDS = ("servers", "rest")
+# the topology tests (PostgreSQL, Prefect servers, workers); the Salt tests with the modules
+# that mostly wait (crash safety on leases, the browser, packaging); the rest. About even by
+# the durations of a whole run. A shard's tests run in this file's order; each ends with its
+# own leak scan.
+SHARD_OF_TIER = {"topology": "topology", "salt": "salt"}
+SHARD_OF_MODULE = {
+    "test_crash_safety.py": "salt",
+    "test_ui.py": "salt",
+    "test_packaging.py": "salt",
+}
+SHARDS = ("topology", "salt", "rest")
 
 
 def shard_of(item: pytest.Item) -> str:
     marked = item.get_closest_marker("xdist_group")
     if marked:  # the leak scan: one per shard
         return str(marked.args[0])
-    if tier_of(item) in SERVERS_SHARD_TIERS or item.path.name in SERVERS_SHARD_MODULES:
-        return "servers"
-    return "rest"
+    return SHARD_OF_TIER.get(tier_of(item)) or SHARD_OF_MODULE.get(item.path.name, "rest")
 
 
 @pytest.hookimpl(trylast=True)
@@ -274,6 +288,7 @@ def suite_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def prefect_api() -> Iterator[None]:
     """A real Prefect API (SQLite) for the whole session."""
     with prefect_test_harness(server_startup_timeout=120):
+        PREFECT_APIS.append(PREFECT_API_URL.value())
         yield
 
 
@@ -351,6 +366,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     try:
         wait_until(lambda: _answers(f"{url}/api/health"), 90, "prefect server to start")
+        PREFECT_APIS.append(f"{url}/api")
         yield url
     finally:
         server.terminate()

@@ -6,11 +6,16 @@ and the alert resolves."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+import requests
 from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.events.filters import (
     EventFilter,
@@ -20,10 +25,12 @@ from prefect.events.filters import (
 )
 
 from opsflow.lab.prefect_stack import WORK_POOL
+from opsflow.opsapi.alertmanager import AlertmanagerClient
 from tests.conftest import Lab, wait_until
 from tests.prefect_lab import alert_trigger, finished_runs, lab_server, prefect_lab, restart_runs
 
 __all__ = ["prefect_lab"]  # the module's fixture
+RESTART_FLOW = "restart-overloaded-hosts"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -106,6 +113,9 @@ def test_an_alert_restarts_its_host_once_and_a_second_alert_within_the_cooldown_
     assert second.parameters["policy"]["selector"] == {"hostnames": ["lab-web-03"]}
     assert prefect_lab.admin.restarts() == {"lab-web-03": 1}
     assert "1 host within the cooldown" in second.state.message, second.state.message
+    # A run that left an overloaded host alone is not a green one: whoever watches sees it.
+    assert second.state.is_failed()
+    assert "left alone: lab-web-03" in second.state.message
     prefect_lab.admin.overload("lab-web-03", None)
 
 
@@ -190,3 +200,91 @@ def test_an_alert_resolved_before_its_run_starts_restarts_nothing(prefect_lab: L
     assert run.parameters["policy"]["selector"] == {"hostnames": ["lab-web-01"]}
     assert prefect_lab.admin.restarts() == {}
     assert "1 host recovered before restart" in run.state.message, run.state.message
+
+
+def one_host_notification(lab: Lab, hostname: str) -> dict[str, Any]:
+    """What Alertmanager sends with `group_by: [alertname, instance]`: one host per
+    notification, each under a group key of its own."""
+    instance = f"{lab.admin.host(hostname)['ip']}:9100"
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="HostOverloaded", instance="{instance}"}}',
+        "status": "firing",
+        "receiver": "opsflow",
+        "groupLabels": {"alertname": "HostOverloaded", "instance": instance},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": lab.config.alertmanager_url,
+        "truncatedAlerts": 0,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "HostOverloaded", "instance": instance},
+                "annotations": {},
+                "startsAt": datetime.now(timezone.utc).isoformat(),
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": uuid.uuid4().hex[:16],
+            }
+        ],
+    }
+
+
+def test_eight_one_host_alerts_and_ad_hoc_runs_restart_only_the_fleet_budget(
+    prefect_lab: Lab,
+) -> None:
+    """Eight hosts overloaded at once, as eight runs of one host each: six alert-triggered (one
+    notification each) run by two workers, two ad hoc from the command line. The blast-radius
+    cap (5, per run) sees one host in each; the fleet budget (5 per 30 min) sees them all."""
+    prefect_lab.reset(10)
+    hosts = [h["hostname"] for h in prefect_lab.admin.hosts()][:8]
+    alerted, ad_hoc = hosts[:6], hosts[6:]
+    # Alertmanager's own notification (grouped by alertname) is silenced: the test sends the
+    # one-host notifications that `group_by: [alertname, instance]` would.
+    alertmanager = AlertmanagerClient(prefect_lab.config.alertmanager_url)
+    silence = alertmanager.create_silence({"alertname": "HostOverloaded"}, 10, "fleet budget test")
+    known = {r.id for r in restart_runs(prefect_lab)}
+    try:
+        prefect_lab.overload(8.0, *hosts)
+        receiver = f"http://127.0.0.1:{prefect_lab.config.ports.alert_receiver}/alerts"
+        token = prefect_lab.secrets["alert_receiver_token"]
+        env = {**os.environ, "PREFECT_API_URL": prefect_lab.config.prefect_api_url}
+        commands = [
+            subprocess.Popen(
+                [sys.executable, "-m", "opsflow.flows", "run", RESTART_FLOW, "--host", name]
+                + ["--platform-block", "lab", "--prometheus-block", "lab"]
+                + ["--verify-window-seconds", "30", "--poll-seconds", "0.5"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for name in ad_hoc
+        ]
+        for name in alerted:
+            answer = requests.post(
+                receiver,
+                json=one_host_notification(prefect_lab, name),
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            assert answer.ok, answer.text
+        outputs = [command.communicate(timeout=300)[0] for command in commands]
+        runs = finished_runs(prefect_lab, known, len(alerted), timeout=300)
+    finally:
+        alertmanager.expire_silence(silence)
+
+    restarted = prefect_lab.admin.restarts()
+    assert len(restarted) == 5 and set(restarted.values()) == {1}, restarted
+    assert len(runs) == len(alerted), [r.parameters for r in runs]
+    refused = [r for r in runs if "fleet budget of 5 hosts per 30 min reached" in r.state.message]
+    refused_ad_hoc = [o for o in outputs if "fleet budget of 5 hosts per 30 min reached" in o]
+    assert len(refused) + len(refused_ad_hoc) == 3, [r.state.message for r in runs] + outputs
+    assert all(r.state.is_failed() for r in refused)
+    assert all(
+        r.state.is_completed() and "1 host restarted and verified" in r.state.message
+        for r in runs
+        if r not in refused
+    )
+    for command, output in zip(commands, outputs, strict=True):
+        assert command.returncode == (1 if output in refused_ad_hoc else 0), output
+    prefect_lab.reset(10)

@@ -4,13 +4,15 @@ SaltStack. The runbook code is the same; only the block given differs."""
 from __future__ import annotations
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 from opsflow.flows.load_report import LoadReportParams, load_report
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
 from opsflow.flows.run_command import RunCommandParams, run_command
 from opsflow.lab.salt import clear_job_cache
 from opsflow.tasks.restart_plan import RestartPolicy
-from tests.conftest import Lab
+from tests.conftest import Lab, wait_until
 
 
 @pytest.fixture(params=["lab", "salt-api/lab"], ids=["platform", "salt"])
@@ -52,9 +54,50 @@ def test_the_cooldown_comes_from_the_backends_own_job_history(backend):
     again = restart_overloaded_hosts(policy, return_state=True)
 
     assert first.result().verified == ["lab-web-01"]
-    assert again.result().outcome == "nothing_to_do"
-    assert "lab-web-01" in again.result().cooling_down
+    report = again.result(raise_on_failure=False)
+    assert "lab-web-01" in report.cooling_down
+    # Still over the threshold and left alone: not a green run.
+    assert again.is_failed() and report.outcome == "needs_attention"
+    assert report.needs_attention == ["lab-web-01"]
     assert lab.admin.restarts() == {"lab-web-01": 1}
+
+
+def test_a_host_that_keeps_coming_back_is_escalated_not_restarted_again_on_every_backend(
+    backend,
+):
+    platform, lab = backend
+    policy = RestartPolicy(
+        platform=platform, prometheus="lab", cooldown_minutes=0, max_repeats=2, **FAST
+    )
+    for _ in range(2):
+        lab.overload(8.0, "lab-web-01")
+        assert restart_overloaded_hosts(policy, return_state=True).is_completed()
+    lab.overload(8.0, "lab-web-01", "lab-db-02")  # back again, and another host with it
+
+    state = restart_overloaded_hosts(policy, return_state=True)
+
+    report = state.result(raise_on_failure=False)
+    assert state.is_failed() and report.outcome == "needs_attention"
+    assert report.flapping == {"lab-web-01": 2}
+    assert "flapping: lab-web-01 restarted 2 times in 6 h; escalated, not restarted" in (
+        state.message
+    )
+    assert report.verified == ["lab-db-02"]  # the other host of the run is still handled
+    assert lab.admin.restarts() == {"lab-web-01": 2, "lab-db-02": 1}
+
+    def escalated():
+        with get_client(sync_client=True) as client:
+            found = client.read_events(
+                EventFilter(
+                    event=EventNameFilter(name=["opsflow.host.flapping"]),
+                    resource=EventResourceFilter(id=["opsflow.host.lab-web-01"]),
+                ),
+                limit=50,
+            ).events
+        return [e for e in found if e.payload.get("plan") == report.plan_digest]
+
+    [event] = wait_until(escalated, 30, "the flapping event to reach the API")
+    assert event.payload["restarts"] == 2
 
 
 def test_run_command_gives_each_hosts_output_on_every_backend(backend):

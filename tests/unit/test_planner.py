@@ -97,3 +97,25 @@ def test_without_removes_hosts_and_rebatches():
     rest = plan.without({"2"}, 2)
 
     assert [[c.hostname for c in b] for b in rest.batches] == [["db-1", "web-1"]]
+
+
+def test_a_host_restarted_max_repeats_times_in_the_window_is_flapping_not_planned():
+    plan = build_plan(
+        values(**{"10_0_0_1": 5.0, "10_0_0_2": 9.0, "10_0_0_3": 6.0}),
+        FLEET,
+        ALL_IPS,
+        4,
+        5,
+        2,
+        recent={"2": 1.0},
+        repeats={"2": 3, "1": 2},
+        max_repeats=3,
+        repeat_window_minutes=360,
+    )
+
+    assert [c.hostname for c in plan.candidates] == ["db-1", "web-1"]  # 2 repeats: still on
+    assert plan.flapping == {"web-2": 3} and plan.cooling_down == {}  # flapping comes first
+    assert plan.over_threshold == 3
+    assert (
+        plan.flapping_text == "flapping: web-2 restarted 3 times in 6 h; escalated, not restarted"
+    )
