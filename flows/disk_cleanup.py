@@ -35,7 +35,13 @@ from opsflow.tasks.parameters import (
     notify_block_field,
 )
 from opsflow.tasks.restart_plan import build_plan
-from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
+from opsflow.tasks.runbook import (
+    chosen,
+    final_state,
+    read_metric,
+    run_key,
+    with_deployment_defaults,
+)
 
 USAGE_QUERY = (
     '100 * (1 - node_filesystem_avail_bytes{mountpoint="/"} '
@@ -129,6 +135,7 @@ DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
 @flow(name="disk-cleanup", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
     """Clean old logs on hosts whose root filesystem is nearly full, and verify usage fell."""
+    params = with_deployment_defaults(params, "params")
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
     usage = read_metric(

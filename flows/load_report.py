@@ -29,7 +29,7 @@ from opsflow.tasks.parameters import (
     not_above,
     notify_block_field,
 )
-from opsflow.tasks.runbook import chosen, read_metric
+from opsflow.tasks.runbook import chosen, read_metric, with_deployment_defaults
 
 # node_exporter's CPU counter has one series per CPU and mode: counting the idle ones counts CPUs.
 CPU_QUERY = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
@@ -86,6 +86,7 @@ DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
 @flow(name="load-report", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
     """Every host's load and load per CPU, flagged ok, warning or critical, as a table and CSV."""
+    params = with_deployment_defaults(params, "params")
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
     loads = read_metric(prometheus, params.query, "load")

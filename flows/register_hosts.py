@@ -25,7 +25,7 @@ from opsflow.tasks.parameters import (
     StrictModel,
     notify_block_field,
 )
-from opsflow.tasks.runbook import chosen
+from opsflow.tasks.runbook import chosen, with_deployment_defaults
 from opsflow.tasks.wording import plural
 
 
@@ -109,6 +109,7 @@ class RegisterHostsResult(BaseModel):
 @flow(name="register-hosts", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
     """Register hosts from a CSV file or rows: every row validated first, idempotent."""
+    params = with_deployment_defaults(params, "params")
     specs = read_host_rows(  # any bad row: nothing happens
         params.csv_path, params.rows, ignore_extra_columns=params.ignore_extra_columns
     )

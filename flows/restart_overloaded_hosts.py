@@ -55,7 +55,13 @@ from opsflow.tasks.restart_report import (
     planned_outcomes,
     publish_report,
 )
-from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
+from opsflow.tasks.runbook import (
+    chosen,
+    final_state,
+    read_metric,
+    run_key,
+    with_deployment_defaults,
+)
 from opsflow.tasks.wording import plural
 
 DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
@@ -70,7 +76,7 @@ def restart_overloaded_hosts(policy: RestartPolicy = DEFAULTS) -> State:
     The plan (who, in which batches) is an artifact; a dry run stops there. Failures are counted
     across batches and stop the rollout at `max_failures`.
     """
-    return _restart_overloaded_hosts(policy)
+    return _restart_overloaded_hosts(with_deployment_defaults(policy, "policy"))
 
 
 def _restart_overloaded_hosts(policy: RestartPolicy) -> State:

@@ -30,7 +30,7 @@ from opsflow.tasks.parameters import (
     StrictModel,
     notify_block_field,
 )
-from opsflow.tasks.runbook import chosen, final_state, run_key
+from opsflow.tasks.runbook import chosen, final_state, run_key, with_deployment_defaults
 
 OUTPUT_KEPT = 2000  # characters of each host's stdout and stderr kept in the result
 
@@ -112,6 +112,7 @@ class RunCommandResult(BaseModel):
 @flow(name="run-command", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
 def run_command(params: RunCommandParams) -> State:
     """Run a command on the hosts a selector picks, in batches, with per-host results."""
+    params = with_deployment_defaults(params, "params")
     command = check_command(params.command, params.allowlist)
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     hosts = list_hosts(platform, params.selector)

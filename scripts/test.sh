@@ -11,6 +11,6 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 if [ $# -gt 0 ]; then
     exec .venv/bin/pytest -q "$@"  # what was asked for, in one session
 fi
-# Everything, as three shards in parallel (tests/conftest.py, SHARDS): the topology tests, the
-# Salt tests, the rest, each a session with its own servers on its own ports.
-exec .venv/bin/pytest -q -n 3 --dist loadgroup
+# Everything, as two shards in parallel (tests/conftest.py, SHARDS): the topology and Salt
+# tests in one session, the rest in another, each with its own servers on its own ports.
+exec .venv/bin/pytest -q -n 2 --dist loadgroup

@@ -3,6 +3,8 @@
     blocks        `chosen(block, PLATFORM_TYPES, "platform")`: the block given, else "default"
     first read    `read_metric(...)`: no usable data means `RunbookAborted`, before any action
     run key       `run_key()`: this flow run's id, the prefix of every job's Idempotency-Key
+    deployment    `with_deployment_defaults(params, "policy")`: a field a deployment's run
+                  was not given comes from the deployment, not from the model's default
     the end       `final_state(result, failed)`: Completed or Failed, the typed result as data
 
 Example:
@@ -14,12 +16,16 @@ Example:
 from __future__ import annotations
 
 import uuid
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
+from prefect import get_run_logger
 from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from pydantic import BaseModel
 
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
@@ -28,6 +34,7 @@ from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, query_metric
 from opsflow.tasks.parameters import DEFAULT_BLOCK, load_block
 
 B = TypeVar("B", bound=Block)
+M = TypeVar("M", bound=BaseModel)
 
 
 class RunbookAborted(OpsAPIError):
@@ -90,3 +97,39 @@ def final_state(result: Summarized, failed: bool) -> State:
         ended_on_purpose(flow_run.get_id())  # no engine traceback for it in the run's logs
         return Failed(message=result.summary, data=result)
     return Completed(message=result.summary, data=result)
+
+
+def with_deployment_defaults(params: M, name: str) -> M:
+    """`params` with each field the run was not given taken from its deployment's parameter
+    `name`; the run's own fields win. A run not made from a deployment is left as it is.
+
+    Prefect replaces a parameter as a whole: a deployment made with `--platform-block prod`,
+    run with ``--params '{"policy": {"dry_run": true}}'`` (or a custom run, an automation, a
+    trigger), would otherwise lose `prod` for the block saved as "default", and a deployment's
+    `dry_run: true` would turn back to false when only the selector is given.
+    """
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None or run.deployment_id is None:
+        return params
+    given = (run.parameters or {}).get(name)
+    with get_client(sync_client=True) as client:
+        stored = (client.read_deployment(run.deployment_id).parameters or {}).get(name)
+    if not isinstance(given, dict) or not isinstance(stored, dict):
+        return params
+    kept = {field: value for field, value in stored.items() if field not in given}
+    if not kept:
+        return params
+    get_run_logger().info("from the deployment's %s: %s", name, ", ".join(sorted(kept)))
+    return type(params).model_validate(_blocks_loaded({**kept, **given}))
+
+
+def _blocks_loaded(values: dict[str, Any]) -> dict[str, Any]:
+    """A deployment's parameter values with each saved-block reference (`{"$ref": ...}`)
+    loaded, as Prefect does for a run's own parameters."""
+    return {
+        field: Block.load_from_ref(value["$ref"], _sync=True)  # type: ignore[call-arg]
+        if isinstance(value, dict) and "$ref" in value
+        else value
+        for field, value in values.items()
+    }

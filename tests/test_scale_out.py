@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
 
 from opsflow.lab.stack import down, up
 from tests.conftest import Lab, wait_until
 from tests.prefect_lab import (
+    RESTART,
     alert_trigger,
     finished_runs,
     held,
@@ -166,3 +169,44 @@ def test_a_server_restart_mid_rollout_leaves_no_lock_stuck(prefect_lab: Lab) -> 
     restarts = prefect_lab.admin.restarts()
     assert all(restarts.get(h, 0) <= 1 for h in hosts), restarts
     print(f"server restart mid-rollout: run {ended.state.type.value}: {ended.state.message}")
+
+
+def run_with(lab: Lab, policy: dict[str, Any]) -> FlowRun:
+    """A run of the restart deployment given only `policy` (what `prefect deployment run
+    --params`, a custom run or a trigger sends), run by a worker to its end."""
+    known = {r.id for r in restart_runs(lab)}
+    with lab_server(lab):
+        run_deployment(f"{RESTART}/{RESTART}", parameters={"policy": policy}, timeout=0)
+    [run] = finished_runs(lab, known, 1)
+    return run
+
+
+def test_a_run_given_some_fields_keeps_every_other_field_of_its_deployment(prefect_lab: Lab):
+    """Prefect replaces a parameter as a whole; the runbook takes what the run was not given
+    from its deployment, so its blocks and its dry_run are never lost to an override."""
+    prefect_lab.overload(8.0, "lab-web-01")
+    selector = {"hostnames": ["lab-web-01"]}
+
+    # The deployment names the lab's blocks (no block is saved as "default" here).
+    run = run_with(prefect_lab, {"dry_run": True, "selector": selector})
+
+    assert run.state.is_completed(), run.state.message
+    assert run.state.message.startswith("dry run: would restart 1 host"), run.state.message
+
+    # A deployment whose default is a dry run, run with only its selector overridden.
+    with lab_server(prefect_lab) as client:
+        deployment = client.read_deployment_by_name(f"{RESTART}/{RESTART}")
+        original = deployment.parameters
+        client.update_deployment(
+            deployment.id,
+            DeploymentUpdate(parameters={"policy": {**original["policy"], "dry_run": True}}),
+        )
+    try:
+        run = run_with(prefect_lab, {"selector": selector})
+    finally:
+        with lab_server(prefect_lab) as client:
+            client.update_deployment(deployment.id, DeploymentUpdate(parameters=original))
+
+    assert run.state.message.startswith("dry run: would restart 1 host"), run.state.message
+    assert prefect_lab.admin.restarts() == {}
+    prefect_lab.admin.overload("lab-web-01", None)
