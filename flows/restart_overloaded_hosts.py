@@ -33,7 +33,12 @@ from opsflow.opsapi.models import Host
 from opsflow.tasks.alerts import expire_silence, silence_hosts
 from opsflow.tasks.events import host_flapping, host_restarted, rollout_aborted
 from opsflow.tasks.fleet_budget import claim_hosts
-from opsflow.tasks.host_locks import host_locks, recently_restarted, restart_history
+from opsflow.tasks.host_locks import (
+    host_locks,
+    locked_by_others,
+    recently_restarted,
+    restart_history,
+)
 from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.jobs import cancel_grace, run_job
 from opsflow.tasks.monitoring import current_values_of, wait_for_recovery
@@ -48,6 +53,7 @@ from opsflow.tasks.restart_plan import (
 )
 from opsflow.tasks.restart_report import (
     FAILED_OUTCOMES,
+    LOCKED_ELSEWHERE,
     RESTARTED_ELSEWHERE,
     HostOutcome,
     RestartReport,
@@ -100,6 +106,12 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
         quote(history.repeats),
     )
 
+    if plan.cooling_down:  # back over the threshold after a restart, or still being restarted?
+        ids = {h.hostname: h.id for h in selected}
+        held = set(locked_by_others([ids[name] for name in plan.cooling_down if name in ids]))
+        handled = [name for name in plan.cooling_down if ids.get(name) in held]
+        plan = plan.model_copy(update={"being_handled": handled})
+
     if plan.blast_radius_exceeded:
         reason = (
             f"{plan.over_threshold_text} exceeds the blast-radius cap of {policy.max_hosts}: "
@@ -143,9 +155,7 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
         skipped = [o for o in planned_outcomes(plan, "not touched") if o.host_id in busy]
         for outcome in skipped:
             outcome.detail = (
-                "locked by another run"
-                if outcome.host_id in locked_elsewhere
-                else RESTARTED_ELSEWHERE
+                LOCKED_ELSEWHERE if outcome.host_id in locked_elsewhere else RESTARTED_ELSEWHERE
             )
         to_run = plan.without(busy, policy.batch_size)
         # What every run of this runbook did lately counts too (eight alerts, eight runs).
@@ -352,8 +362,9 @@ def finish(
     approved: str | None = None,
 ) -> State:
     """Publish the report; the run fails (with the report as its data) on failure or abort, and
-    when it left a host over the threshold alone (cooldown, flapping, locked, fleet budget):
-    a run that fixed nothing of a sick host is not a green one."""
+    when it left a host over the threshold alone that nobody else is on (back over it within
+    the cooldown, flapping, fleet budget): a run that fixed nothing of a sick host is not a
+    green one. Hosts another run holds are left to it, with a warning."""
     report = RestartReport(
         outcome=outcome,
         reason=reason,
@@ -365,6 +376,7 @@ def finish(
         series_without_host=plan.series_without_host,
         cooling_down=plan.cooling_down,
         flapping=plan.flapping,
+        being_handled=plan.being_handled,
     )
     if outcome in ("completed", "nothing_to_do") and report.needs_attention:
         left = report.needs_attention
@@ -377,6 +389,13 @@ def finish(
             f"{', '.join(left[:10])}{' …' if len(left) > 10 else ''}"
         )
         report.reason = "; ".join(parts)
+    elif outcome in ("completed", "nothing_to_do") and report.held_elsewhere:
+        held = report.held_elsewhere
+        report.reason = (
+            f"{reason}; {plural(len(held), 'host')} over the threshold left to the run holding "
+            f"{'it' if len(held) == 1 else 'them'}: {', '.join(held[:10])}"
+        )
+        get_run_logger().warning(report.reason)
     report = publish_report(quote(report), quote(plan))
     for host in report.hosts:
         if host.verified:

@@ -5,14 +5,16 @@ The blast-radius cap counts the hosts of one run; eight alerts of one host each 
 of one host. The budget counts them all: a run claims its hosts from the budget before it acts
 and gets what is left of it; the others are reported "not touched: fleet budget ...".
 
-The ledger is a Prefect variable per budget (``opsflow-budget-<runbook>[-<key>]``, on the UI's
-Variables page): ``[[time, hosts], ...]``, one entry per claim within the window. A claim is
-made under the budget's lock (a host lock named ``budget-<runbook>[-<key>]``: shared by every
-run, freed by a killed run's lease like any host lock, listed by ``opsflow locks``), so two runs
-never both take the last host. The ledger lives in Prefect's database: it survives a restart
-of the API server and is the same for every server and worker of one Prefect. A claimed host
-counts whether or not the run then acted on it (a killed run's claim stays until the window
-passes): the budget errs towards doing less. Delete the variable to start a budget afresh.
+The budget counts distinct hosts: a host claimed again within the window (a rerun after a
+killed run) costs nothing more; how often one host is acted on is `max_repeats`' business.
+The ledger is a Prefect variable per budget (``opsflow-budget-<runbook>[-<key>]``, on the
+UI's Variables page): ``[[time, hosts, [host ids]], ...]``, one entry per claim within the
+window. A claim is made under the budget's lock (a host lock named
+``budget-<runbook>[-<key>]``: shared by every run, freed by a killed run's lease like any host
+lock, listed by ``opsflow locks``), so two runs never both take the last host. The ledger
+lives in Prefect's database: it survives a restart of the API server and is the same for every
+server and worker of one Prefect. A claimed host counts whether or not the run then acted on
+it: the budget errs towards doing less. Delete the variable to start a budget afresh.
 
 Example:
     >>> budget = FleetBudget(runbook="restart-overloaded-hosts", hosts=5, minutes=30)
@@ -24,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -39,9 +42,10 @@ from opsflow.tasks.wording import plural
 BUDGET_PREFIX = "opsflow-budget-"
 # How long a run waits for another run's claim (a claim takes well under a second).
 LOCK_WAIT_SECONDS = 30.0
-# A Prefect variable holds at most 5,000 characters; older claims are merged into newer ones
-# (counted longer, never shorter) to stay well inside it.
-MAX_ENTRIES = 100
+# A Prefect variable holds at most 5,000 characters (JSON): past this, the oldest claims are
+# merged into the next one, and past it still their host ids are dropped (a host claimed again
+# then counts again): counted longer or more, never shorter or less.
+MAX_LEDGER_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -79,30 +83,51 @@ class Claim:
 
 
 class LedgerUnreadable(ValueError):
-    """The ledger variable is not a list of [time, hosts] entries (edited by hand?)."""
+    """The ledger variable is not a list of [time, hosts, [host ids]] entries (edited?)."""
 
 
-def _entries(value: object, since: float) -> list[list[float]]:
+Entry = list  # [time, hosts, [host ids]]: `hosts` claimed at `time`, those ids among them
+
+
+def _entries(value: object, since: float) -> list[Entry]:
     """The ledger's claims made after `since`. Raises LedgerUnreadable on anything else."""
     if value is None:
         return []
-    if not isinstance(value, list) or not all(
-        isinstance(e, list)
-        and len(e) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in e)
-        and e[1] >= 0
-        for e in value
-    ):
-        raise LedgerUnreadable(f"not a list of [time, hosts] entries: {str(value)[:80]}")
+
+    def readable(e: object) -> bool:
+        return (
+            isinstance(e, list)
+            and len(e) == 3
+            and isinstance(e[0], int | float)
+            and isinstance(e[1], int)
+            and not isinstance(e[1], bool)
+            and isinstance(e[2], list)
+            and all(isinstance(i, str) for i in e[2])
+            and 0 <= len(e[2]) <= e[1]
+        )
+
+    if not isinstance(value, list) or not all(readable(e) for e in value):
+        raise LedgerUnreadable(
+            f"not a list of [time, hosts, [host ids]] entries: {str(value)[:80]}"
+        )
     return [e for e in value if e[0] > since]
 
 
-def _compacted(entries: list[list[float]]) -> list[list[float]]:
-    """At most MAX_ENTRIES entries: the oldest are added to the next one (counted longer)."""
-    entries = sorted(entries)
-    while len(entries) > MAX_ENTRIES:
-        oldest = entries.pop(0)
-        entries[0][1] += oldest[1]
+def _used(entries: list[Entry]) -> tuple[set[str], int]:
+    """(the host ids claimed, how many more hosts were claimed without an id kept)."""
+    ids = {i for _, _, kept in entries for i in kept}
+    return ids, sum(hosts - len(kept) for _, hosts, kept in entries)
+
+
+def _compacted(entries: list[Entry]) -> list[Entry]:
+    """The ledger within MAX_LEDGER_CHARS: the oldest claims merged into the next one (at its
+    later time), then, if still too long, the oldest ids dropped (each then counts as one)."""
+    entries = sorted(entries, key=lambda e: e[0])
+    while len(json.dumps(entries)) > MAX_LEDGER_CHARS and len(entries) > 1:
+        (_, hosts_a, ids_a), (time_b, hosts_b, ids_b) = entries[0], entries[1]
+        entries[:2] = [[time_b, hosts_a + hosts_b, ids_a + ids_b]]
+    while len(json.dumps(entries)) > MAX_LEDGER_CHARS and entries[0][2]:
+        entries[0][2] = entries[0][2][len(entries[0][2]) // 2 + 1 :]
     return entries
 
 
@@ -131,12 +156,19 @@ def claim_hosts(budget: FleetBudget, host_ids: list[str]) -> Claim:
                 f"{budget.text}: variable {budget.variable!r} is unreadable ({exc}); delete it "
                 "to start the budget afresh",
             )
-        used = int(sum(hosts for _, hosts in entries))
-        granted = list(host_ids[: max(0, budget.hosts - used)])
+        ids, anonymous = _used(entries)
+        # A host already claimed within the window (a rerun after a killed run, say) costs
+        # nothing more: the budget counts hosts, repeats are for max_repeats to judge.
+        left = budget.hosts - len(ids) - anonymous
+        granted = []
+        for host_id in host_ids:
+            if host_id in ids or left > 0:
+                left -= host_id not in ids
+                granted.append(host_id)
         if granted:
-            entries.append([round(now, 3), len(granted)])
+            entries.append([round(now, 3), len(granted), list(granted)])
             Variable.set(budget.variable, _compacted(entries), overwrite=True)
-    refused = list(host_ids[len(granted) :])
+    refused = [h for h in host_ids if h not in granted]
     return Claim(granted, refused, f"{budget.text} reached" if refused else "")
 
 
@@ -147,11 +179,9 @@ def budget_used(budget: FleetBudget) -> int:
         >>> budget_used(FleetBudget("restart-overloaded-hosts", 5, 30))  # doctest: +SKIP
         2
     """
-    return int(
-        sum(
-            h for _, h in _entries(Variable.get(budget.variable), time.time() - budget.minutes * 60)
-        )
-    )
+    entries = _entries(Variable.get(budget.variable), time.time() - budget.minutes * 60)
+    ids, anonymous = _used(entries)
+    return len(ids) + anonymous
 
 
 def forget_budgets() -> list[str]:

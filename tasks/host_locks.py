@@ -228,6 +228,15 @@ def host_locks(
         yield ours, theirs
 
 
+def locked_by_others(host_ids: list[str]) -> list[str]:
+    """The hosts whose lock another run holds now (asked once, not waited for): a run that is
+    still restarting or verifying them."""
+    if not host_ids:
+        return []
+    with host_locks(host_ids, wait_seconds=0) as (_, theirs):
+        return theirs
+
+
 def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds: float) -> bool:
     """Hold every named lock (creating missing ones first) or none; False when one is held."""
 

@@ -187,6 +187,10 @@ class RestartPlan(BaseModel):
         description="hostname -> restarts within the repeat window (max_repeats reached)",
     )
     repeat_window_minutes: float = 0
+    being_handled: list[str] = Field(
+        default_factory=list,
+        description="cooling-down hosts another run holds (still restarting or verifying them)",
+    )
 
     @property
     def flapping_text(self) -> str:

@@ -30,6 +30,7 @@ Outcome = Literal["dry_run", "nothing_to_do", "completed", "needs_attention", "f
 # threshold alone (cooldown, flapping, locked elsewhere, fleet budget): not a silent success.
 FAILED_OUTCOMES: frozenset[str] = frozenset({"needs_attention", "failed", "aborted"})
 RESTARTED_ELSEWHERE = "restarted by another run meanwhile"
+LOCKED_ELSEWHERE = "locked by another run"
 
 
 class HostOutcome(BaseModel):
@@ -80,6 +81,10 @@ class RestartReport(BaseModel):
     flapping: dict[str, int] = Field(
         default_factory=dict, description="hostname -> restarts within the repeat window"
     )
+    being_handled: list[str] = Field(
+        default_factory=list,
+        description="cooling-down hosts another run holds (still restarting or verifying them)",
+    )
 
     def hostnames(self, result: HostResult) -> list[str]:
         return [h.hostname for h in self.hosts if h.result == result]
@@ -98,12 +103,22 @@ class RestartReport(BaseModel):
 
     @property
     def needs_attention(self) -> list[str]:
-        """Hosts over the threshold this run left alone: within the cooldown, flapping, locked
-        by another run, over the fleet budget, or after the rollout stopped. (A host another
-        run restarted meanwhile is that run's.)"""
+        """Hosts over the threshold this run left alone and nobody else is on: restarted
+        within the cooldown and back over it, flapping, over the fleet budget, or after the
+        rollout stopped. A host another run holds (restarting or verifying it) or restarted
+        meanwhile is that run's to report; a run that died holding it is marked Crashed."""
+        others = {RESTARTED_ELSEWHERE, LOCKED_ELSEWHERE}
         left = {h.hostname for h in self.hosts if h.result == "not touched"}
-        left -= {h.hostname for h in self.hosts if h.detail == RESTARTED_ELSEWHERE}
-        return sorted(left | set(self.cooling_down) | set(self.flapping))
+        left -= {h.hostname for h in self.hosts if h.detail in others}
+        cooling = set(self.cooling_down) - set(self.being_handled)
+        return sorted(left | cooling | set(self.flapping))
+
+    @property
+    def held_elsewhere(self) -> list[str]:
+        """Hosts over the threshold another run holds (restarting or verifying them): left to
+        it, said as a warning (a run that died holding them is marked Crashed)."""
+        locked = {h.hostname for h in self.hosts if h.detail == LOCKED_ELSEWHERE}
+        return sorted(locked | set(self.being_handled))
 
     @property
     def recovered_before_restart(self) -> list[str]:

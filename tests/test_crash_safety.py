@@ -118,8 +118,11 @@ def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
 
     rerun = run_again(real_prefect_api)
 
-    # Right away the killed run's locks still hold its hosts: skipped, not restarted twice.
+    # Right away the killed run's locks still hold its hosts: skipped, not restarted twice,
+    # and said (the dead run is marked Crashed once its heartbeat is missed).
     assert fresh_lab.admin.restarts() == done_by_killed_run
+    assert rerun.held_elsewhere == sorted(OVERLOADED)
+    assert "3 hosts over the threshold left to the run holding them" in rerun.summary
     assert accounted(rerun).keys() == OVERLOADED.keys()
     assert accounted(rerun)["lab-web-01"] == "cooling down"
     assert {accounted(rerun)[h] for h in ("lab-db-02", "lab-web-03")} == {

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from opsflow.tasks.fleet_budget import MAX_ENTRIES, LedgerUnreadable, _compacted, _entries
+from opsflow.tasks.fleet_budget import (
+    MAX_LEDGER_CHARS,
+    LedgerUnreadable,
+    _compacted,
+    _entries,
+    _used,
+)
 from opsflow.tasks.restart_plan import RestartPolicy
 
 
@@ -26,21 +34,27 @@ def test_a_budget_key_is_a_name_prefect_accepts():
 
 
 def test_claims_older_than_the_window_are_not_counted():
-    assert _entries([[100.0, 2], [200.0, 3]], since=150) == [[200.0, 3]]
+    assert _entries([[100.0, 2, ["1", "2"]], [200.0, 3, ["3"]]], since=150) == [[200.0, 3, ["3"]]]
     assert _entries(None, since=0) == []
 
 
+def test_hosts_are_counted_once_and_claims_without_ids_each_count():
+    assert _used([[1.0, 2, ["1", "2"]], [2.0, 2, ["2", "3"]], [3.0, 2, []]]) == ({"1", "2", "3"}, 2)
+
+
 @pytest.mark.parametrize(
-    "value", [{"a": 1}, [[1, 2, 3]], [["now", 1]], [[1.0, -1]], [[1.0, True]], "5"]
+    "value",
+    [{"a": 1}, [[1, 2]], [["now", 1, []]], [[1.0, 1, ["1", "2"]]], [[1.0, True, []]], "5"],
 )
-def test_anything_but_a_list_of_time_and_hosts_is_unreadable(value):
+def test_anything_but_a_list_of_time_hosts_and_ids_is_unreadable(value):
     with pytest.raises(LedgerUnreadable):
         _entries(value, since=0)
 
 
-def test_compacting_keeps_every_host_and_never_shortens_a_claim():
-    entries = [[float(t), 1] for t in range(MAX_ENTRIES + 10)]
+def test_compacting_stays_within_a_variable_and_never_counts_fewer_hosts():
+    entries = [[float(t), 1, [f"host-{t:05d}"]] for t in range(1000)]
     compacted = _compacted([list(e) for e in entries])
-    assert len(compacted) == MAX_ENTRIES
-    assert sum(h for _, h in compacted) == len(entries)
-    assert compacted[0][0] == 10.0  # the oldest ten now count until the eleventh's time
+    assert len(json.dumps(compacted)) <= MAX_LEDGER_CHARS
+    ids, anonymous = _used(compacted)
+    assert len(ids) + anonymous == 1000
+    assert min(e[0] for e in compacted) >= 0 and max(e[0] for e in compacted) == 999.0
