@@ -252,18 +252,28 @@ def rolling_restart(
             continue
         try:
             batch, recovered = still_over(prometheus, batch, number, policy)
-            outcomes += recovered
-            if not batch:
-                continue
-            logger.info(
-                "batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch)
-            )
+        except OpsAPIError as exc:
+            # The load cannot be read again before the batch: it and the batches after it
+            # are not touched (acting on what may have changed is what the re-read prevents).
+            logger.error("rollout stopped before batch %d: %s", number, exc)
+            left = [o for o in planned_outcomes(plan, "not touched") if (o.batch or 0) >= number]
+            for outcome in left:
+                outcome.detail = f"not restarted: the load could not be read again: {exc}"[:300]
+            return outcomes + left
+        outcomes += recovered
+        if not batch:
+            continue
+        logger.info(
+            "batch %d/%d: %s", number, len(plan.batches), ", ".join(c.hostname for c in batch)
+        )
+        try:
             judged = restart_batch(platform, prometheus, batch, number, policy, key)
         except OpsAPIError as exc:
-            # The platform or Prometheus failed mid-batch: these hosts count as failed, and
-            # the report says which step broke; the limit then stops the rollout.
+            # The platform failed mid-batch (a job could not be submitted or followed): these
+            # hosts count as failed, and the report says which step broke.
             logger.error("batch %d broke off: %s", number, exc)
             judged = [o for o in planned_outcomes(plan, "restart failed") if o.batch == number]
+            judged = [o for o in judged if o.host_id in {c.host_id for c in batch}]
             for outcome in judged:
                 outcome.detail = f"batch broke off: {exc}"[:300]
         failures += sum(not o.verified for o in judged)
@@ -340,18 +350,24 @@ def restart_batch(
     healthy = [
         c for c in restarted if health and (r := health.result_for(c.host_id)) and r.succeeded
     ]
-    loads = {}
+    loads, unverifiable = {}, ""
     if healthy:
-        loads = wait_for_recovery(
-            prometheus,
-            policy.query,
-            [c.ip for c in healthy],
-            policy.recovery_threshold,
-            policy.verify_window_seconds,
-            policy.poll_seconds,
-            policy.max_sample_age_seconds,
-        )
-    return judge_batch(batch, number, restart, health, loads, policy.recovery_threshold)
+        try:
+            loads = wait_for_recovery(
+                prometheus,
+                policy.query,
+                [c.ip for c in healthy],
+                policy.recovery_threshold,
+                policy.verify_window_seconds,
+                policy.poll_seconds,
+                policy.max_sample_age_seconds,
+            )
+        except OpsAPIError as exc:  # restarted, but whether they recovered cannot be told
+            get_run_logger().error("batch %d not verified: %s", number, exc)
+            unverifiable = f"monitoring unreachable: {exc}"
+    return judge_batch(
+        batch, number, restart, health, loads, policy.recovery_threshold, unverifiable
+    )
 
 
 def finish(

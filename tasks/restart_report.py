@@ -18,6 +18,7 @@ HostResult = Literal[
     "restart failed",
     "unhealthy",
     "load did not recover",
+    "not verified",
     "recovered before restart",
     "not touched",
     "planned",
@@ -167,8 +168,11 @@ def judge_batch(
     health: Job | None,
     loads: dict[str, float | None],
     recovery_threshold: float,
+    unverifiable: str = "",
 ) -> list[HostOutcome]:
-    """Each host of a batch: restarted, healthy, and back under the recovery threshold?"""
+    """Each host of a batch: restarted, healthy, and back under the recovery threshold?
+    `unverifiable` says why the load could not be read after the restart (monitoring down):
+    a restarted, healthy host is then "not verified", which counts as a failure."""
     outcomes = []
     for c in batch:
         outcome = HostOutcome(
@@ -188,6 +192,9 @@ def judge_batch(
         elif checked is None or not checked.succeeded:
             outcome.result = "unhealthy"
             outcome.detail = _why(checked, "health check did not run")
+        elif unverifiable:
+            outcome.result = "not verified"
+            outcome.detail = f"restarted and healthy; not verified: {unverifiable}"[:300]
         elif outcome.load_after is None or outcome.load_after >= recovery_threshold:
             outcome.result = "load did not recover"
             shown = "no data" if outcome.load_after is None else f"{outcome.load_after:.2f}"

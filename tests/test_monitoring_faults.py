@@ -152,3 +152,42 @@ def test_a_batch_read_asks_for_its_hosts_only_and_judges_them_as_the_fleet_read_
         "10.255.255.254": None,
     }
     assert batch_read[ips["lab-db-02"]] == 8.0
+
+
+def test_prometheus_lost_between_a_restart_and_its_check_is_reported_host_by_host(fresh_lab):
+    """Batch 1 (lab-web-01) is restarted, then Prometheus stops before its check: it is
+    "not verified" (restarted, which the lab's count shows), and batch 2 (lab-db-02), whose
+    load cannot be read again, is "not touched". The counts agree with the hosts."""
+    from opsflow.lab.stack import down, up
+    from tests.test_restart_guarantees import run_in_thread
+
+    fresh_lab.overload(9.0, "lab-web-01")
+    fresh_lab.overload(8.0, "lab-db-02")
+    # The restart job goes through at once; the health check's submission waits 8 s, time
+    # for Prometheus to be stopped between the restart and the verification.
+    fresh_lab.admin.faults(
+        {"path": "/api/v1/jobs$", "method": "POST", "fault": "latency", "seconds": 0},
+        {"path": "/api/v1/jobs$", "method": "POST", "fault": "latency", "seconds": 8},
+    )
+    policy = RestartPolicy(**{**FAST, "batch_size": 1, "max_failures": 2})
+    thread, box = run_in_thread(policy)
+    try:
+        wait_until(lambda: fresh_lab.admin.restarts().get("lab-web-01"), 60, "the restart")
+        assert down(fresh_lab.config, only=("prometheus",)) == ["prometheus"]
+        thread.join(300)
+    finally:
+        fresh_lab.admin.faults()
+        up(fresh_lab.config, save_blocks=False)
+
+    state = box["state"]
+    report = state.result(raise_on_failure=False)
+    by_host = {h.hostname: h for h in report.hosts}
+    assert state.is_failed()
+    assert by_host["lab-web-01"].result == "not verified"
+    assert "restarted and healthy; not verified: monitoring unreachable" in (
+        by_host["lab-web-01"].detail
+    )
+    assert by_host["lab-db-02"].result == "not touched"
+    assert "the load could not be read again" in by_host["lab-db-02"].detail
+    assert fresh_lab.admin.restarts() == {"lab-web-01": 1}
+    assert "0 verified, 1 failed, 1 not touched" in report.summary
