@@ -18,6 +18,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from opsflow.lab.stack import down, up
+from opsflow.tasks.fleet_budget import claim_hosts
+from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import Lab, wait_until
 from tests.prefect_lab import (
     RESTART,
@@ -169,6 +171,11 @@ def test_a_server_restart_mid_rollout_leaves_no_lock_stuck(prefect_lab: Lab) -> 
     restarts = prefect_lab.admin.restarts()
     assert all(restarts.get(h, 0) <= 1 for h in hosts), restarts
     print(f"server restart mid-rollout: run {ended.state.type.value}: {ended.state.message}")
+    # The fleet budget is in the server's database: its four hosts still count after the
+    # restart, so of the default 5 per 30 min one is left.
+    with lab_server(prefect_lab):
+        claim = claim_hosts(RestartPolicy().fleet_budget, ["no-such-1", "no-such-2"])
+    assert (claim.granted, claim.refused) == (["no-such-1"], ["no-such-2"])
 
 
 def run_with(lab: Lab, policy: dict[str, Any]) -> FlowRun:
