@@ -35,7 +35,7 @@ from opsflow.tasks.events import host_flapping, host_restarted, rollout_aborted
 from opsflow.tasks.fleet_budget import claim_hosts
 from opsflow.tasks.host_locks import (
     host_locks,
-    locked_by_others,
+    locked_now,
     recently_restarted,
     restart_history,
 )
@@ -108,7 +108,7 @@ def _restart_overloaded_hosts(policy: RestartPolicy) -> State:
 
     if plan.cooling_down:  # back over the threshold after a restart, or still being restarted?
         ids = {h.hostname: h.id for h in selected}
-        held = set(locked_by_others([ids[name] for name in plan.cooling_down if name in ids]))
+        held = set(locked_now([ids[name] for name in plan.cooling_down if name in ids]))
         handled = [name for name in plan.cooling_down if ids.get(name) in held]
         plan = plan.model_copy(update={"being_handled": handled})
 

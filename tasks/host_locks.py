@@ -228,13 +228,19 @@ def host_locks(
         yield ours, theirs
 
 
-def locked_by_others(host_ids: list[str]) -> list[str]:
-    """The hosts whose lock another run holds now (asked once, not waited for): a run that is
-    still restarting or verifying them."""
-    if not host_ids:
-        return []
-    with host_locks(host_ids, wait_seconds=0) as (_, theirs):
-        return theirs
+def locked_now(host_ids: list[str]) -> list[str]:
+    """The hosts whose lock a run holds now: read, not taken (no side effect on other runs;
+    ask before taking them yourself). A run holding a host is restarting or verifying it."""
+    held = []
+    with get_client(sync_client=True) as client:
+        for host_id in host_ids:
+            try:
+                limit = client.read_global_concurrency_limit_by_name(lock_name(host_id))
+            except ObjectNotFound:  # never locked
+                continue
+            if limit.active_slots:
+                held.append(host_id)
+    return held
 
 
 def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds: float) -> bool:
