@@ -272,8 +272,8 @@ def rolling_restart(
             # The platform failed mid-batch (a job could not be submitted or followed): these
             # hosts count as failed, and the report says which step broke.
             logger.error("batch %d broke off: %s", number, exc)
-            judged = [o for o in planned_outcomes(plan, "restart failed") if o.batch == number]
-            judged = [o for o in judged if o.host_id in {c.host_id for c in batch}]
+            in_batch = {c.host_id for c in batch}  # not those that recovered before it
+            judged = [o for o in planned_outcomes(plan, "restart failed") if o.host_id in in_batch]
             for outcome in judged:
                 outcome.detail = f"batch broke off: {exc}"[:300]
         failures += sum(not o.verified for o in judged)
