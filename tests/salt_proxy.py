@@ -23,6 +23,8 @@ class SaltProxy:
     lost: int = 0
     submissions: int = 0
     after_losing: Callable[[], None] | None = None
+    # salt-api's answers to the submissions the proxy lost (what the client never saw).
+    lost_answers: list[dict] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     # Held while `after_losing` runs: closing the proxy waits for it. The client gives up on
     # the lost answer after its read timeout and the test may end first; a callback still
@@ -57,6 +59,7 @@ def salt_proxy(upstream: str) -> Iterator[SaltProxy]:
                 if state.lose_next_submission:
                     state.lose_next_submission = False
                     state.lost += 1
+                    state.lost_answers.append(answer.json())
                     if state.after_losing:
                         with state.calling:
                             state.after_losing()
