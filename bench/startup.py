@@ -115,7 +115,7 @@ SCHEDULED = """
 import json, statistics, sys, time
 from prefect import flow
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsflow.tasks.restart_plan import RestartPolicy
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 
 empty = flow(name="empty")(lambda: None)
 policy = RestartPolicy(platform="lab", prometheus="lab", threshold=1000)

@@ -248,9 +248,10 @@ def show_result(name: str, result: Any) -> None:
         dicts = [r.model_dump() if isinstance(r, BaseModel) else r for r in rows]
         columns = getattr(result, "table_columns", None) or list(dicts[0])
         percent = set(getattr(result, "percent_columns", ()))
+        titles = getattr(result, "table_titles", {})
         shown = dicts[:TABLE_ROWS]
         title = name if len(dicts) <= TABLE_ROWS else f"{name} — {len(shown)} of {len(dicts)} shown"
-        table = Table(*(c.replace("_", " ") for c in columns), title=title)
+        table = Table(*(titles.get(c, c.replace("_", " ")) for c in columns), title=title)
         for row in shown:
             table.add_row(*(_cell(row.get(c), c in percent) for c in columns))
         console.print(table)
@@ -262,7 +263,8 @@ def show_result(name: str, result: Any) -> None:
     cooling = getattr(result, "cooling_down", None)
     if cooling:
         shown = ", ".join(f"{host} ({minutes:g} min ago)" for host, minutes in cooling.items())
-        console.print(f"[yellow]skipped, restarted within the cooldown[/]: {shown}")
+        done = getattr(result, "done", "acted on")
+        console.print(f"[yellow]skipped, {done} within the cooldown[/]: {shown}")
     written = getattr(result, "csv_path", None)
     if written:
         console.print(f"every host written to {written}")

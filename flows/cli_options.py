@@ -5,7 +5,7 @@ every tag given must be on a host), `--hostname-pattern` and `--host` (repeatabl
 `--<field>-block NAME`, the name of a saved block. Messages about fields are said in flags.
 
 Example:
-    >>> from opsflow.tasks.restart_plan import RestartPolicy
+    >>> from opsflow.flows.restart_overloaded_hosts import RestartPolicy
     >>> say_in_flags("recovery_threshold (3) must not be above threshold (2)", RestartPolicy)
     '--recovery-threshold (3) must not be above --threshold (2)'
 """

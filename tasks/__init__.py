@@ -15,12 +15,24 @@ from opsflow.tasks.hosts import (
 from opsflow.tasks.jobs import cancel_job, execute_job, get_job, run_job, wait_for_job
 from opsflow.tasks.monitoring import query_instant, query_metric, query_range, wait_for_recovery
 from opsflow.tasks.notify import notify
+from opsflow.tasks.rollout_plan import Candidate, RolloutPlan
+from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, RolloutPolicy, Signal
+from opsflow.tasks.rollout_report import HostOutcome, RolloutReport
 from opsflow.tasks.runbook import RunbookAborted
 
 __all__ = [
+    "Action",
+    "Candidate",
     "Claim",
     "FleetBudget",
+    "HostOutcome",
+    "RemediationPolicy",
+    "Rollout",
+    "RolloutPlan",
+    "RolloutPolicy",
+    "RolloutReport",
     "RunbookAborted",
+    "Signal",
     "cancel_job",
     "claim_hosts",
     "create_host",

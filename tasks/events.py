@@ -2,7 +2,8 @@
 
     opsflow.job.submitted       resource: opsflow.job.<job_id>     related: opsflow.host-id.<id>
     opsflow.host.restarted      resource: opsflow.host.<hostname>  payload: load before/after
-    opsflow.host.flapping       resource: opsflow.host.<hostname>  payload: restarts, window
+    opsflow.host.cleaned        (disk-cleanup; any rollout: opsflow.host.<its action's past>)
+    opsflow.host.flapping       resource: opsflow.host.<hostname>  payload: times, action, window
     opsflow.rollout.aborted     resource: opsflow.runbook.<name>   payload: reason
     opsflow.alert.firing        resource: opsflow.host.<hostname>  payload: the alert
     opsflow.alert.resolved      (the same, once the alert resolves)
@@ -46,12 +47,13 @@ def job_submitted(job_id: str, command: str, host_ids: list[str]) -> None:
     )
 
 
-def host_restarted(hostname: str, payload: dict[str, Any]) -> None:
-    emit_event("opsflow.host.restarted", resource=_host(hostname), payload=payload)
+def host_acted_on(done: str, hostname: str, payload: dict[str, Any]) -> None:
+    """`opsflow.host.<done>` (restarted, cleaned): a host acted on and verified."""
+    emit_event(f"opsflow.host.{done}", resource=_host(hostname), payload=payload)
 
 
 def host_flapping(hostname: str, payload: dict[str, Any]) -> None:
-    """A host restarted `max_repeats` times within the repeat window: escalated, left alone."""
+    """A host acted on `max_repeats` times within the repeat window: escalated, left alone."""
     emit_event("opsflow.host.flapping", resource=_host(hostname), payload=payload)
 
 

@@ -396,7 +396,7 @@ def release_stale(after: timedelta = STALE_AFTER) -> list[HeldLock]:
     return stale
 
 
-class RestartHistory(BaseModel):
+class ActionHistory(BaseModel):
     """What the backend's job history says about one command's recent runs, per host id."""
 
     recent: dict[str, float] = Field(
@@ -411,14 +411,14 @@ class RestartHistory(BaseModel):
 
 def _history(
     platform: ExecutionBackendBlock, command: str, cooldown_minutes: float, repeat_minutes: float
-) -> RestartHistory:
+) -> ActionHistory:
     minutes = max(cooldown_minutes, repeat_minutes)
     if minutes <= 0:
-        return RestartHistory()
+        return ActionHistory()
     now = time.time()
     with platform.get_client() as client:
         jobs = client.list_jobs(since=str(now - minutes * 60), command=command)
-    history = RestartHistory()
+    history = ActionHistory()
     for job in jobs:
         if job.command != command or job.created_at is None:
             continue
@@ -432,18 +432,18 @@ def _history(
     return history
 
 
-@task(name="Read restart history", **READ)
-def restart_history(
+@task(name="Read action history", **READ)
+def action_history(
     platform: ExecutionBackendBlock, command: str, cooldown_minutes: float, repeat_minutes: float
-) -> RestartHistory:
+) -> ActionHistory:
     """Per host: minutes since `command` last ran there within `cooldown_minutes`, and how
     often it ran there (any outcome but cancelled) within `repeat_minutes`; one read of the
     backend's job history, so it holds across runs, workers and tools."""
     return _history(platform, command, cooldown_minutes, repeat_minutes)
 
 
-@task(name="Find recent restarts", **READ)
-def recently_restarted(
+@task(name="Find recent actions", **READ)
+def recently_acted_on(
     platform: ExecutionBackendBlock, command: str, minutes: float
 ) -> dict[str, float]:
     """Host id -> minutes since `command` last ran (or is running) there, within `minutes`."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from typing import Literal
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -223,8 +224,10 @@ def wait_for_recovery(
     poll_seconds: float = 2.0,
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
+    side: Literal["above", "below"] = "above",
 ) -> dict[str, float | None]:
-    """Poll `promql` until every IP's value is under `threshold` or the window ends.
+    """Poll `promql` until every IP's value is under `threshold` (over it when the bad `side`
+    is "below") or the window ends.
 
     Returns:
         The last value seen per IP (None when Prometheus had no current value for it: missing,
@@ -234,15 +237,20 @@ def wait_for_recovery(
     with prometheus.get_client() as client:
         while True:
             last = values_of_ips(client, promql, ips, max_age_seconds, freshness_query)
-            waiting = [ip for ip, value in last.items() if value is None or value >= threshold]
+            waiting = [
+                ip
+                for ip, value in last.items()
+                if value is None or (value >= threshold if side == "above" else value <= threshold)
+            ]
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(poll_seconds)
     if waiting:
         get_run_logger().warning(
-            "%d of %d hosts still at or over %.2f after %.0fs: %s",
+            "%d of %d hosts still at or %s %.2f after %.0fs: %s",
             len(waiting),
             len(ips),
+            "over" if side == "above" else "under",
             threshold,
             window_seconds,
             ", ".join(waiting[:10]),

@@ -18,7 +18,7 @@ import requests
 from opsflow.lab.stack import _alive, _port_free, _processes, up
 from opsflow.opsapi import OpsPlatformClient, Transport
 from opsflow.tasks.host_locks import LOCK_PREFIX
-from opsflow.tasks.restart_report import RestartReport
+from opsflow.tasks.rollout_report import RolloutReport
 from tests.conftest import wait_until
 
 OVERLOADED = {"lab-web-01": 9.0, "lab-db-02": 8.5, "lab-web-03": 8.0}  # restart order
@@ -56,7 +56,7 @@ def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
 
 RUN_AND_PRINT_REPORT = """
 from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsflow.tasks.restart_plan import RestartPolicy
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 state = restart_overloaded_hosts(RestartPolicy(platform="lab", prometheus="lab", batch_size=1,
                                                poll_seconds=0.5, verify_window_seconds=30),
                                  return_state=True)
@@ -64,7 +64,7 @@ print("REPORT " + state.result(raise_on_failure=False).model_dump_json())
 """
 
 
-def run_again(api: str) -> RestartReport:
+def run_again(api: str) -> RolloutReport:
     """The runbook in a fresh process against `api`; its typed report."""
     done = subprocess.run(
         [sys.executable, "-c", RUN_AND_PRINT_REPORT],
@@ -75,7 +75,7 @@ def run_again(api: str) -> RestartReport:
     )
     line = next((x for x in done.stdout.splitlines() if x.startswith("REPORT ")), None)
     assert line, done.stdout[-2000:] + done.stderr[-3000:]
-    return RestartReport.model_validate_json(line.removeprefix("REPORT "))
+    return RolloutReport.model_validate_json(line.removeprefix("REPORT "))
 
 
 def held_host_locks(api: str) -> dict[str, int]:

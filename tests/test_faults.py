@@ -7,9 +7,8 @@ import time
 import pytest
 
 from opsflow.blocks import OpsPlatform
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi import BadResponse, ConnectionFailed, RequestTimedOut, ServerError
-from opsflow.tasks.restart_plan import RestartPolicy
 
 FAST = {
     "platform": "lab",

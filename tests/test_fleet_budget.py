@@ -10,9 +10,9 @@ import time
 
 from prefect.variables import Variable
 
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 from opsflow.tasks.fleet_budget import FleetBudget, budget_used, claim_hosts
 from opsflow.tasks.host_locks import host_locks
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.test_restart_guarantees import FAST, run_in_thread
 
 RESTART = "restart-overloaded-hosts"

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from opsflow.blocks import Prometheus
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 from opsflow.opsapi import Transport
 from opsflow.tasks import RunbookAborted
 from opsflow.tasks.monitoring import (
@@ -18,7 +19,6 @@ from opsflow.tasks.monitoring import (
     query_with_ages,
     values_of_ips,
 )
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, wait_until
 from tests.test_restart_runbook import run
 

@@ -10,9 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from opsflow.blocks import OpsPlatform, VaultConnection
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi import Transport
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import lab_platform_copy
 from tests.test_vault import root_client
 

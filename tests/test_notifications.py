@@ -9,9 +9,8 @@ from prefect.blocks.abstract import NotificationError
 from pydantic import SecretStr
 
 from opsflow.blocks import DingTalkWebhook, FeishuWebhook, WeComWebhook
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi.chat import dingtalk_sign, feishu_sign
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.chat_receiver import chat_receiver
 
 FAST = {

@@ -252,8 +252,7 @@ def test_register_hosts_takes_an_inventory_export_with_extra_columns_when_asked(
 
 
 def test_a_selector_that_matches_no_host_says_nothing_matched(fresh_lab):
-    from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-    from opsflow.tasks.restart_plan import RestartPolicy
+    from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 
     fresh_lab.overload(8.0, "lab-web-01")
     restart = restart_overloaded_hosts(

@@ -14,14 +14,13 @@ from pydantic import SecretStr
 
 from opsflow.blocks import Prometheus, SaltAPI
 from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.hosts import host_dir
 from opsflow.lab.salt import clear_job_cache, minion_env, salt_binary, write_minion_config
 from opsflow.lab.stack import _processes, _start, stop_processes, up
 from opsflow.opsapi import AuthFailed, ConnectionFailed, NotFound, Transport
 from opsflow.opsapi.salt import SaltAPIClient
 from opsflow.tasks import execute_job, list_hosts, query_instant, wait_for_job
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import Lab, wait_until
 from tests.salt_proxy import salt_proxy
 

@@ -17,9 +17,9 @@ from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 from opsflow.lab.stack import down, up
 from opsflow.tasks.fleet_budget import claim_hosts
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import Lab, wait_until
 from tests.prefect_lab import (
     RESTART,

@@ -10,9 +10,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi import ConnectionFailed, Transport
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import lab_platform_copy, wait_until
 
 

@@ -18,11 +18,10 @@ from hvac import exceptions as hvac_errors
 from pydantic import SecretStr
 
 from opsflow.blocks import VaultConnection, VaultSecret
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
 from opsflow.opsapi import Transport, VaultRefused
 from opsflow.opsapi.vault import AppRoleAuth, VaultClient
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import free_ports, lab_platform_copy, wait_until
 from tests.test_vault import root_client
 

@@ -13,11 +13,10 @@ import requests
 from pydantic import SecretStr
 
 from opsflow.blocks import VaultConnection
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
 from opsflow.opsapi import Transport
 from opsflow.opsapi.vault import AppRoleAuth, VaultClient
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.conftest import Lab, lab_platform_copy
 
 

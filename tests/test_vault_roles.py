@@ -11,7 +11,7 @@ import hvac
 import pytest
 
 from opsflow.flows.load_report import LoadReportParams, load_report
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.vault_seed import (
     READONLY_SECRET_PATH,
     REPORT_ROLE,
@@ -20,7 +20,6 @@ from opsflow.lab.vault_seed import (
     SECRET_PATH,
     stored_approles,
 )
-from opsflow.tasks.restart_plan import RestartPolicy
 from tests.test_vault import root_client
 
 EVERY_SECRET = sorted({path for paths in ROLE_SECRETS.values() for path in paths})

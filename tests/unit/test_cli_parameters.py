@@ -6,7 +6,7 @@ import inspect
 
 from opsflow.flows.cli_options import options_signature, say_in_flags, values_from_flags
 from opsflow.flows.register_hosts import RegisterHostsParams
-from opsflow.tasks.restart_plan import RestartPolicy
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 
 
 def flags(model) -> set[str]:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 from opsflow.tasks.fleet_budget import (
     MAX_LEDGER_CHARS,
     LedgerUnreadable,
@@ -13,7 +14,6 @@ from opsflow.tasks.fleet_budget import (
     _entries,
     _used,
 )
-from opsflow.tasks.restart_plan import RestartPolicy
 
 
 def test_the_default_budget_is_max_hosts_per_cooldown_and_each_can_be_set():

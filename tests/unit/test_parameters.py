@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from opsflow.flows.disk_cleanup import DiskCleanupParams
 from opsflow.flows.load_report import LoadReportParams
 from opsflow.flows.register_hosts import RegisterHostsParams
+from opsflow.flows.restart_overloaded_hosts import RestartPolicy
 from opsflow.flows.run_command import RunCommandParams
-from opsflow.tasks.restart_plan import RestartPolicy
 
 
 @pytest.mark.parametrize(

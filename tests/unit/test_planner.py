@@ -1,11 +1,11 @@
-"""The restart plan: who is over the threshold, selected, not cooling down, capped, batched."""
+"""The rollout plan: who is on the bad side, selected, not cooling down, capped, batched."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from opsflow.opsapi.models import Host
-from opsflow.tasks.restart_plan import build_plan
+from opsflow.tasks.rollout_plan import build_plan
 
 
 def hosts(*names_and_ips: tuple[str, str]) -> list[Host]:
@@ -119,3 +119,12 @@ def test_a_host_restarted_max_repeats_times_in_the_window_is_flapping_not_planne
     assert (
         plan.flapping_text == "flapping: web-2 restarted 3 times in 6 h; escalated, not restarted"
     )
+
+
+def test_a_signal_whose_bad_side_is_below_plans_the_lowest_first():
+    free = values(**{"10_0_0_1": 5.0, "10_0_0_2": 2.0, "10_0_0_3": 50.0})
+
+    plan = build_plan(free, FLEET, ALL_IPS, 10, 5, 2, side="below")
+
+    assert [c.hostname for c in plan.candidates] == ["web-2", "web-1"]
+    assert plan.over_threshold_text == "2 of 3 hosts under 10"
