@@ -74,7 +74,9 @@ class DiskCleanupParams(RemediationPolicy):
         """This runbook as the engine runs it."""
         return Rollout(
             runbook=self.runbook,
-            action=Action(name="cleanup", done="cleaned", command=self.cleanup_command),
+            action=Action(
+                name="cleanup", done="cleaned", verb="clean up", command=self.cleanup_command
+            ),
             signal=Signal(
                 name="disk usage",
                 query=self.usage_query,

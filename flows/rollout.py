@@ -85,11 +85,11 @@ def roll_out(rollout: Rollout, policy: RolloutPolicy) -> State:
             why.append(plan.flapping_text)
         if recovered:
             why.append(f"{plural(len(recovered), 'host')} recovered before {action.name}")
-        reason = f"no host to {action.name}: {', '.join(why)}"
+        reason = f"no host to {action.doing}: {', '.join(why)}"
         return engine.finish(plan, "nothing_to_do", reason, recovered)
     if policy.dry_run:
         would = (
-            f"would {action.name} {plural(len(plan.candidates), 'host')} "
+            f"would {action.doing} {plural(len(plan.candidates), 'host')} "
             f"in {plural(len(plan.batches), 'batch')}"
         )
         return engine.finish(

@@ -71,5 +71,5 @@ def run_command(params: RunCommandParams) -> State:
     """Run a command on the hosts a selector picks, in batches, with per-host results."""
     params = with_deployment_defaults(params, "params")
     command = check_command(params.command, params.allowlist)  # again: a model built unchecked
-    action = Action(name="command", done="ran", command=command)
+    action = Action(name="command", done="ran", verb="run the command on", command=command)
     return roll_out(Rollout(runbook="run-command", action=action), params)

@@ -41,6 +41,7 @@ class RolloutPlan(BaseModel):
     """The hosts to act on, in batches, and everything that was left out and why."""
 
     action: str = "restart"
+    doing: str = "restart"
     done: str = "restarted"
     signal: str | None = "load"
     side: Literal["above", "below"] = "above"
@@ -219,7 +220,10 @@ def plan_rollout(
             guarded.repeat_window_minutes if guarded else 0,
             signal.side,
         ).model_copy(update={"signal": signal.name})
-    plan = plan.model_copy(update={"action": rollout.action.name, "done": rollout.action.done})
+    action = rollout.action
+    plan = plan.model_copy(
+        update={"action": action.name, "doing": action.doing, "done": action.done}
+    )
     logger = get_run_logger()
     logger.info(
         "plan %s: %s; %s%s",
@@ -270,7 +274,7 @@ def plan_markdown(plan: RolloutPlan) -> str:
     the caveats (hosts without data, unknown series, the cap, the cooldown)."""
     lines = [
         f"**Plan {plan.digest}**: {plan.over_threshold_text}; "
-        f"{len(plan.candidates)} to {plan.action}."
+        f"{len(plan.candidates)} to {plan.doing}."
     ]
     if plan.batches:
         measured = plan.signal is not None

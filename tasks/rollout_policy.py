@@ -40,10 +40,18 @@ class Action(BaseModel, frozen=True):
 
     name: str = Field(description="One word: job keys, artifact keys and wording (restart).")
     done: str = Field(description="Its past tense, for reports and events (restarted).")
+    verb: str = Field(
+        default="", description="How a plan says it (clean up, run the command on). Empty: name."
+    )
     command: str = Field(min_length=1, description="Run on each host of a batch.")
     health_command: str | None = Field(
         default=None, description="Run on the hosts the action succeeded on; must exit 0."
     )
+
+    @property
+    def doing(self) -> str:
+        """ "would restart 2 hosts", "no host to clean up" """
+        return self.verb or self.name
 
 
 class Signal(BaseModel, frozen=True):

@@ -97,9 +97,9 @@ def test_run_command_runs_on_the_selected_hosts_in_batches(fresh_lab):
     )
 
     result = state.result()
-    assert sorted(r.hostname for r in result.results) == [f"lab-web-0{n}" for n in (1, 3, 5, 7, 9)]
-    assert all(r.stdout.strip() == r.hostname for r in result.results)
-    assert len({r.job_id for r in result.results}) == 3  # 5 hosts in batches of 2
+    assert sorted(r.hostname for r in result.hosts) == [f"lab-web-0{n}" for n in (1, 3, 5, 7, 9)]
+    assert all(r.result == "succeeded" and r.stdout.strip() == r.hostname for r in result.hosts)
+    assert len({r.job_id for r in result.hosts}) == 3  # 5 hosts in batches of 2
 
 
 @pytest.mark.parametrize(
@@ -146,11 +146,9 @@ def test_disk_cleanup_cleans_full_hosts_and_verifies(fresh_lab):
 
     result = state.result()
     assert result.outcome == "completed"
-    assert sorted(h.hostname for h in result.hosts if h.result == "cleaned") == [
-        "lab-db-08",
-        "lab-web-03",
-    ]
-    assert all(h.used_before == 90.0 and h.used_after == 30.0 for h in result.hosts)
+    assert sorted(result.verified) == ["lab-db-08", "lab-web-03"]
+    assert all(round(h.value_before, 1) == 90.0 for h in result.hosts)
+    assert all(round(h.value_after, 1) == 30.0 for h in result.hosts)
     assert {h["hostname"]: h["disk_used"] for h in fresh_lab.admin.hosts() if h["disk_used"]} == {}
 
 
@@ -161,7 +159,7 @@ def test_run_command_cancels_a_job_the_platform_never_finishes(fresh_lab):
             RunCommandParams(
                 command="systemctl restart nginx",
                 selector={"hostname_pattern": "lab-web-01"},
-                timeout_seconds=1,
+                job_timeout_seconds=1,
                 **LAB,
             ),
             return_state=True,
@@ -170,8 +168,9 @@ def test_run_command_cancels_a_job_the_platform_never_finishes(fresh_lab):
         fresh_lab.admin.hang_restart("lab-web-01", False)
 
     assert state.is_failed()
-    [result] = state.result(raise_on_failure=False).results
-    assert result.hostname == "lab-web-01" and result.status == "cancelled"
+    [result] = state.result(raise_on_failure=False).hosts
+    assert result.hostname == "lab-web-01" and result.result == "command failed"
+    assert result.detail.startswith("cancelled")
     [job] = fresh_lab.jobs()
     assert job["status"] == "cancelled"
 
@@ -194,9 +193,9 @@ def test_run_command_leaves_a_host_another_run_holds_alone(fresh_lab):
             )
             return state.result(raise_on_failure=False)
 
-    results = {r.hostname: r for r in while_locked().results}
-    assert results["lab-web-01"].status == "not run"
-    assert results["lab-web-01"].stderr == "locked by another run"
+    results = {r.hostname: r for r in while_locked().hosts}
+    assert results["lab-web-01"].result == "not touched"
+    assert results["lab-web-01"].detail == "locked by another run"
     assert results["lab-web-03"].stdout == "ran\n"
 
 
@@ -210,8 +209,8 @@ def test_run_command_over_the_cap_runs_nothing_and_a_dry_run_names_the_hosts(fre
     )
 
     assert over.is_failed()
-    assert "10 hosts selected, over the cap of 3" in over.message
-    assert dry.is_completed() and "would run on 5 hosts" in dry.message
+    assert "10 hosts selected exceeds the blast-radius cap of 3" in over.message
+    assert dry.is_completed() and "would run the command on 5 hosts" in dry.message
     assert fresh_lab.jobs() == []
 
 
@@ -265,7 +264,7 @@ def test_a_selector_that_matches_no_host_says_nothing_matched(fresh_lab):
 
     assert restart.is_completed()
     assert restart.message == "nothing to do: nothing matched: the selector picked no host"
-    assert command.message == "nothing_to_do: the selector matched no host"
+    assert command.message == "nothing to do: nothing matched: the selector picked no host"
     assert fresh_lab.jobs() == []
 
 
@@ -308,7 +307,7 @@ def test_a_command_that_echoes_a_password_leaves_it_nowhere(fresh_lab):
             return [str(a.data) + str(a.description) for a in found]
 
     result = state.result()
-    [host] = result.results
+    [host] = result.hosts
     assert host.stdout == "DB_PASSWORD=***\n--password ***\n"  # the output is still useful
     logs = wait_until(lambda: asyncio.run(read("logs")), 30, "the run's logs")
     artifacts = asyncio.run(read("artifacts"))

@@ -38,7 +38,9 @@ def test_restarted_healthy_and_recovered_is_verified():
     restart = job("success", h1=("success", 0, ""), h2=("success", 0, ""))
     health = job("success", h1=("success", 0, ""), h2=("success", 0, ""))
 
-    judged = judge_batch(BATCH, 1, RESTART, restart, health, {"10.0.0.1": 0.5, "10.0.0.2": 1.9}, LOAD)
+    judged = judge_batch(
+        BATCH, 1, RESTART, restart, health, {"10.0.0.1": 0.5, "10.0.0.2": 1.9}, LOAD
+    )
 
     assert [(o.hostname, o.result, o.verified) for o in judged] == [
         ("web-1", "verified", True),
