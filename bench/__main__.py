@@ -127,7 +127,10 @@ def vault_requests(config: LabConfig, since: int) -> dict[str, int]:
 def bench_runbook(
     config: LabConfig, admin: LabAdmin, sizes: list[int], repeat: int, seed_budget: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+    from opsflow.flows.runbooks.restart_overloaded_hosts import (
+        RestartPolicy,
+        restart_overloaded_hosts,
+    )
 
     token = lab_secrets(config)["platform_token"]
     target = Target(config.platform_url, token, str(config.ca_cert), config.prometheus_url)

@@ -7,7 +7,7 @@ import resource
 import sys
 import time
 
-from opsflow.flows.load_report import LoadReportParams, load_report
+from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
 
 
 def main(hosts: int) -> None:

@@ -98,7 +98,10 @@ def bench_salt(
 ) -> list[dict[str, Any]]:
     """The rows: per size, the runbook and the script (medians), their ratio, and the floor."""
     from bench.__main__ import prepare
-    from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+    from opsflow.flows.runbooks.restart_overloaded_hosts import (
+        RestartPolicy,
+        restart_overloaded_hosts,
+    )
 
     rows = []
     password = lab_secrets(config)["salt_password"]

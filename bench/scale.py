@@ -38,7 +38,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.console import Console
 
 from bench.__main__ import free_ports, show
-from opsflow.flows.deployments import set_alert_triggers
+from opsflow.flows.services.deployments import set_alert_triggers
 from opsflow.lab.prefect_stack import postgres_dir
 from opsflow.lab.stack import LabAdmin, LabConfig, down, up
 

@@ -114,8 +114,8 @@ def bench_startup(
 SCHEDULED = """
 import json, statistics, sys, time
 from prefect import flow
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 
 empty = flow(name="empty")(lambda: None)
 policy = RestartPolicy(platform="lab", prometheus="lab", threshold=1000)
@@ -144,7 +144,7 @@ def scheduled_nothing_to_do(env: dict[str, str], repeat: int) -> list[dict[str, 
         check=True,
     )
     measured = json.loads(done.stdout.strip().splitlines()[-1])
-    imports = "import prefect.flow_engine, opsflow.flows.restart_overloaded_hosts"
+    imports = "import prefect.flow_engine, opsflow.flows.runbooks.restart_overloaded_hosts"
     return [
         _row(
             "scheduled run, nothing to do: the run (running server)",

@@ -1,3 +1,3 @@
-from opsflow.flows.cli import main
+from opsflow.flows.cli.main import main
 
 main()

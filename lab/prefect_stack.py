@@ -240,7 +240,7 @@ def worker_argv(index: int) -> list[str]:
 
 def receiver_argv(config: LabConfig) -> list[str]:
     return python(
-        "opsflow.flows.cli",
+        "opsflow.flows.cli.main",
         *("alerts", "serve", "--platform-block", f"ops-platform/{config.block_name}"),
         *("--port", str(config.ports.alert_receiver)),
         *("--token-file", str(receiver_token_file(config))),
@@ -277,7 +277,7 @@ def _deploy_here(directory: Path) -> None:
 
     from opsflow.blocks import OpsPlatform, Prometheus
     from opsflow.blocks.registration import register_block_types
-    from opsflow.flows.deployments import deploy_to_pool, deployments
+    from opsflow.flows.services.deployments import deploy_to_pool, deployments
     from opsflow.lab.lab_blocks import save_lab_blocks
     from opsflow.lab.vault_seed import stored_approles
 

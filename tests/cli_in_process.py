@@ -28,7 +28,7 @@ class Done:
 def opsflow_in_process(*args: str, api: str | None, program: str = "opsflow") -> Done:
     """Run `opsflow ARGS` (or `opsflow lab ARGS` with `program="opsflow lab"`) here, with
     PREFECT_API_URL set to `api` (None: unset, as on a machine with no server)."""
-    from opsflow.flows.cli import QUIET_PREFECT, app, run_app
+    from opsflow.flows.cli.main import QUIET_PREFECT, app, run_app
 
     if program == "opsflow lab":
         from opsflow.lab.cli import app  # noqa: F811 - the lab is a program of its own

@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from opsflow.flows.deployments import set_alert_triggers
+from opsflow.flows.services.deployments import set_alert_triggers
 from opsflow.lab.prefect_stack import PROCESSES, postgres_dir
 from opsflow.lab.stack import down, up
 from opsflow.tasks.host_locks import lock_name

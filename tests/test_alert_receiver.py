@@ -15,7 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 
 from opsflow.blocks import OpsPlatform
-from opsflow.flows.alert_receiver import receiver_app
+from opsflow.flows.services.alert_receiver import receiver_app
 from opsflow.tasks.events import alert_group_id
 from tests.conftest import Lab, wait_until
 

@@ -7,9 +7,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-from opsflow.flows.load_report import LoadReportParams, load_report
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
-from opsflow.flows.run_command import RunCommandParams, run_command
+from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.run_command import RunCommandParams, run_command
 from opsflow.lab.salt import clear_job_cache
 from tests.conftest import Lab, wait_until
 

@@ -55,8 +55,8 @@ def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 RUN_AND_PRINT_REPORT = """
-from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.restart_overloaded_hosts import restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 state = restart_overloaded_hosts(RestartPolicy(platform="lab", prometheus="lab", batch_size=1,
                                                poll_seconds=0.5, verify_window_seconds=30),
                                  return_state=True)

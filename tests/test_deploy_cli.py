@@ -9,7 +9,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.settings import PREFECT_API_URL
 
-from opsflow.flows.crash_detection import NAME
+from opsflow.flows.services.crash_detection import NAME
 from tests.cli_in_process import Done, opsflow_in_process
 
 
@@ -35,7 +35,7 @@ def test_deploy_registers_the_runbooks_for_the_pool_with_their_automations():
         names = [a.name for a in client.read_automations()]
     assert restart.work_pool_name == pool and report.work_pool_name == pool
     assert restart.entrypoint == (
-        "opsflow.flows.restart_overloaded_hosts.restart_overloaded_hosts"
+        "opsflow.flows.runbooks.restart_overloaded_hosts.restart_overloaded_hosts"
     )  # the installed package: a worker needs no checkout
     assert NAME in names
     assert "restart the hosts HostOverloaded fires for" in names

@@ -13,7 +13,7 @@ import requests
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-from opsflow.flows.disk_cleanup import DiskCleanupParams, disk_cleanup
+from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams, disk_cleanup
 from opsflow.lab.hosts import host_dir
 from tests.conftest import Lab, wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter
 
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from tests.conftest import wait_until
 
 FAST = {

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from opsflow.blocks import OpsPlatform
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi import BadResponse, ConnectionFailed, RequestTimedOut, ServerError
 
 FAST = {

@@ -10,7 +10,7 @@ import time
 
 from prefect.variables import Variable
 
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 from opsflow.tasks.fleet_budget import FleetBudget, budget_used, claim_hosts
 from opsflow.tasks.host_locks import host_locks
 from tests.test_restart_guarantees import FAST, run_in_thread

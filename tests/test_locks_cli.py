@@ -103,7 +103,7 @@ def test_release_without_stale_is_refused():
 
 def test_a_prefect_server_that_is_down_is_one_line_not_a_traceback():
     answer = subprocess.run(
-        [sys.executable, "-m", "opsflow.flows.cli", "locks"],
+        [sys.executable, "-m", "opsflow.flows.cli.main", "locks"],
         env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"},
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from opsflow.blocks import Prometheus
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 from opsflow.opsapi import Transport
 from opsflow.tasks import RunbookAborted
 from opsflow.tasks.monitoring import (

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from opsflow.blocks import OpsPlatform, VaultConnection
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi import Transport
 from tests.conftest import lab_platform_copy
 from tests.test_vault import root_client

@@ -9,7 +9,7 @@ from prefect.blocks.abstract import NotificationError
 from pydantic import SecretStr
 
 from opsflow.blocks import DingTalkWebhook, FeishuWebhook, WeComWebhook
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi.chat import dingtalk_sign, feishu_sign
 from tests.chat_receiver import chat_receiver
 
@@ -113,7 +113,7 @@ def test_runbook_notifies_on_completion_and_on_abort(fresh_lab):
 
 
 def test_every_runbook_notifies_its_summary(fresh_lab):
-    from opsflow.flows.load_report import LoadReportParams, load_report
+    from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
 
     with chat_receiver() as receiver:
         receiver.answer = {"code": 0, "msg": "success"}

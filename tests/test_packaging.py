@@ -129,7 +129,7 @@ def test_the_users_modules_stay_the_users_and_prefect_loads_the_users_flow(venv,
         "-c",
         textwrap.dedent(
             """
-            import opsflow.flows.registry, opsflow.tasks.hosts, opsflow.blocks
+            import opsflow.flows.runbooks.registry, opsflow.tasks.hosts, opsflow.blocks
             from tasks.hosts import list_hosts
             import blocks
             from prefect.flows import load_flow_from_entrypoint

@@ -7,10 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from opsflow.blocks import OpsPlatform
-from opsflow.flows.disk_cleanup import DiskCleanupParams, disk_cleanup
-from opsflow.flows.load_report import LoadReportParams, load_report
-from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
-from opsflow.flows.run_command import RunCommandParams, run_command
+from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams, disk_cleanup
+from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
+from opsflow.flows.runbooks.register_hosts import RegisterHostsParams, register_hosts
+from opsflow.flows.runbooks.run_command import RunCommandParams, run_command
 from opsflow.opsapi import CommandNotAllowed, InvalidHostRows
 
 LAB = {"platform": "lab"}
@@ -251,7 +251,10 @@ def test_register_hosts_takes_an_inventory_export_with_extra_columns_when_asked(
 
 
 def test_a_selector_that_matches_no_host_says_nothing_matched(fresh_lab):
-    from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+    from opsflow.flows.runbooks.restart_overloaded_hosts import (
+        RestartPolicy,
+        restart_overloaded_hosts,
+    )
 
     fresh_lab.overload(8.0, "lab-web-01")
     restart = restart_overloaded_hosts(

@@ -13,8 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from opsflow.blocks import Prometheus, SaltAPI
-from opsflow.flows.register_hosts import RegisterHostsParams, register_hosts
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.register_hosts import RegisterHostsParams, register_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.hosts import host_dir
 from opsflow.lab.salt import clear_job_cache, minion_env, salt_binary, write_minion_config
 from opsflow.lab.stack import _processes, _start, stop_processes, up

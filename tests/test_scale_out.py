@@ -17,7 +17,7 @@ from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 from opsflow.lab.stack import down, up
 from opsflow.tasks.fleet_budget import claim_hosts
 from tests.conftest import Lab, wait_until

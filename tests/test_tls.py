@@ -10,7 +10,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.opsapi import ConnectionFailed, Transport
 from tests.conftest import lab_platform_copy, wait_until
 

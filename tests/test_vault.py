@@ -134,7 +134,10 @@ def vault_requests(lab, since: int) -> list[str]:
 
 
 def test_one_login_and_one_read_per_run_however_many_tasks(fresh_lab):
-    from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+    from opsflow.flows.runbooks.restart_overloaded_hosts import (
+        RestartPolicy,
+        restart_overloaded_hosts,
+    )
 
     fresh_lab.overload(8.0, "lab-web-01", "lab-db-02", "lab-web-03")
     start = fresh_lab.config.vault_audit_log.stat().st_size

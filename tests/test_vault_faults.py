@@ -18,7 +18,7 @@ from hvac import exceptions as hvac_errors
 from pydantic import SecretStr
 
 from opsflow.blocks import VaultConnection, VaultSecret
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
 from opsflow.opsapi import Transport, VaultRefused
 from opsflow.opsapi.vault import AppRoleAuth, VaultClient

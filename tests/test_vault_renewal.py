@@ -13,7 +13,7 @@ import requests
 from pydantic import SecretStr
 
 from opsflow.blocks import VaultConnection
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.vault_seed import POLICY_NAME, SECRET_PATH
 from opsflow.opsapi import Transport
 from opsflow.opsapi.vault import AppRoleAuth, VaultClient

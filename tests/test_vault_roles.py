@@ -10,8 +10,8 @@ from __future__ import annotations
 import hvac
 import pytest
 
-from opsflow.flows.load_report import LoadReportParams, load_report
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.lab.vault_seed import (
     READONLY_SECRET_PATH,
     REPORT_ROLE,

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from opsflow.flows.alert_receiver import AlertReceiver, Inventory
-from opsflow.flows.deployments import alert_trigger
+from opsflow.flows.services.alert_receiver import AlertReceiver, Inventory
+from opsflow.flows.services.deployments import alert_trigger
 from opsflow.opsapi.alertmanager import WebhookMessage
 from opsflow.opsapi.models import Host, HostSelector
 

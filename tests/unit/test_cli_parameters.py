@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 
-from opsflow.flows.cli_options import options_signature, say_in_flags, values_from_flags
-from opsflow.flows.register_hosts import RegisterHostsParams
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.cli.options import options_signature, say_in_flags, values_from_flags
+from opsflow.flows.runbooks.register_hosts import RegisterHostsParams
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 
 
 def flags(model) -> set[str]:
@@ -63,7 +63,7 @@ def test_messages_about_fields_are_said_in_flags():
 
 
 def test_the_lab_commands_named_in_opsflows_help_are_the_labs():
-    from opsflow.flows.cli import LAB_COMMANDS
+    from opsflow.flows.cli.main import LAB_COMMANDS
     from opsflow.lab.cli import app
 
     lab = {c.name for c in app.registered_commands if not c.hidden}
@@ -72,8 +72,8 @@ def test_the_lab_commands_named_in_opsflows_help_are_the_labs():
 
 
 def test_the_catalog_is_the_registry():
-    from opsflow.flows.catalog import CATALOG
-    from opsflow.flows.registry import load_runbook
+    from opsflow.flows.runbooks.catalog import CATALOG
+    from opsflow.flows.runbooks.registry import load_runbook
 
     for name, entry in CATALOG.items():
         runbook = load_runbook(name)

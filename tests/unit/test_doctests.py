@@ -22,8 +22,8 @@ MODULES = sorted(
     "opsflow.tasks.runbook",
     "opsflow.tasks.wording",
     "opsflow.blocks.transport",
-    "opsflow.flows.catalog",
-    "opsflow.flows.cli_options",
+    "opsflow.flows.runbooks.catalog",
+    "opsflow.flows.cli.options",
 ]
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 from opsflow.tasks.fleet_budget import (
     MAX_LEDGER_CHARS,
     LedgerUnreadable,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from opsflow.flows.disk_cleanup import DiskCleanupParams
-from opsflow.flows.load_report import LoadReportParams
-from opsflow.flows.register_hosts import RegisterHostsParams
-from opsflow.flows.restart_overloaded_hosts import RestartPolicy
-from opsflow.flows.run_command import RunCommandParams
+from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams
+from opsflow.flows.runbooks.load_report import LoadReportParams
+from opsflow.flows.runbooks.register_hosts import RegisterHostsParams
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.run_command import RunCommandParams
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The runbooks opsflow ships, as plain data: what the command line needs before (and
 without) importing Prefect or any runbook, so `opsflow --help` and `opsflow runbooks` answer at
-once. `opsflow.flows.registry` loads the flows themselves; a unit test keeps both in step.
+once. `opsflow.flows.runbooks.registry` loads the flows themselves; a unit test keeps both in step.
 
 Example:
     >>> CATALOG["load-report"].cron
@@ -31,7 +31,7 @@ CATALOG: dict[str, Entry] = {
     for e in (
         Entry(
             "restart-overloaded-hosts",
-            "opsflow.flows.restart_overloaded_hosts",
+            "opsflow.flows.runbooks.restart_overloaded_hosts",
             "restart_overloaded_hosts",
             "RestartPolicy",
             "policy",
@@ -42,7 +42,7 @@ CATALOG: dict[str, Entry] = {
         ),
         Entry(
             "load-report",
-            "opsflow.flows.load_report",
+            "opsflow.flows.runbooks.load_report",
             "load_report",
             "LoadReportParams",
             "params",
@@ -53,7 +53,7 @@ CATALOG: dict[str, Entry] = {
         ),
         Entry(
             "disk-cleanup",
-            "opsflow.flows.disk_cleanup",
+            "opsflow.flows.runbooks.disk_cleanup",
             "disk_cleanup",
             "DiskCleanupParams",
             "params",
@@ -63,7 +63,7 @@ CATALOG: dict[str, Entry] = {
         ),
         Entry(
             "register-hosts",
-            "opsflow.flows.register_hosts",
+            "opsflow.flows.runbooks.register_hosts",
             "register_hosts",
             "RegisterHostsParams",
             "params",
@@ -73,7 +73,7 @@ CATALOG: dict[str, Entry] = {
         ),
         Entry(
             "run-command",
-            "opsflow.flows.run_command",
+            "opsflow.flows.runbooks.run_command",
             "run_command",
             "RunCommandParams",
             "params",

@@ -10,8 +10,8 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
-from opsflow.flows.catalog import CATALOG
-from opsflow.flows.registry import load_runbook
+from opsflow.flows.runbooks.catalog import CATALOG
+from opsflow.flows.runbooks.registry import load_runbook
 
 SCHEDULE_TIMEZONE = "UTC"  # the same as prefect.yaml's, so both deploy the same schedules
 RESTART_ALERT = "HostOverloaded"  # the alert whose firing hosts the restart runbook restarts
@@ -108,7 +108,7 @@ def deploy_to_pool(
 ) -> bool:
     """Register the deployments for a work pool's workers, with the automation that marks
     runs whose process died as Crashed; True when that automation was created now."""
-    from opsflow.flows.crash_detection import ensure_crash_automation
+    from opsflow.flows.services.crash_detection import ensure_crash_automation
 
     created = ensure_crash_automation(heartbeat_seconds)
     for deployment in made:

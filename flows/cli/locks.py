@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opsflow.flows.cli_common import console, need_prefect_server, prefect_errors
+from opsflow.flows.cli.common import console, need_prefect_server, prefect_errors
 
 locks_app = typer.Typer(
     help="Host locks: which run holds which host; free the ones left by ended runs.",

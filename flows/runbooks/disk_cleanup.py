@@ -2,7 +2,7 @@
 
 The daily chore behind most "disk 90 %" pages: find the full hosts, delete compressed logs
 older than a week, check that usage fell under the target. A rollout on the same engine as the
-restart runbook (`opsflow.flows.rollout`), so it has every guarantee it has: no data, no action;
+restart runbook (`opsflow.flows.runbooks.rollout`), so it has every guarantee it has: no data, no action;
 a blast-radius cap; a plan with a digest and a dry run; approval; per-host locks; the cooldown
 and flapping read from the backend's job history; the fleet budget; a silence; the usage
 re-read before each batch; `max_failures`; a report, events and a notification.
@@ -19,7 +19,7 @@ from prefect import flow
 from prefect.states import State
 from pydantic import Field, model_validator
 
-from opsflow.flows.rollout import roll_out
+from opsflow.flows.runbooks.rollout import roll_out
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import not_above
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal

@@ -1,6 +1,6 @@
 """Runbook: run a command on the hosts a selector picks, in batches; results per host.
 
-A rollout on the engine (`opsflow.flows.rollout`) without a signal: every selected host is a
+A rollout on the engine (`opsflow.flows.runbooks.rollout`) without a signal: every selected host is a
 candidate. The same brakes as the other acting runbooks: a blast-radius cap (`max_hosts`), a
 plan and a dry run, approval, the per-host locks, `max_failures` across batches, and jobs that
 are cancelled when they outlive their timeout; the command is checked against the allowlist
@@ -16,7 +16,7 @@ from prefect import flow
 from prefect.states import State
 from pydantic import Field, field_serializer, field_validator, model_validator
 
-from opsflow.flows.rollout import roll_out
+from opsflow.flows.runbooks.rollout import roll_out
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.command_policy import check_command, check_patterns
 from opsflow.tasks.notify import notify_on_finish

@@ -1,4 +1,4 @@
-"""`opsflow alerts serve`: the Alertmanager webhook receiver (see `opsflow.flows.alert_receiver`)."""
+"""`opsflow alerts serve`: the Alertmanager webhook receiver (see `opsflow.flows.services.alert_receiver`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from opsflow.flows.cli_common import console, need_prefect_server
+from opsflow.flows.cli.common import console, need_prefect_server
 
 TOKEN_ENV = "OPSFLOW_ALERTS_TOKEN"
 
@@ -51,7 +51,7 @@ def serve_command(
     if token_file and not token:
         console.print(f"[red]--token-file: {token_file} is empty[/]")
         raise typer.Exit(2)
-    from opsflow.flows.alert_receiver import serve_alerts
+    from opsflow.flows.services.alert_receiver import serve_alerts
     from opsflow.tasks.parameters import PLATFORM_TYPES, load_block
 
     try:

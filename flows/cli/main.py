@@ -20,10 +20,10 @@ from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
-from opsflow.flows.catalog import CATALOG
-from opsflow.flows.cli_alerts import alerts_app
-from opsflow.flows.cli_common import console, need_prefect_server
-from opsflow.flows.cli_locks import locks_app
+from opsflow.flows.cli.alerts import alerts_app
+from opsflow.flows.cli.common import console, need_prefect_server
+from opsflow.flows.cli.locks import locks_app
+from opsflow.flows.runbooks.catalog import CATALOG
 
 # The commands of `opsflow lab` (a separate program: product code never imports it).
 LAB_COMMANDS = (
@@ -58,10 +58,10 @@ class RunbookGroup(TyperGroup):
         if _about_to_run(name):
             # Up while the runbook is imported and its flags are checked (it takes seconds);
             # bad input still exits at once, and the server stops with the command.
-            from opsflow.flows.temporary_server import TemporaryServer
+            from opsflow.flows.services.temporary_server import TemporaryServer
 
             TemporaryServer().start()
-        from opsflow.flows.adhoc import runbook_command
+        from opsflow.flows.cli.adhoc import runbook_command
 
         return runbook_command(name)
 
@@ -168,7 +168,7 @@ def _deployments(
         console.print(f"[red]unknown runbooks {unknown}; known: {', '.join(CATALOG)}[/]")
         raise typer.Exit(2)
     from opsflow.blocks import Alertmanager, Prometheus
-    from opsflow.flows.deployments import deployments
+    from opsflow.flows.services.deployments import deployments
     from opsflow.tasks.parameters import PLATFORM_TYPES, load_block
 
     chosen = {}
@@ -250,8 +250,8 @@ def deploy_command(
                 soft_wrap=True,
             )
             raise typer.Exit(2) from None
-    from opsflow.flows.crash_detection import NAME
-    from opsflow.flows.deployments import deploy_to_pool
+    from opsflow.flows.services.crash_detection import NAME
+    from opsflow.flows.services.deployments import deploy_to_pool
 
     if deploy_to_pool(made, work_pool, heartbeat_seconds):
         console.print(f"automation [bold]{NAME}[/] created")
@@ -273,7 +273,7 @@ def blocks_command(
         console.print(f"[red]unknown action {action!r}: the only one is 'register'[/]")
         raise typer.Exit(2)
     from opsflow.blocks.registration import register_block_types
-    from opsflow.flows.temporary_server import local_api
+    from opsflow.flows.services.temporary_server import local_api
 
     with local_api():
         for slug in register_block_types():

@@ -5,7 +5,7 @@ every tag given must be on a host), `--hostname-pattern` and `--host` (repeatabl
 `--<field>-block NAME`, the name of a saved block. Messages about fields are said in flags.
 
 Example:
-    >>> from opsflow.flows.restart_overloaded_hosts import RestartPolicy
+    >>> from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
     >>> say_in_flags("recovery_threshold (3) must not be above threshold (2)", RestartPolicy)
     '--recovery-threshold (3) must not be above --threshold (2)'
 """
@@ -81,7 +81,11 @@ def options_signature(model: type[BaseModel]) -> inspect.Signature:
         )
 
     blocks = block_fields(model)
-    for name, field in model.model_fields.items():
+    # The runbook's own fields first (--threshold before the shared --batch-size, ...).
+    own = [n for n in model.model_fields if n in vars(model).get("__annotations__", {})]
+    ordered = own + [n for n in model.model_fields if n not in own]
+    for name in ordered:
+        field = model.model_fields[name]
         help_text = field.description or ""
         default = ... if field.is_required() else field.get_default(call_default_factory=True)
         base = _base(field.annotation)

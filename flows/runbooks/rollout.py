@@ -28,7 +28,7 @@ from prefect.utilities.annotations import quote
 
 from opsflow.blocks import Prometheus
 from opsflow.blocks.backend import ExecutionBackendBlock
-from opsflow.flows.approval import request_approval
+from opsflow.flows.runbooks.approval import request_approval
 from opsflow.opsapi.errors import OpsAPIError
 from opsflow.opsapi.models import Host
 from opsflow.opsapi.redaction import mask_secrets

@@ -9,11 +9,11 @@
        threshold; stop once failures reach the limit
     6. report, events, notification, typed result
 
-Every step is the rollout engine's (`opsflow.flows.rollout`); this module says what to restart
+Every step is the rollout engine's (`opsflow.flows.runbooks.rollout`); this module says what to restart
 and what tells a host is overloaded.
 
 Example:
-    >>> from opsflow.flows.restart_overloaded_hosts import restart_overloaded_hosts, RestartPolicy
+    >>> from opsflow.flows.runbooks.restart_overloaded_hosts import restart_overloaded_hosts, RestartPolicy
     >>> report = restart_overloaded_hosts(RestartPolicy(threshold=4, dry_run=True))  # doctest: +SKIP
     >>> report.outcome                                                               # doctest: +SKIP
     'dry_run'
@@ -27,7 +27,7 @@ from prefect import flow
 from prefect.states import State
 from pydantic import Field, model_validator
 
-from opsflow.flows.rollout import roll_out
+from opsflow.flows.runbooks.rollout import roll_out
 from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import not_above
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from prefect import Flow
 from pydantic import BaseModel
 
-from opsflow.flows.catalog import CATALOG, Entry
+from opsflow.flows.runbooks.catalog import CATALOG, Entry
 
 
 @dataclass(frozen=True)

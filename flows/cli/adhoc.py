@@ -23,17 +23,17 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.traceback import Traceback
 
-from opsflow.flows.approval import Approval, approvals_from
-from opsflow.flows.cli_common import console
-from opsflow.flows.cli_options import (
+from opsflow.flows.cli.common import console
+from opsflow.flows.cli.options import (
     flag,
     flag_of,
     options_signature,
     say_in_flags,
     values_from_flags,
 )
-from opsflow.flows.registry import Runbook, load_runbook
-from opsflow.flows.temporary_server import MARK, TemporaryServer
+from opsflow.flows.runbooks.approval import Approval, approvals_from
+from opsflow.flows.runbooks.registry import Runbook, load_runbook
+from opsflow.flows.services.temporary_server import MARK, TemporaryServer
 from opsflow.tasks.parameters import block_fields
 
 TABLE_ROWS = 50  # rows shown on a terminal; the artifact and CSV have every one
