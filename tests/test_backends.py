@@ -110,10 +110,8 @@ def test_run_command_gives_each_hosts_output_on_every_backend(backend):
     )
 
     result = state.result(raise_on_failure=False)
-    assert sorted(r.hostname for r in result.results) == [
-        f"lab-db-{n:02d}" for n in (2, 4, 6, 8, 10)
-    ]
-    assert all(r.stdout.strip() == r.hostname and r.exit_code == 3 for r in result.results)
+    assert sorted(r.hostname for r in result.hosts) == [f"lab-db-{n:02d}" for n in (2, 4, 6, 8, 10)]
+    assert all(r.stdout.strip() == r.hostname and r.exit_code == 3 for r in result.hosts)
     assert state.is_failed()  # every host exited 3
 
 

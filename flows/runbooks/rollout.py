@@ -121,7 +121,9 @@ class _Engine:
             raise TypeError("a rollout with a signal needs a RemediationPolicy (its Prometheus)")
         self.platform: ExecutionBackendBlock = chosen(policy.platform, PLATFORM_TYPES, "platform")
         self.prometheus: Prometheus | None = (
-            chosen(self.guarded.prometheus, Prometheus, "prometheus") if self.guarded else None
+            chosen(self.guarded.prometheus, Prometheus, "prometheus")
+            if self.guarded and self.signal
+            else None
         )
 
     # -- 1-2: read, select, plan -------------------------------------------------------------
@@ -158,12 +160,45 @@ class _Engine:
             quote(history.recent),
             quote(history.repeats),
         )
-        if plan.cooling_down:  # bad again after the action, or still being acted on?
-            ids = {h.hostname: h.id for h in selected}
-            held = set(locked_now([ids[n] for n in plan.cooling_down if n in ids]))
-            handled = [name for name in plan.cooling_down if ids.get(name) in held]
-            plan = plan.model_copy(update={"being_handled": handled})
+        if plan.cooling_down:
+            plan = self.cooling_checked(plan, selected)
         return plan, selected, values
+
+    def cooling_checked(self, plan: RolloutPlan, selected: list[Host]) -> RolloutPlan:
+        """Hosts within the cooldown and still bad: is another run still on them (its lock),
+        or are they bad again after an action that ended? Those nobody holds are read again
+        after the locks were asked: a run that verified one and let go of it a moment ago did
+        so after this run's first reading, which may be older than that recovery (seen in CI:
+        six overlapping runs, one Failed "needs attention" over a host verified meanwhile)."""
+        signal = self.signal
+        hosts = {h.hostname: h for h in selected}
+        cooling = [n for n in plan.cooling_down if n in hosts]
+        held = set(locked_now([hosts[n].id for n in cooling]))
+        handled = [n for n in cooling if hosts[n].id in held]
+        free = [n for n in cooling if n not in handled]
+        recovered: list[str] = []
+        if free and signal is not None:
+            try:
+                now = current_values_of(
+                    self.prometheus,
+                    signal.query,
+                    [hosts[n].ip for n in free],
+                    signal.max_sample_age_seconds,
+                    signal.freshness_query,
+                )
+            except OpsAPIError:  # cannot tell: they stay bad, and the report says so
+                now = {}
+            recovered = [
+                n for n in free if (v := now.get(hosts[n].ip)) is not None and not signal.bad(v)
+            ]
+        if recovered:
+            get_run_logger().info(
+                "recovered since the first reading (%s within the cooldown): %s",
+                self.action.done,
+                ", ".join(recovered),
+            )
+        still = {n: m for n, m in plan.cooling_down.items() if n not in recovered}
+        return plan.model_copy(update={"being_handled": handled, "cooling_down": still})
 
     def recovered_since_named(
         self, values: object, selected: list[Host], plan: RolloutPlan
