@@ -148,7 +148,7 @@ class RolloutReport(BaseModel):
             return text
         fine = "verified" if self.signal is not None else "succeeded"
         counts = [
-            f"{sum(not h.failed and h.result == fine for h in self.hosts)} {fine}",
+            f"{len(self.hostnames(fine))} {fine}",
             f"{len(self.failed)} failed",
             f"{len(self.not_touched)} not touched",
         ]

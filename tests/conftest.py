@@ -46,6 +46,22 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+def flapping_events(hostname: str, plan_digest: str) -> list[Any]:
+    """The `opsflow.host.flapping` events the Prefect API has for a host from one run's plan."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    with get_client(sync_client=True) as client:
+        found = client.read_events(
+            EventFilter(
+                event=EventNameFilter(name=["opsflow.host.flapping"]),
+                resource=EventResourceFilter(id=[f"opsflow.host.{hostname}"]),
+            ),
+            limit=50,
+        ).events
+    return [e for e in found if e.payload.get("plan") == plan_digest]
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
     """Poll `check` until it returns something truthy; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -4,14 +4,12 @@ SaltStack. The runbook code is the same; only the block given differs."""
 from __future__ import annotations
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.flows.runbooks.run_command import RunCommandParams, run_command
 from opsflow.lab.salt import clear_job_cache
-from tests.conftest import Lab, wait_until
+from tests.conftest import Lab, flapping_events, wait_until
 
 
 @pytest.fixture(params=["lab", "salt-api/lab"], ids=["platform", "salt"])
@@ -84,18 +82,11 @@ def test_a_host_that_keeps_coming_back_is_escalated_not_restarted_again_on_every
     assert report.verified == ["lab-db-02"]  # the other host of the run is still handled
     assert lab.admin.restarts() == {"lab-web-01": 2, "lab-db-02": 1}
 
-    def escalated():
-        with get_client(sync_client=True) as client:
-            found = client.read_events(
-                EventFilter(
-                    event=EventNameFilter(name=["opsflow.host.flapping"]),
-                    resource=EventResourceFilter(id=["opsflow.host.lab-web-01"]),
-                ),
-                limit=50,
-            ).events
-        return [e for e in found if e.payload.get("plan") == report.plan_digest]
-
-    [event] = wait_until(escalated, 30, "the flapping event to reach the API")
+    [event] = wait_until(
+        lambda: flapping_events("lab-web-01", report.plan_digest),
+        30,
+        "the flapping event to reach the API",
+    )
     assert event.payload["times"] == 2 and event.payload["action"] == "restart"
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import threading
 
 import requests
-from prefect.client.orchestration import get_client
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams, disk_cleanup
 from opsflow.lab.hosts import host_dir
-from tests.conftest import Lab, wait_until
+from tests.conftest import Lab, flapping_events, wait_until
 
 FAST = {
     "platform": "lab",
@@ -98,18 +96,11 @@ def test_a_host_cleaned_max_repeats_times_is_escalated_and_the_others_are_still_
     assert report.verified == ["lab-db-08"]  # the other host of the run is still handled
     assert len(cleanups(fresh_lab)) == 3
 
-    def escalated():
-        with get_client(sync_client=True) as client:
-            found = client.read_events(
-                EventFilter(
-                    event=EventNameFilter(name=["opsflow.host.flapping"]),
-                    resource=EventResourceFilter(id=["opsflow.host.lab-web-03"]),
-                ),
-                limit=50,
-            ).events
-        return [e for e in found if e.payload.get("plan") == report.plan_digest]
-
-    [event] = wait_until(escalated, 30, "the flapping event to reach the API")
+    [event] = wait_until(
+        lambda: flapping_events("lab-web-03", report.plan_digest),
+        30,
+        "the flapping event to reach the API",
+    )
     assert event.payload["action"] == "cleanup" and event.payload["runbook"] == "disk-cleanup"
 
 

@@ -247,13 +247,12 @@ def show_result(name: str, result: Any) -> None:
     if rows:
         dicts = [r.model_dump() if isinstance(r, BaseModel) else r for r in rows]
         columns = getattr(result, "table_columns", None) or list(dicts[0])
-        percent = set(getattr(result, "percent_columns", ()))
         titles = getattr(result, "table_titles", {})
         shown = dicts[:TABLE_ROWS]
         title = name if len(dicts) <= TABLE_ROWS else f"{name} — {len(shown)} of {len(dicts)} shown"
         table = Table(*(titles.get(c, c.replace("_", " ")) for c in columns), title=title)
         for row in shown:
-            table.add_row(*(_cell(row.get(c), c in percent) for c in columns))
+            table.add_row(*(_cell(row.get(c)) for c in columns))
         console.print(table)
     for label in ("hosts_without_data", "series_without_host", "skipped"):
         names = getattr(result, label, None)
@@ -271,11 +270,11 @@ def show_result(name: str, result: Any) -> None:
     console.print(getattr(result, "summary", result))
 
 
-def _cell(value: Any, percent: bool = False) -> str:
+def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.1f} %" if percent else f"{value:.2f}"
+        return f"{value:.2f}"
     text = " ".join(str(value).split())
     if len(text) <= CELL_WIDTH:
         return text
