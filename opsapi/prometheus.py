@@ -10,14 +10,16 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from opsflow.opsapi.errors import BadResponse
 from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.redaction import register_secret
 from opsflow.opsapi.transport import Transport
+
+# pandas is imported where a frame is built, not on every process start (0.5 s of it)
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class PrometheusClient(JSONClient):
@@ -88,6 +90,8 @@ class PrometheusClient(JSONClient):
 
 def _frame(rows: list[tuple[dict[str, str], Any, Any]]) -> pd.DataFrame:
     """Labels as columns, `value` as float (NaN stays NaN), `timestamp` as UTC datetime."""
+    import pandas as pd
+
     if not rows:
         return pd.DataFrame(
             {"value": pd.Series(dtype=float), "timestamp": pd.Series(dtype="datetime64[ns, UTC]")}

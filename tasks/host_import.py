@@ -13,13 +13,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import ValidationError
 
 from opsflow.opsapi.errors import ConfigurationError, InvalidHostRows
 from opsflow.opsapi.models import Host, HostSpec
+
+if TYPE_CHECKING:  # pandas is imported where rows are read, not on every process start
+    import pandas as pd
 
 COLUMNS = ("hostname", "ip", "os", "owner", "tags")
 
@@ -32,6 +34,8 @@ def _tags(value: Any) -> list[str]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     """The file as text columns; a file pandas cannot read is a `ConfigurationError` saying why."""
+    import pandas as pd
+
     try:  # utf-8-sig: spreadsheets save CSV with a byte-order mark
         return pd.read_csv(
             path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig"
@@ -65,6 +69,8 @@ def read_host_rows(
         frame = _read_csv(path)
         first_line = 2  # line 1 is the header
     else:
+        import pandas as pd
+
         frame = pd.DataFrame(list(rows or []), dtype=object)
         first_line = 1
     frame.columns = [str(c).strip().lower() for c in frame.columns]

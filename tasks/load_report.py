@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from opsflow.opsapi.models import Host
+
+if TYPE_CHECKING:  # pandas is imported where the table is built, not on every process start
+    import pandas as pd
 
 STATUS_ORDER = {"critical": 0, "warning": 1, "no data": 2, "ok": 3}
 ARTIFACT_ROWS = 200  # the UI table shows the worst hosts; the CSV has every one
@@ -28,6 +30,9 @@ def load_table(
     `loads` and `cpus` have one row per instance (`ip`, `value`); the per-CPU figure is used for
     the flags where the CPU count is known, the raw load otherwise.
     """
+    import numpy as np
+    import pandas as pd
+
     inventory = pd.DataFrame(
         {
             "hostname": [h.hostname for h in hosts],
@@ -60,7 +65,7 @@ def load_table(
 def publish_load_report(table: pd.DataFrame, csv_path: str | None) -> dict[str, int]:
     """Table artifact (worst hosts), markdown counts, optional CSV of every host."""
     counts = {status: int((table["status"] == status).sum()) for status in STATUS_ORDER}
-    shown = table.head(ARTIFACT_ROWS).replace({np.nan: None})
+    shown = table.head(ARTIFACT_ROWS).replace({float("nan"): None})
     create_table_artifact(
         shown.to_dict("records"),
         key="load-report",

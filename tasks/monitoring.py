@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -16,6 +15,10 @@ from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import BadResponse
 from opsflow.opsapi.prometheus import PrometheusClient
 from opsflow.tasks.hosts import READ
+
+# pandas is imported where a frame is built, not on every process start (0.5 s of it)
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @task(name="Query Prometheus", **READ)
@@ -49,7 +52,7 @@ def instance_ip(instance: str) -> str:
 def value_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per instance: `instance`, `ip`, `value` (the highest if several series)."""
     if frame.empty or "instance" not in frame.columns:
-        return pd.DataFrame({"instance": [], "ip": [], "value": []})
+        return type(frame)({"instance": [], "ip": [], "value": []})
     values = frame.groupby("instance", as_index=False)["value"].max()
     values["ip"] = values["instance"].map(instance_ip)
     return values[["instance", "ip", "value"]]

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -25,6 +24,9 @@ from pydantic import BaseModel, Field
 from opsflow.opsapi.models import Host
 from opsflow.tasks.rollout_policy import RemediationPolicy, Rollout, RolloutPolicy
 from opsflow.tasks.wording import plural
+
+if TYPE_CHECKING:  # the values come as a frame; pandas is imported where frames are built
+    import pandas as pd
 
 
 class Candidate(BaseModel):

@@ -16,9 +16,8 @@ Example:
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import pandas as pd
 from prefect import get_run_logger
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
@@ -32,6 +31,9 @@ from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
 from opsflow.tasks.expected_ends import ended_on_purpose
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, query_metric
 from opsflow.tasks.parameters import DEFAULT_BLOCK, load_block
+
+if TYPE_CHECKING:  # the metric comes as a frame; pandas is imported where frames are built
+    import pandas as pd
 
 B = TypeVar("B", bound=Block)
 M = TypeVar("M", bound=BaseModel)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 from prefect import flow
 from pydantic import BaseModel, Field, model_validator
 
@@ -93,7 +92,7 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
     cpus = (
         value_by_instance(query_instant(prometheus, params.cpu_query))
         if params.cpu_query
-        else pd.DataFrame()
+        else loads.iloc[:0]  # no CPU counts: the raw load is flagged
     )
     hosts = list_hosts(platform, params.selector)
     table = load_table(loads, cpus, hosts, params.warning, params.critical)

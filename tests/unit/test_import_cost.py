@@ -1,0 +1,38 @@
+"""Every process start (a flow run, a worker, a Prefect server loading opsflow's block types, a
+command) imports opsflow; pandas and numpy come only when a frame is built."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("pandas", "numpy")
+# what a process imports before it has any data: the runbooks, the command line, the block
+# types (Prefect's servers and workers load them through the `prefect.collections` entry point)
+ENTRY_MODULES = (
+    "opsflow.flows.runbooks.registry",
+    "opsflow.flows.cli.main",
+    "opsflow.blocks",
+    "opsflow.tasks",
+    "opsflow.lab",
+)
+
+
+def test_no_entry_module_imports_pandas_or_numpy():
+    code = (
+        f"import importlib, sys\n"
+        f"for name in {ENTRY_MODULES!r}: importlib.import_module(name)\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_query_still_brings_pandas_when_it_builds_a_frame():
+    from opsflow.opsapi.prometheus import _frame
+
+    frame = _frame([({"instance": "10.0.0.1:9100"}, 1764000000, "2.5")])
+
+    assert frame.loc[0, "value"] == 2.5 and str(frame["timestamp"].dt.tz) == "UTC"
