@@ -52,7 +52,9 @@ def instance_ip(instance: str) -> str:
 def value_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per instance: `instance`, `ip`, `value` (the highest if several series)."""
     if frame.empty or "instance" not in frame.columns:
-        return type(frame)({"instance": [], "ip": [], "value": []})
+        import pandas as pd
+
+        return pd.DataFrame({"instance": [], "ip": [], "value": []})
     values = frame.groupby("instance", as_index=False)["value"].max()
     values["ip"] = values["instance"].map(instance_ip)
     return values[["instance", "ip", "value"]]
