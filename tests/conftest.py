@@ -9,12 +9,14 @@ import json
 import logging
 import os
 import random
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,11 @@ from typing import Any
 import pytest
 import requests
 from hypothesis import settings
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    temporary_settings,
+)
 from prefect.testing.utilities import prefect_test_harness
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
@@ -196,12 +202,11 @@ def tier_of(item: pytest.Item) -> str:
 
 # The suite runs as two shards in parallel (scripts/test.sh: pytest-xdist, `-n 2 --dist
 # loadgroup`), each a session of its own with its own Prefect API and lab on its own ports:
-# the topology and Salt tests, and crash safety (it mostly waits for leases), on one; the rest
-# on the other (about even, by the durations of a whole run). A shard's tests run in this
+# the topology and Salt tests on one; the rest on the other (about even, by the durations of a
+# whole run). A shard's tests run in this
 # file's order; each ends with its own leak scan. (Three shards were measured on this 2-core
 # machine: 21 min of pytest against 20.7 min for two; the suite is bound by CPU, not waits.)
 SHARD_OF_TIER = {"topology": "servers", "salt": "servers"}
-SHARD_OF_MODULE = {"test_crash_safety.py": "servers"}
 SHARDS = ("servers", "rest")
 
 
@@ -209,7 +214,7 @@ def shard_of(item: pytest.Item) -> str:
     marked = item.get_closest_marker("xdist_group")
     if marked:  # the leak scan: one per shard
         return str(marked.args[0])
-    return SHARD_OF_TIER.get(tier_of(item)) or SHARD_OF_MODULE.get(item.path.name, "rest")
+    return SHARD_OF_TIER.get(tier_of(item), "rest")
 
 
 @pytest.hookimpl(trylast=True)
@@ -297,11 +302,32 @@ def suite_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_api() -> Iterator[None]:
-    """A real Prefect API (SQLite) for the whole session."""
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real Prefect API (SQLite) for the whole session. Its database as it starts, migrated
+    and empty, is the start of every other SQLite Prefect server of the session
+    (`prefect_server`, a temporary one in the session's PREFECT_HOME): a new database takes
+    20-40 s of CPU to migrate here."""
     with prefect_test_harness(server_startup_timeout=120):
         PREFECT_APIS.append(PREFECT_API_URL.value())
+        url = PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+        source = sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///"))
+        target = sqlite3.connect(migrated_database(tmp_path_factory))
+        with source, target:
+            source.backup(target)  # consistent, WAL included, while the harness runs
+        source.close()
+        target.close()
+        shutil.copyfile(migrated_database(tmp_path_factory), prefect_database(os.environ))
         yield
+
+
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's Prefect database as migrated, before any test (`prefect_api`)."""
+    return tmp_path_factory.getbasetemp() / "prefect-migrated.db"
+
+
+def prefect_database(env: Mapping[str, str]) -> Path:
+    """Where a Prefect server started with `env` keeps its SQLite database."""
+    return Path(env["PREFECT_HOME"]) / "prefect.db"
 
 
 @pytest.fixture(scope="session")
@@ -358,6 +384,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
     env.pop("PREFECT_API_URL", None)
+    shutil.copyfile(migrated_database(tmp_path_factory), prefect_database(env))
     with (home / "server.log").open("wb") as log:
         server = subprocess.Popen(
             [

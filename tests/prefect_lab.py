@@ -24,13 +24,16 @@ from opsflow.tasks.host_locks import lock_name
 from tests.conftest import Lab, wait_until
 
 RESTART = "restart-overloaded-hosts"
+# A topology's processes that another kind replaces (`PROCESSES` less PostgreSQL).
+SERVERS = tuple(name for name in PROCESSES if name != "postgres")
 FAST = {"batch_size": 1, "poll_seconds": 0.5, "verify_window_seconds": 30}
 
 
 class Topologies:
     """The session's one Prefect topology (`--prefect <kind> --workers 2`): built when a module
     first needs it, kept for the next module that needs the same kind (the run order puts them
-    together), replaced when another kind is needed, gone at the end of the session."""
+    together), replaced when another kind is needed (on the same PostgreSQL database, as an
+    operator moving the lab to `--prefect ha` does), gone at the end of the session."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -39,7 +42,8 @@ class Topologies:
     def ensure(self, kind: str) -> Lab:
         """The lab with this topology up; calm hosts, no jobs, the alert trigger paused."""
         if self.kind != kind:
-            self.close()
+            down(self.lab.config, only=SERVERS)  # PostgreSQL and its database stay
+            self.lab.config.prefect = "none"
             self.lab.reset(10)
             self.lab.config.prefect, self.lab.config.workers = kind, 2
             self.kind = kind

@@ -20,25 +20,20 @@ from opsflow.opsapi import OpsPlatformClient, Transport
 from opsflow.tasks.host_locks import LOCK_PREFIX
 from opsflow.tasks.rollout_report import RolloutReport
 from tests.conftest import wait_until
+from tests.prefect_lab import prefect_lab
+
+__all__ = ["prefect_lab"]  # the module's fixture
 
 OVERLOADED = {"lab-web-01": 9.0, "lab-db-02": 8.5, "lab-web-03": 8.0}  # restart order
 
 
 @pytest.fixture
-def real_prefect_api(fresh_lab, prefect_server) -> str:
-    """Runs go to a real `prefect server start` (the test harness's ephemeral API has no lease
-    repossessor: there a SIGKILLed run's host locks would never be freed). Every run is its
-    own process: Prefect's per-process services stay bound to the first API they talk to."""
-    api = f"{prefect_server}/api"
-    up = subprocess.run(
-        [sys.executable, "-m", "opsflow.lab", "up", "--dir", str(fresh_lab.config.dir)],
-        env={**os.environ, "PREFECT_API_URL": api},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr  # the lab's blocks, saved in that server
-    return api
+def real_prefect_api(prefect_lab, fresh_lab) -> str:
+    """Runs go to a real `prefect server start`: the session's topology, where the lab's
+    blocks are saved (the test harness's ephemeral API has no lease repossessor: there a
+    SIGKILLed run's host locks would never be freed). Every run is its own process: Prefect's
+    per-process services stay bound to the first API they talk to."""
+    return prefect_lab.config.prefect_api_url
 
 
 def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
