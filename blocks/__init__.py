@@ -8,6 +8,7 @@ from opsflow.blocks.monitoring import Alertmanager, Prometheus
 from opsflow.blocks.notifications import DingTalkWebhook, FeishuWebhook, WeComWebhook
 from opsflow.blocks.ops_platform import OpsPlatform
 from opsflow.blocks.salt_api import SaltAPI
+from opsflow.blocks.strict import StrictBlock
 from opsflow.blocks.vault import VaultConnection, VaultSecret
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "OpsPlatform",
     "Prometheus",
     "SaltAPI",
+    "StrictBlock",
     "VaultConnection",
     "VaultSecret",
     "WeComWebhook",

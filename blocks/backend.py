@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from prefect.blocks.core import Block
-
+from opsflow.blocks.strict import StrictBlock
 from opsflow.opsapi.backend import ExecutionBackend
 
 
-class ExecutionBackendBlock(Block, ABC):
+class ExecutionBackendBlock(StrictBlock, ABC):
     """A block for an ops system that runs commands on hosts (abstract: no block type)."""
 
     @abstractmethod

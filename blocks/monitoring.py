@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from opsflow.blocks.docs import code_example, docs_url
+from opsflow.blocks.strict import StrictBlock
 from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.blocks.vault import VaultSecret, credential, from_vault_field
 from opsflow.opsapi.alertmanager import AlertmanagerClient
@@ -13,7 +13,7 @@ from opsflow.opsapi.prometheus import PrometheusClient
 from opsflow.opsapi.transport import Transport
 
 
-class Prometheus(Block):
+class Prometheus(StrictBlock):
     """A Prometheus server to query.
 
     Example:
@@ -41,7 +41,7 @@ class Prometheus(Block):
         )
 
 
-class Alertmanager(Block):
+class Alertmanager(StrictBlock):
     """An Alertmanager for silences during maintenance.
 
     Example:

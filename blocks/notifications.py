@@ -16,6 +16,7 @@ from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import Field, SecretStr
 
 from opsflow.blocks.docs import code_example, docs_url
+from opsflow.blocks.strict import StrictBlock
 from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.blocks.vault import VaultSecret, credential, from_vault_field
 from opsflow.opsapi.chat import ChatWebhook
@@ -23,7 +24,7 @@ from opsflow.opsapi.errors import OpsAPIError
 from opsflow.opsapi.transport import Transport
 
 
-class ChatWebhookBlock(NotificationBlock, ABC):
+class ChatWebhookBlock(StrictBlock, NotificationBlock, ABC):
     """A chat bot reached by webhook; abstract, so it is no block type of its own."""
 
     _documentation_url = docs_url("notifications")

@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from pydantic import Field, SecretStr
 
 from opsflow.blocks.docs import code_example, docs_url
+from opsflow.blocks.strict import StrictBlock
 from opsflow.blocks.transport import client_transport, transport_field
 from opsflow.opsapi.errors import ConfigurationError
 from opsflow.opsapi.transport import Transport
@@ -58,7 +59,7 @@ _per_run = _PerRunCache()
 _reading_jwt = threading.local()  # connections reading their own JWT now (to refuse a loop)
 
 
-class VaultConnection(Block):
+class VaultConnection(StrictBlock):
     """How to reach and log in to Vault or OpenBao.
 
     Example:
@@ -213,7 +214,7 @@ class VaultConnection(Block):
         )
 
 
-class VaultSecret(Block):
+class VaultSecret(StrictBlock):
     """One key of one secret in Vault: where a credential lives, never the credential itself.
 
     Example:

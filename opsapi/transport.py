@@ -16,13 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from opsflow.opsapi.errors import ConfigurationError
+from opsflow.opsapi.models import StrictModel
 from opsflow.opsapi.redaction import register_secret
 
 
-class Transport(BaseModel):
+class Transport(StrictModel):
     """Timeout, TLS, retries, pool, proxy and audit log of one client."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

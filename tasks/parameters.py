@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from prefect.blocks.core import Block
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
 from opsflow.blocks import OpsPlatform, SaltAPI
 from opsflow.opsapi.models import StrictModel
@@ -96,6 +96,14 @@ def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
             return block_type.load(name, _sync=True)
         except ValueError:
             continue
+        except RuntimeError as exc:  # saved, but not valid as this version reads it
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            said = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.__cause__.errors())
+            raise ValueError(
+                f"the saved {block_type.get_block_type_name()} block {name!r} is not valid: "
+                f"{said} (correct it in the Prefect UI, or save it again)"
+            ) from None
     kinds = " or ".join(t.get_block_type_name() for t in candidates)
     raise ValueError(
         f"no {kinds} block named {name!r} is saved; check the name (prefect block ls) or save one"
