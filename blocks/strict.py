@@ -28,8 +28,8 @@ from pydantic import model_validator
 from opsflow.opsapi.models import unknown_field_message
 from opsflow.opsapi.transport import Transport
 
-# What a saved block document holds beside its fields.
-_DOCUMENT_KEYS = {"block_type_slug"}
+# What a saved block document holds beside its fields (a nested block's reference too).
+_DOCUMENT_KEYS = {"block_type_slug", "_block_document_id", "_block_document_name", "_is_anonymous"}
 
 
 class StrictBlock(Block, ABC):

@@ -2,7 +2,7 @@
 
 from opsflow.opsapi.alertmanager import AlertmanagerClient, WebhookAlert, WebhookMessage
 from opsflow.opsapi.audit import AuditLog
-from opsflow.opsapi.backend import ExecutionBackend, FollowsJobs
+from opsflow.opsapi.backend import ExecutionBackend, FollowsJobs, RegistersHosts
 from opsflow.opsapi.errors import (
     AuthFailed,
     BadResponse,
@@ -22,6 +22,7 @@ from opsflow.opsapi.errors import (
     ServerError,
     VaultRefused,
 )
+from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.models import Host, HostSelector, HostSpec, Job, JobResult, JobStatus
 from opsflow.opsapi.platform import OpsPlatformClient
 from opsflow.opsapi.prometheus import PrometheusClient
@@ -50,6 +51,7 @@ __all__ = [
     "Job",
     "JobResult",
     "JobStatus",
+    "JSONClient",
     "JobTimedOut",
     "NotFound",
     "NotificationFailed",
@@ -58,6 +60,7 @@ __all__ = [
     "PrometheusClient",
     "RateLimited",
     "RequestFailed",
+    "RegistersHosts",
     "RequestTimedOut",
     "SaltAPIClient",
     "ServerError",

@@ -3,7 +3,8 @@
 A runbook needs five things from an ops system, whatever it is: its hosts (with tags and an
 address to join Prometheus on), a command started on some of them under an idempotency key, the
 job read back with each host's status, exit code and output, the job cancelled, and the recent
-jobs (for the cooldown). `ExecutionBackend` says exactly that; the seed-style platform
+jobs (for the cooldown). `ExecutionBackend` says exactly that; registering hosts
+(`RegistersHosts`) is optional; the seed-style platform
 (`OpsPlatformClient`) and SaltStack through salt-api (`SaltAPIClient`) implement it, and
 docs/backends.md maps AWX/Tower and JumpServer onto the same methods.
 
@@ -22,7 +23,7 @@ from typing import Protocol, runtime_checkable
 from opsflow.opsapi.errors import JobTimedOut
 from opsflow.opsapi.models import Host, HostSpec, Job
 
-__all__ = ["ExecutionBackend", "FollowsJobs"]
+__all__ = ["ExecutionBackend", "FollowsJobs", "RegistersHosts"]
 
 
 @runtime_checkable
@@ -65,17 +66,23 @@ class ExecutionBackend(Protocol):
     ) -> list[Job]:
         """Jobs started since the UNIX time `since`, of `command` if given (the cooldown)."""
 
-    def create_host(self, spec: HostSpec) -> Host:
-        """Register a host (or say in one clear line why this system cannot)."""
-
-    def replace_host(self, host_id: str | int, spec: HostSpec) -> Host:
-        """Overwrite a host's record (or say why this system cannot)."""
-
     def close(self) -> None: ...
 
     def __enter__(self) -> ExecutionBackend: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class RegistersHosts(Protocol):
+    """What `register-hosts` asks besides (optional: a backend without it cannot register, and
+    that runbook says so before it reads anything)."""
+
+    def create_host(self, spec: HostSpec) -> Host:
+        """Register a host (or say in one clear line why this system cannot)."""
+
+    def replace_host(self, host_id: str | int, spec: HostSpec) -> Host:
+        """Overwrite a host's record (or say why this system cannot)."""
 
 
 class FollowsJobs:

@@ -44,5 +44,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip uv >/dev/null
 # uv resolves and installs what pip would from the same pyproject, about ten times faster
 # (here: 1.5 min with pip, 10 s with uv's cache, 1 min without)
-.venv/bin/uv pip install -q --python .venv/bin/python -e ".[lab,salt,test]"
+# With it, the example of a user's own backend package, installed as a user's would be: its
+# block type reaches every Prefect process through its entry point (tests/test_own_backend.py).
+.venv/bin/uv pip install -q --python .venv/bin/python -e ".[lab,salt,test]" \
+    -e "examples/inhouse_backend[server]"
 echo "setup: ready ($(.venv/bin/python -c 'import prefect; print("prefect", prefect.__version__)'))"

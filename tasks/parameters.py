@@ -19,9 +19,19 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from prefect.blocks.core import Block
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
+from prefect.utilities.dispatch import get_registry_for_type
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationError,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
-from opsflow.blocks import OpsPlatform, SaltAPI
+from opsflow.blocks.backend import ExecutionBackendBlock, backend_block_types
 from opsflow.opsapi.models import StrictModel
 
 __all__ = [
@@ -34,6 +44,10 @@ __all__ = [
     "StrictModel",
     "block_fields",
     "by_name",
+    "concrete",
+    "from_fields",
+    "kinds",
+    "load_block",
     "not_above",
     "notify_block_field",
 ]
@@ -53,7 +67,7 @@ class ByName(BeforeValidator):
     @property
     def kind(self) -> str:
         """What the field holds, for messages: "Ops Platform or Salt API"."""
-        return " or ".join(t.get_block_type_name() for t in self.block_types)
+        return kinds(self.block_types)
 
 
 def block_fields(model: type[BaseModel]) -> dict[str, ByName]:
@@ -78,7 +92,9 @@ def by_name(*block_types: type[Block], fallback: str | None = DEFAULT_BLOCK) -> 
 
 
 def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
-    """A block from a name, a `slug/name`, or a past run's stored block (loaded afresh)."""
+    """A block from a name, a `slug/name`, a past run's stored block (loaded afresh), or a
+    block's fields (as a deployment's picked block arrives)."""
+    block_types = concrete(block_types)
     if isinstance(value, dict) and value.get("_block_document_id"):
         # A block as a past run's parameters stored it (secrets masked): load it afresh.
         chosen = next(
@@ -86,10 +102,17 @@ def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
             block_types[0],
         )
         return chosen.load_from_ref({"block_document_id": value["_block_document_id"]}, _sync=True)
+    if isinstance(value, dict):
+        return from_fields(value, block_types)
     if not isinstance(value, str):
         return value
     slug, _, rest = value.partition("/")
     typed = [t for t in block_types if t.get_block_type_slug() == slug]
+    other = (get_registry_for_type(Block) or {}).get(slug) if rest and not typed else None
+    if other is not None:
+        raise ValueError(
+            f"{value!r} is a {other.get_block_type_name()} block; expected: {kinds(block_types)}"
+        )
     candidates, name = (typed, rest) if typed and rest else (list(block_types), value)
     for block_type in candidates:
         try:
@@ -104,16 +127,75 @@ def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
                 f"the saved {block_type.get_block_type_name()} block {name!r} is not valid: "
                 f"{said} (correct it in the Prefect UI, or save it again)"
             ) from None
-    kinds = " or ".join(t.get_block_type_name() for t in candidates)
     raise ValueError(
-        f"no {kinds} block named {name!r} is saved; check the name (prefect block ls) or save one"
+        f"no {kinds(candidates)} block named {name!r} is saved; check the name (prefect "
+        "block ls) or save one"
     )
 
 
-# The execution backends a runbook's `platform` may be: the seed-style platform first (a bare
-# block name is looked up in this order), then SaltStack.
-PLATFORM_TYPES: tuple[type[Block], ...] = (OpsPlatform, SaltAPI)
-Platform = Annotated[OpsPlatform | SaltAPI | None, by_name(*PLATFORM_TYPES)]
+def concrete(block_types: tuple[type[Block], ...]) -> tuple[type[Block], ...]:
+    """The block types a field takes: `ExecutionBackendBlock` stands for every backend type
+    this process knows (opsflow's, and those installed packages register)."""
+    found: list[type[Block]] = []
+    for block_type in block_types:
+        found += backend_block_types() if block_type is ExecutionBackendBlock else [block_type]
+    return tuple(dict.fromkeys(found))
+
+
+def kinds(block_types: tuple[type[Block], ...] | list[type[Block]]) -> str:
+    """ "Ops Platform or Salt API", "Ops Platform, Salt API or In-House Platform"."""
+    names = [t.get_block_type_name() for t in concrete(tuple(block_types))]
+    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def from_fields(value: dict[str, Any], block_types: tuple[type[Block], ...]) -> Block:
+    """The block whose fields these are: the type `block_type_slug` names, else the one whose
+    fields are exactly these keys (a saved document has them all), else the only one they
+    validate as (a picked block's document arrives at a run without its type)."""
+    fields = {k: v for k, v in value.items() if k != "block_type_slug"}
+    slug = value.get("block_type_slug")
+    if slug:
+        typed = [t for t in block_types if t.get_block_type_slug() == slug]
+        if not typed:
+            raise ValueError(f"block_type_slug {slug!r} is not a {kinds(block_types)} block")
+        return typed[0].model_validate(fields)
+    exact = [t for t in block_types if set(fields) == set(t.model_fields)]
+    fitting = exact or [t for t in block_types if _validates(t, fields)]
+    if len(fitting) == 1:
+        return fitting[0].model_validate(fields)
+    raise ValueError(
+        f"these fields match {'more than one' if fitting else 'no'} block type of "
+        f"{kinds(block_types)}: give the block by name ('<block-type-slug>/<name>') or add its "
+        "block_type_slug"
+    )
+
+
+def _validates(block_type: type[Block], fields: dict[str, Any]) -> bool:
+    try:
+        block_type.model_validate(fields)
+    except (ValidationError, TypeError):
+        return False
+    return True
+
+
+class _AnyBackend:
+    """The JSON schema of a `platform` field: a choice of every backend block type known when
+    it is asked for (the Prefect UI's block pickers; `opsflow deploy` and `serve` load the
+    installed packages' block types first)."""
+
+    def __get_pydantic_json_schema__(
+        self, _schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        choices = [t.__pydantic_core_schema__ for t in backend_block_types(load=False)]
+        return handler(core_schema.union_schema([*choices, core_schema.none_schema()]))
+
+
+# What a runbook's `platform` may be: any execution backend block, opsflow's or a user's (a
+# bare block name is looked up in `backend_block_types` order: the seed-style platform first).
+PLATFORM_TYPES: tuple[type[Block], ...] = (ExecutionBackendBlock,)
+Platform = Annotated[
+    ExecutionBackendBlock | None, by_name(*PLATFORM_TYPES), _AnyBackend(), Field(title="Platform")
+]
 
 
 def _block_slug_and_name(value: str | None) -> str | None:

@@ -30,7 +30,7 @@ from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
 from opsflow.tasks.expected_ends import ended_on_purpose
 from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, query_metric
-from opsflow.tasks.parameters import DEFAULT_BLOCK, load_block
+from opsflow.tasks.parameters import DEFAULT_BLOCK, kinds, load_block
 
 if TYPE_CHECKING:  # the metric comes as a frame; pandas is imported where frames are built
     import pandas as pd
@@ -61,9 +61,8 @@ def chosen(block: B | None, block_types: type[B] | tuple[type[Block], ...], fiel
     try:
         return load_block(DEFAULT_BLOCK, types)  # type: ignore[return-value]
     except ValueError:
-        kinds = " or ".join(t.get_block_type_name() for t in types)
         raise ConfigurationError(
-            f"{field}: no {kinds} block given and none saved as {DEFAULT_BLOCK!r}; pick one "
+            f"{field}: no {kinds(types)} block given and none saved as {DEFAULT_BLOCK!r}; pick one "
             f"(--{field.replace('_', '-')}-block NAME on the command line) or save one named "
             f"{DEFAULT_BLOCK!r}"
         ) from None

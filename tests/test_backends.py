@@ -1,5 +1,7 @@
-"""What is true of every execution backend, tested on each: the seed-style platform and
-SaltStack. The runbook code is the same; only the block given differs."""
+"""What is true of every execution backend, tested on each: the seed-style platform,
+SaltStack, and a backend opsflow did not write (examples/inhouse_backend: another API's paths,
+fields, states and paging, a block type from a package of its own). The runbook code is the
+same; only the block given differs."""
 
 from __future__ import annotations
 
@@ -9,15 +11,21 @@ from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
 from opsflow.flows.runbooks.run_command import RunCommandParams, run_command
 from opsflow.lab.salt import clear_job_cache
+from tests import inhouse
 from tests.conftest import Lab, flapping_events, wait_until
+from tests.inhouse import inhouse_api
+
+__all__ = ["inhouse_api"]  # the module's fixture
 
 
-@pytest.fixture(params=["lab", "salt-api/lab"], ids=["platform", "salt"])
+@pytest.fixture(params=["lab", "salt-api/lab", inhouse.BLOCK], ids=["platform", "salt", "own"])
 def backend(request: pytest.FixtureRequest, lab: Lab) -> tuple[str, Lab]:
     """(the platform block to give a runbook, the lab with 10 fresh calm hosts)."""
     if request.param.startswith("salt-api/"):
         lab = request.getfixturevalue("salt_lab")
         clear_job_cache(lab.config.dir)
+    if request.param == inhouse.BLOCK:
+        request.getfixturevalue("inhouse_api")
     lab.reset(10)
     return request.param, lab
 

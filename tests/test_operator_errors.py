@@ -17,6 +17,7 @@ from prefect.settings import PREFECT_API_URL
 
 from opsflow.blocks import OpsPlatform, Prometheus
 from opsflow.opsapi import Transport
+from opsflow.tasks.parameters import PLATFORM_TYPES, kinds
 from tests.cli_in_process import opsflow_in_process
 
 NOWHERE = "http://127.0.0.1:9/api"
@@ -182,7 +183,11 @@ def api(lab) -> str:
     [
         (
             RESTART + ("--platform-block", "nope"),
-            "--platform-block: no Ops Platform or Salt API block named 'nope' is saved",
+            "--platform-block: no {backends} block named 'nope' is saved",
+        ),
+        (
+            RESTART + ("--platform-block", "prometheus/lab"),
+            "--platform-block: 'prometheus/lab' is a Prometheus block; expected: {backends}",
         ),
         (
             RESTART + ("--platform-block", "lab", "--prometheus-block", "nope"),
@@ -202,7 +207,7 @@ def api(lab) -> str:
         ),
         (
             ("run", "load-report", "--prometheus-block", "lab"),
-            "--platform-block: no Ops Platform or Salt API block named 'default' is saved",
+            "--platform-block: no {backends} block named 'default' is saved",
         ),
     ],
 )
@@ -211,7 +216,8 @@ def test_a_missing_block_is_refused_naming_its_flag(api, argv, says):
 
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 2, output
-    assert says in output and "Traceback" not in output
+    # {backends}: every backend type installed, e.g. "Ops Platform, Salt API or In-House Platform"
+    assert says.format(backends=kinds(PLATFORM_TYPES)) in output and "Traceback" not in output
     assert len(output.splitlines()) == 1, output
 
 
@@ -280,7 +286,8 @@ def test_lab_admin_mistakes_change_nothing_and_say_so_in_one_line(fresh_lab, arg
 
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 2, output
-    assert says in output and "Traceback" not in output
+    # {backends}: every backend type installed, e.g. "Ops Platform, Salt API or In-House Platform"
+    assert says.format(backends=kinds(PLATFORM_TYPES)) in output and "Traceback" not in output
     assert len(output.splitlines()) == 1, output
     web01 = next(h for h in fresh_lab.admin.hosts() if h["hostname"] == "lab-web-01")
     assert web01["load"] < 2 and not web01["fail_restart"]  # the good name was left alone too

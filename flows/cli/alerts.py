@@ -24,8 +24,8 @@ def serve_command(
         str,
         typer.Option(
             "--platform-block",
-            help="Ops Platform or Salt API block (salt-api/NAME) whose inventory alerts are "
-            "matched against.",
+            help="Execution backend block (NAME, or TYPE/NAME such as salt-api/NAME) whose "
+            "inventory alerts are matched against.",
         ),
     ] = "default",
     host: Annotated[

@@ -131,7 +131,8 @@ PlatformBlock = Annotated[
     str | None,
     typer.Option(
         "--platform-block",
-        help="Ops Platform or Salt API block (salt-api/NAME) every runbook uses by default.",
+        help="Execution backend block every runbook uses by default: NAME, or TYPE/NAME "
+        "(ops-platform/NAME, salt-api/NAME, or a backend type of your own).",
     ),
 ]
 PrometheusBlock = Annotated[

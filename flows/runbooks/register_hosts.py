@@ -14,6 +14,8 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from opsflow.opsapi.backend import RegistersHosts
+from opsflow.opsapi.errors import ConfigurationError
 from opsflow.tasks.host_import import compare_with_inventory, read_host_rows
 from opsflow.tasks.hosts import create_hosts, list_hosts, replace_hosts
 from opsflow.tasks.notify import notify_on_finish
@@ -114,6 +116,11 @@ def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
         params.csv_path, params.rows, ignore_extra_columns=params.ignore_extra_columns
     )
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
+    if not platform.offers(RegistersHosts):
+        raise ConfigurationError(
+            f"platform: the {platform.get_block_type_name()} backend cannot register hosts (its "
+            "client has no create_host/replace_host): register them in that system itself"
+        )
     diff = compare_with_inventory(specs, list_hosts(platform))
     update = diff.changed if params.update_existing else []
     result = RegisterHostsResult(

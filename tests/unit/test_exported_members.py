@@ -17,7 +17,6 @@ LAYERS = ("opsflow.opsapi", "opsflow.blocks", "opsflow.tasks")
 INTERNAL = {
     # opsapi
     "LenientRetry": "urllib3 Retry as the clients mount it",
-    "JSONClient": "the clients' shared request engine",
     "StrictModel": "the models' shared config",
     "ChatWebhook": "the engine of the chat blocks; users take the blocks",
     # blocks
@@ -39,7 +38,12 @@ INTERNAL = {
 }
 
 # Plain functions are exported only when named here: most are a module's own helpers.
-PUBLIC_FUNCTIONS = {"run_job": "the one job helper: submit, wait, cancel what hangs"}
+PUBLIC_FUNCTIONS = {
+    "run_job": "the one job helper: submit, wait, cancel what hangs",
+    "from_vault_field": "a backend author's `<secret>_from_vault` field",
+    "transport_field": "a backend author's `transport` field",
+    "backend_block_types": "every backend block type known, a user's included",
+}
 
 
 def defined_public(package: str) -> set[str]:

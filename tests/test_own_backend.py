@@ -1,0 +1,59 @@
+"""A backend opsflow did not write, from the command line: the example package's block type
+(examples/inhouse_backend, installed with its own `prefect.collections` entry point) is taken
+by its slug and by its bare name, and a runbook that needs what it lacks says so in one line.
+(The runbooks' guarantees on it, from Python, are in tests/test_backends.py.)"""
+
+from __future__ import annotations
+
+import json
+
+from prefect.settings import PREFECT_API_URL
+
+from opsflow.blocks import backend_block_types
+from tests import inhouse
+from tests.cli_in_process import opsflow_in_process
+from tests.conftest import Lab
+from tests.inhouse import inhouse_api
+
+__all__ = ["inhouse_api"]  # the module's fixture
+
+FAST = ("--batch-size", "1", "--poll-seconds", "0.5", "--verify-window-seconds", "30")
+
+
+def test_the_installed_package_makes_its_block_type_a_backend():
+    slugs = [t.get_block_type_slug() for t in backend_block_types()]
+    assert slugs[:2] == ["ops-platform", "salt-api"] and "in-house-platform" in slugs
+
+
+def test_opsflow_run_restarts_through_it_by_slug_and_by_bare_name(fresh_lab: Lab, inhouse_api):
+    for given, host in ((inhouse.BLOCK, "lab-web-03"), ("inhouse", "lab-db-04")):
+        fresh_lab.overload(8.0, host)
+
+        done = opsflow_in_process(
+            *("run", "restart-overloaded-hosts", "--platform-block", given),
+            *("--prometheus-block", "lab", *FAST),
+            api=PREFECT_API_URL.value(),
+        )
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"{host}" in done.stdout and "verified" in done.stdout
+    assert fresh_lab.admin.restarts() == {"lab-web-03": 1, "lab-db-04": 1}
+
+
+def test_register_hosts_refuses_a_backend_without_registration_in_one_line(
+    fresh_lab: Lab, inhouse_api
+):
+    rows = [{"hostname": "web-new-01", "ip": "10.9.0.1", "tags": "web"}]
+    done = opsflow_in_process(
+        *("run", "register-hosts", "--platform-block", inhouse.BLOCK),
+        *("--rows", json.dumps(rows)),
+        api=PREFECT_API_URL.value(),
+    )
+
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode != 0 and "Traceback" not in output
+    assert (
+        "the In-House Platform backend cannot register hosts (its client has no "
+        "create_host/replace_host): register them in that system itself"
+    ) in output
+    assert "web-new-01" not in {h["hostname"] for h in fresh_lab.admin.hosts()}
