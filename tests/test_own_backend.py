@@ -6,6 +6,8 @@ by its slug and by its bare name, and a runbook that needs what it lacks says so
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from prefect.settings import PREFECT_API_URL
 
@@ -57,3 +59,20 @@ def test_register_hosts_refuses_a_backend_without_registration_in_one_line(
         "create_host/replace_host): register them in that system itself"
     ) in output
     assert "web-new-01" not in {h["hostname"] for h in fresh_lab.admin.hosts()}
+
+
+PICKER = """
+from opsflow.flows.services.deployments import deployments
+[made] = deployments(["restart-overloaded-hosts"], schedules=False, restart_on_alert=None)
+schema = made._parameter_openapi_schema.model_dump()
+choices = schema["definitions"]["RestartPolicy"]["properties"]["platform"]["anyOf"]
+print([schema["definitions"][c["$ref"].rsplit("/", 1)[1]]["block_type_slug"] for c in choices if "$ref" in c])
+"""
+
+
+def test_a_deployment_made_in_a_fresh_process_offers_it_in_the_ui_platform_picker():
+    # A fresh interpreter that never imported the package: the entry point brings it in.
+    done = subprocess.run(
+        [sys.executable, "-c", PICKER], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == str(["ops-platform", "salt-api", "in-house-platform"])

@@ -10,6 +10,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
+from opsflow.blocks.backend import backend_block_types
 from opsflow.flows.runbooks.catalog import CATALOG
 from opsflow.flows.runbooks.registry import load_runbook
 
@@ -63,6 +64,7 @@ def deployments(
     unknown = sorted(set(chosen) - set(CATALOG))
     if unknown:
         raise ValueError(f"unknown runbooks {unknown}; known: {sorted(CATALOG)}")
+    backend_block_types(load=True)  # the UI's Platform picker offers the installed backends too
     made = []
     for name in chosen:
         runbook = load_runbook(name)
