@@ -1,7 +1,8 @@
 """A backend opsflow did not write, from the command line: the example package's block type
 (examples/inhouse_backend, installed with its own `prefect.collections` entry point) is taken
 by its slug and by its bare name, and a runbook that needs what it lacks says so in one line.
-(The runbooks' guarantees on it, from Python, are in tests/test_backends.py.)"""
+A deployment run by a worker takes it too. (The runbooks' guarantees on it, from Python, are in
+tests/test_backends.py.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import subprocess
 import sys
 
+from inhouse_backend import InHousePlatform
 from prefect.settings import PREFECT_API_URL
 
 from opsflow.blocks import backend_block_types
@@ -16,8 +18,9 @@ from tests import inhouse
 from tests.cli_in_process import opsflow_in_process
 from tests.conftest import Lab
 from tests.inhouse import inhouse_api
+from tests.prefect_lab import finished_runs, lab_server, prefect_lab, restart_runs, start_restart
 
-__all__ = ["inhouse_api"]  # the module's fixture
+__all__ = ["inhouse_api", "prefect_lab"]  # the module's fixtures
 
 FAST = ("--batch-size", "1", "--poll-seconds", "0.5", "--verify-window-seconds", "30")
 
@@ -76,3 +79,23 @@ def test_a_deployment_made_in_a_fresh_process_offers_it_in_the_ui_platform_picke
         [sys.executable, "-c", PICKER], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == str(["ops-platform", "salt-api", "in-house-platform"])
+
+
+def test_a_deployment_run_by_a_worker_restarts_through_the_picked_block(
+    prefect_lab: Lab, inhouse_api: str
+):
+    # Saved in the topology's server; picked as the UI's Platform picker stores it.
+    with lab_server(prefect_lab):
+        saved = InHousePlatform(url=inhouse_api, api_key=inhouse.API_KEY).save(
+            "inhouse", overwrite=True
+        )
+    prefect_lab.overload(8.0, "lab-web-05")
+    known = {r.id for r in restart_runs(prefect_lab)}
+
+    run = start_restart(
+        prefect_lab, ["lab-web-05"], platform={"$ref": {"block_document_id": str(saved)}}
+    )
+
+    [ended] = finished_runs(prefect_lab, known, 1)
+    assert ended.id == run.id and ended.state.is_completed(), ended.state.message
+    assert prefect_lab.admin.restarts() == {"lab-web-05": 1}
