@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 
+from fastapi.testclient import TestClient
 from inhouse_backend import InHousePlatform
 from prefect.settings import PREFECT_API_URL
 
 from opsflow.blocks import backend_block_types
+from opsflow.flows.services.alert_receiver import receiver_app
+from opsflow.tasks.parameters import PLATFORM_TYPES, load_block
 from tests import inhouse
 from tests.cli_in_process import opsflow_in_process
 from tests.conftest import Lab
@@ -99,3 +103,36 @@ def test_a_deployment_run_by_a_worker_restarts_through_the_picked_block(
     [ended] = finished_runs(prefect_lab, known, 1)
     assert ended.id == run.id and ended.state.is_completed(), ended.state.message
     assert prefect_lab.admin.restarts() == {"lab-web-05": 1}
+
+
+def test_the_alert_receiver_matches_alerts_on_its_inventory(fresh_lab: Lab, inhouse_api: str):
+    # What `opsflow alerts serve --platform-block in-house-platform/inhouse` serves.
+    app = receiver_app(load_block(inhouse.BLOCK, PLATFORM_TYPES), token="t-0123456789")
+    ip = fresh_lab.admin.host("lab-web-07")["ip"]
+    body = {
+        "version": "4",
+        "groupKey": f"{{}}:{{test={uuid.uuid4().hex!r}}}",
+        "status": "firing",
+        "receiver": "opsflow",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "truncatedAlerts": 0,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "HostOverloaded", "instance": f"{ip}:9100"},
+                "annotations": {},
+                "startsAt": "2026-12-04T05:00:00.000Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://127.0.0.1:9090/graph",
+                "fingerprint": uuid.uuid4().hex[:16],
+            }
+        ],
+    }
+    with TestClient(app) as client:
+        answer = client.post("/alerts", json=body, headers={"Authorization": "Bearer t-0123456789"})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["firing"] == {"HostOverloaded": ["lab-web-07"]}
