@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import get_type_hints
 
 from prefect.blocks.core import Block
 from prefect.plugins import load_prefect_collections
@@ -41,7 +40,7 @@ class ExecutionBackendBlock(StrictBlock, ABC):
     Example:
         >>> from opsflow.blocks import OpsPlatform
         >>> platform = OpsPlatform(url="https://ops.example", token="token-123456")
-        >>> platform.secret("token"), platform.checked_transport().timeout
+        >>> platform.resolve_secret("token"), platform.checked_transport().timeout
         ('token-123456', 30.0)
     """
 
@@ -49,23 +48,7 @@ class ExecutionBackendBlock(StrictBlock, ABC):
     def get_client(self) -> ExecutionBackend:
         """A ready client of the system."""
 
-    def offers(self, part: type) -> bool:
-        """Whether this backend's client has an optional part of the seam (`RegistersHosts`),
-        known from `get_client`'s return type, without connecting (True when it does not say).
-
-        Example:
-            >>> from opsflow.blocks import SaltAPI
-            >>> from opsflow.opsapi import RegistersHosts
-            >>> SaltAPI(url="https://salt:8000", username="opsflow").offers(RegistersHosts)
-            True
-        """
-        client = get_type_hints(type(self).get_client).get("return")
-        if not isinstance(client, type):
-            return True
-        methods = [name for name in vars(part) if not name.startswith("_")]
-        return all(callable(getattr(client, name, None)) for name in methods)
-
-    def secret(self, field: str) -> str:
+    def resolve_secret(self, field: str) -> str:
         """The credential `field`: stored on the block, else read from Vault through its
         `<field>_from_vault` (once per flow run); kept out of every log line and artifact.
 

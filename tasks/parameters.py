@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     GetJsonSchemaHandler,
+    SerializeAsAny,
     ValidationError,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -97,10 +98,13 @@ def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
     block_types = concrete(block_types)
     if isinstance(value, dict) and value.get("_block_document_id"):
         # A block as a past run's parameters stored it (secrets masked): load it afresh.
-        chosen = next(
-            (t for t in block_types if t.get_block_type_slug() == value.get("block_type_slug")),
-            block_types[0],
-        )
+        slug = value.get("block_type_slug")
+        chosen = next((t for t in block_types if t.get_block_type_slug() == slug), None)
+        if chosen is None:
+            raise ValueError(
+                f"the stored block's type {slug!r} is not installed here: install the package "
+                f"that provides it (expected: {kinds(block_types)})"
+            )
         return chosen.load_from_ref({"block_document_id": value["_block_document_id"]}, _sync=True)
     if isinstance(value, dict):
         return from_fields(value, block_types)
@@ -125,7 +129,7 @@ def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
             said = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.__cause__.errors())
             raise ValueError(
                 f"the saved {block_type.get_block_type_name()} block {name!r} is not valid: "
-                f"{said} (correct it in the Prefect UI, or save it again)"
+                f"{said} (correct it in the Prefect UI, or delete it and save it anew)"
             ) from None
     raise ValueError(
         f"no {kinds(candidates)} block named {name!r} is saved; check the name (prefect "
@@ -149,9 +153,10 @@ def kinds(block_types: tuple[type[Block], ...] | list[type[Block]]) -> str:
 
 
 def from_fields(value: dict[str, Any], block_types: tuple[type[Block], ...]) -> Block:
-    """The block whose fields these are: the type `block_type_slug` names, else the one whose
-    fields are exactly these keys (a saved document has them all), else the only one they
-    validate as (a picked block's document arrives at a run without its type)."""
+    """The block whose fields these are (given by hand, e.g. in a deployment's JSON): the type
+    `block_type_slug` names, else the one whose fields are exactly these keys (a saved
+    document's data has them all), else the only one they validate as; none: the errors of
+    the type they look most like (a typo is named)."""
     fields = {k: v for k, v in value.items() if k != "block_type_slug"}
     slug = value.get("block_type_slug")
     if slug:
@@ -163,11 +168,22 @@ def from_fields(value: dict[str, Any], block_types: tuple[type[Block], ...]) -> 
     fitting = exact or [t for t in block_types if _validates(t, fields)]
     if len(fitting) == 1:
         return fitting[0].model_validate(fields)
+    closest = max(block_types, key=lambda t: len(set(fields) & _field_names_of(t)))
+    if not fitting and set(fields) & _field_names_of(closest):
+        try:
+            closest.model_validate(fields)
+        except ValidationError as exc:
+            said = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise ValueError(f"not a valid {closest.get_block_type_name()} block: {said}") from None
     raise ValueError(
-        f"these fields match {'more than one' if fitting else 'no'} block type of "
-        f"{kinds(block_types)}: give the block by name ('<block-type-slug>/<name>') or add its "
-        "block_type_slug"
+        f"these fields fit {'more than one' if fitting else 'no'} block type of "
+        f"{kinds(fitting or block_types)}: give the block by name ('<block-type-slug>/<name>') "
+        "or add its block_type_slug"
     )
+
+
+def _field_names_of(block_type: type[Block]) -> set[str]:
+    return set(block_type.model_fields)
 
 
 def _validates(block_type: type[Block], fields: dict[str, Any]) -> bool:
@@ -193,8 +209,12 @@ class _AnyBackend:
 # What a runbook's `platform` may be: any execution backend block, opsflow's or a user's (a
 # bare block name is looked up in `backend_block_types` order: the seed-style platform first).
 PLATFORM_TYPES: tuple[type[Block], ...] = (ExecutionBackendBlock,)
+# (SerializeAsAny: a run's stored parameters keep the backend's own fields, not the base's.)
 Platform = Annotated[
-    ExecutionBackendBlock | None, by_name(*PLATFORM_TYPES), _AnyBackend(), Field(title="Platform")
+    SerializeAsAny[ExecutionBackendBlock] | None,
+    by_name(*PLATFORM_TYPES),
+    _AnyBackend(),
+    Field(title="Platform"),
 ]
 
 

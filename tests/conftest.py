@@ -41,7 +41,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # Anything the suite starts without a server of its own (a temporary one, `opsflow lab up`)
 # keeps its Prefect database here, never in the developer's ~/.prefect; each shard of a
 # parallel run its own (the workers would inherit the controller's).
-if "PYTEST_XDIST_WORKER" in os.environ or "PREFECT_HOME" not in os.environ:
+OWN_PREFECT_HOME = "PYTEST_XDIST_WORKER" in os.environ or "PREFECT_HOME" not in os.environ
+if OWN_PREFECT_HOME:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="opsflow-tests-prefect-home-")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
@@ -316,7 +317,8 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             source.backup(target)  # consistent, WAL included, while the harness runs
         source.close()
         target.close()
-        shutil.copyfile(migrated_database(tmp_path_factory), prefect_database(os.environ))
+        if OWN_PREFECT_HOME:  # never over a database the suite did not make
+            shutil.copyfile(migrated_database(tmp_path_factory), prefect_database(os.environ))
         yield
 
 

@@ -116,7 +116,9 @@ def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
         params.csv_path, params.rows, ignore_extra_columns=params.ignore_extra_columns
     )
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
-    if not platform.offers(RegistersHosts):
+    with platform.get_client() as client:  # nothing is read or sent yet
+        registers = isinstance(client, RegistersHosts)
+    if not registers:
         raise ConfigurationError(
             f"platform: the {platform.get_block_type_name()} backend cannot register hosts (its "
             "client has no create_host/replace_host): register them in that system itself"

@@ -26,6 +26,9 @@ MODULES = sorted(
     "opsflow.tasks.rollout_report",
     "opsflow.flows.runbooks.restart_overloaded_hosts",
     "opsflow.blocks.transport",
+    "opsflow.blocks.strict",
+    "opsflow.blocks.backend",
+    "inhouse_backend",
     "opsflow.flows.runbooks.catalog",
     "opsflow.flows.cli.options",
 ]

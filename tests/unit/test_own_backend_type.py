@@ -3,6 +3,7 @@ an instance, as its fields (how a deployment's picked block arrives), in the UI'
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -57,10 +58,10 @@ def test_a_runbook_takes_it_as_its_fields_with_or_without_its_type() -> None:
 
 
 def test_fields_of_no_backend_or_of_another_block_type_are_refused_in_one_line() -> None:
-    with pytest.raises(
-        ValidationError, match="match no block type of Ops Platform, Salt API, .*CMDB Backend"
-    ):
+    with pytest.raises(ValidationError, match="fit no block type of Ops Platform, Salt API, "):
         RestartPolicy(platform={"endpoint_url": "x"}, prometheus=None)
+    with pytest.raises(ValidationError, match="not a valid Ops Platform block: .*'tokn' — did"):
+        RestartPolicy(platform={"url": "x", "tokn": "t"}, prometheus=None)
     with pytest.raises(ValidationError, match="block_type_slug 'prometheus' is not"):
         RestartPolicy(platform={"url": "x", "block_type_slug": "prometheus"}, prometheus=None)
 
@@ -73,3 +74,13 @@ def test_the_ui_offers_it_in_the_platform_picker() -> None:
     ]
     assert choices[:2] == ["OpsPlatform", "SaltAPI"] and "CMDBBackend" in choices
     assert schema["definitions"]["CMDBBackend"]["block_type_slug"] == "cmdb-backend-unit"
+
+
+def test_a_runs_stored_parameters_keep_its_fields_with_the_secret_masked() -> None:
+    own = CMDBBackend(endpoint="https://cmdb.example", api_key="k-secret-123456")
+    policy = RestartPolicy(platform=own, prometheus=None)
+
+    stored = restart_overloaded_hosts.serialize_parameters({"policy": policy})
+
+    assert stored["policy"]["platform"]["endpoint"] == "https://cmdb.example"
+    assert "k-secret-123456" not in json.dumps(stored)

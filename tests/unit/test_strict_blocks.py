@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from prefect.blocks.core import Block
+from prefect.utilities.dispatch import get_registry_for_type
 from pydantic import ValidationError
 
 from opsflow.blocks import ExecutionBackendBlock, OpsPlatform, Prometheus, VaultConnection
@@ -41,9 +42,26 @@ def test_a_backend_block_opsflow_did_not_write_is_strict_too() -> None:
         def get_client(self) -> ExecutionBackend:  # pragma: no cover - never called
             raise NotImplementedError
 
-    assert Inventory(url="https://cmdb").url == "https://cmdb"
-    with pytest.raises(ValidationError, match="'uri' — did you mean 'url'"):
-        Inventory(uri="https://cmdb")
+    try:
+        assert Inventory(url="https://cmdb").url == "https://cmdb"
+        with pytest.raises(ValidationError, match="'uri' — did you mean 'url'"):
+            Inventory(uri="https://cmdb")
+    finally:  # no other test sees this type among the backends
+        get_registry_for_type(Block).pop("inventory-test-backend")
+
+
+def test_a_typo_set_as_an_attribute_is_refused() -> None:
+    platform = OpsPlatform(url="https://ops.example", token="token-123456")
+    with pytest.raises(AttributeError, match="'tokn' — did you mean 'token'"):
+        platform.tokn = "x"
+    platform.page_size = 100  # a real field still can be set
+    assert platform.page_size == 100
+
+
+def test_a_refusal_never_shows_the_credential_beside_the_typo() -> None:
+    with pytest.raises(ValidationError) as refused:
+        OpsPlatform(url="https://ops.example", token="s3cret-token-0042", tokn="x")
+    assert "s3cret" not in str(refused.value) and "0042" not in str(refused.value)
 
 
 def test_a_document_saved_with_top_level_transport_settings_loads_them_into_transport() -> None:

@@ -32,4 +32,4 @@ class InHousePlatform(ExecutionBackendBlock):
     transport: Transport = transport_field()
 
     def get_client(self) -> InHouseClient:
-        return InHouseClient(self.url, self.secret("api_key"), self.checked_transport())
+        return InHouseClient(self.url, self.resolve_secret("api_key"), self.checked_transport())
