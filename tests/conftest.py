@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,10 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-def flapping_events(hostname: str, plan_digest: str) -> list[Any]:
-    """The `opsflow.host.flapping` events the Prefect API has for a host from one run's plan."""
+def flapping_events(hostname: str, plan_digest: str, since: datetime | None = None) -> list[Any]:
+    """The `opsflow.host.flapping` events the Prefect API has for a host from one run's plan
+    (since a time: the same plan made on another backend earlier in the session has the same
+    digest)."""
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
@@ -66,7 +69,11 @@ def flapping_events(hostname: str, plan_digest: str) -> list[Any]:
             ),
             limit=50,
         ).events
-    return [e for e in found if e.payload.get("plan") == plan_digest]
+    return [
+        e
+        for e in found
+        if e.payload.get("plan") == plan_digest and (since is None or e.occurred >= since)
+    ]
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

@@ -5,6 +5,8 @@ same; only the block given differs."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from opsflow.flows.runbooks.load_report import LoadReportParams, load_report
@@ -78,6 +80,7 @@ def test_a_host_that_keeps_coming_back_is_escalated_not_restarted_again_on_every
         lab.overload(8.0, "lab-web-01")
         assert restart_overloaded_hosts(policy, return_state=True).is_completed()
     lab.overload(8.0, "lab-web-01", "lab-db-02")  # back again, and another host with it
+    started = datetime.now(timezone.utc)
 
     state = restart_overloaded_hosts(policy, return_state=True)
 
@@ -91,7 +94,7 @@ def test_a_host_that_keeps_coming_back_is_escalated_not_restarted_again_on_every
     assert lab.admin.restarts() == {"lab-web-01": 2, "lab-db-02": 1}
 
     [event] = wait_until(
-        lambda: flapping_events("lab-web-01", report.plan_digest),
+        lambda: flapping_events("lab-web-01", report.plan_digest, since=started),
         30,
         "the flapping event to reach the API",
     )

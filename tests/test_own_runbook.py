@@ -7,6 +7,7 @@ restart` on a lab host brings its load down, as a restarted consumer would catch
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from examples.consumer_lag import ConsumerLagPolicy, restart_lagging_consumers
@@ -64,12 +65,17 @@ def test_a_consumer_that_keeps_lagging_is_escalated_not_restarted_forever(fresh_
         fresh_lab.overload(8.0, "lab-db-06")
         assert run(cooldown_minutes=0, max_repeats=2)[0].is_completed()
     fresh_lab.overload(8.0, "lab-db-06")
+    started = datetime.now(timezone.utc)
 
     state, report = run(cooldown_minutes=0, max_repeats=2)
 
     assert state.is_failed() and report.flapping == {"lab-db-06": 2}
     assert fresh_lab.admin.restarts() == {"lab-db-06": 2}
-    wait_until(lambda: flapping_events("lab-db-06", report.plan_digest), 30, "the escalation")
+    wait_until(
+        lambda: flapping_events("lab-db-06", report.plan_digest, since=started),
+        30,
+        "the escalation",
+    )
 
 
 def test_a_consumer_another_run_holds_is_left_to_it(fresh_lab: Lab) -> None:
