@@ -10,10 +10,13 @@ own logs and databases — except the lab's credential stores themselves.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
+import inhouse_backend
 import pytest
 
+import opsflow
 from opsflow.lab.vault_seed import REPORT_ROLE, stored_approles
 from opsflow.opsapi import redaction
 from tests.test_no_secret_leaks import prefect_database_files
@@ -29,6 +32,18 @@ CREDENTIAL_STORES = {
     "signing-key.pem",  # the lab JWT issuer's private key
     "service-account-token",  # a JWT as a pod would have it mounted (tests/test_vault_jwt.py)
 }
+
+
+LAYERS = ("opsapi", "blocks", "tasks", "flows", "lab")
+
+
+def published_source() -> str:
+    """The source of opsflow and the example backend: a value written there (a docstring
+    example such as `api_key="k-123456"`, which the doctests run and so register) is public
+    text, and Prefect stores the docstrings of every block type it registers."""
+    packages = [opsflow, *(importlib.import_module(f"opsflow.{n}") for n in LAYERS)]
+    roots = {Path(p) for package in [*packages, inhouse_backend] for p in package.__path__}
+    return "\n".join(p.read_text() for root in roots for p in root.rglob("*.py"))
 
 
 def written_files(root: Path) -> list[Path]:
@@ -52,6 +67,8 @@ def test_no_credential_appears_in_anything_the_suite_left_behind(
     topologies.close()  # its servers stopped: their logs are whole
     with redaction._lock:
         handled = sorted(redaction._secrets)
+    published = published_source()
+    handled = [value for value in handled if value not in published]
     secrets = {
         "platform token": lab.secrets["platform_token"],
         "read-only platform token": lab.secrets["platform_readonly_token"],
