@@ -31,6 +31,7 @@ def test_runbooks_lists_every_runbook_with_its_schedule():
         ("disk-cleanup", "30 3 * * *"),
         ("register-hosts", "on demand"),
         ("run-command", "on demand"),
+        ("remediate", "on demand"),
     ]:
         assert name in result.stdout and schedule in result.stdout
 

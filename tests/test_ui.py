@@ -574,6 +574,8 @@ def test_prefect_yaml_deploys_every_runbook_with_its_schedule(prefect_server, tm
         ("disk-cleanup", "disk-cleanup"),
         ("register-hosts", "register-hosts"),
         ("run-command", "run-command"),
+        ("remediate", "remediate"),
+        ("remediate", "clean-logs-when-disk-full"),
     ]:
         found = requests.get(f"{api}/deployments/name/{flow_name}/{name}", timeout=5).json()
         crons[name] = [s["schedule"]["cron"] for s in found["schedules"]]
@@ -585,7 +587,11 @@ def test_prefect_yaml_deploys_every_runbook_with_its_schedule(prefect_server, tm
         "disk-cleanup": ["30 3 * * *"],
         "register-hosts": [],
         "run-command": [],
+        "remediate": [],
+        "clean-logs-when-disk-full": [],
     }
+    made = requests.get(f"{api}/deployments/name/remediate/clean-logs-when-disk-full", timeout=5)
+    assert made.json()["parameters"]["params"]["name"] == "clean-logs"  # made in YAML, no code
     # The restart runbook runs for the hosts an alert fires for.
     automations = requests.post(f"{api}/automations/filter", json={}, timeout=5).json()
     triggers = [a for a in automations if a["name"].startswith("restart the hosts")]

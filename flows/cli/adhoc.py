@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 from rich.traceback import Traceback
+from typer._click.core import ParameterSource
+from typer._click.globals import get_current_context
 
 from opsflow.flows.cli.common import console
 from opsflow.flows.cli.options import (
@@ -49,7 +51,15 @@ def runbook_command(name: str) -> Any:
     runbook = load_runbook(name)
 
     def command(**given: Any) -> None:
-        run_adhoc(runbook, given)
+        # Only the flags typed: a flag's default is the model's, and a field left out keeps
+        # what a preset (remediate's `--preset`) gives it.
+        context = get_current_context()
+        typed = {
+            name: value
+            for name, value in given.items()
+            if context.get_parameter_source(name) is not ParameterSource.DEFAULT
+        }
+        run_adhoc(runbook, typed)
 
     command.__signature__ = options_signature(runbook.params)  # type: ignore[attr-defined]
     command.__doc__ = runbook.flow.description

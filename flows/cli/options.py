@@ -58,7 +58,7 @@ def say_in_flags(message: str, model: type[BaseModel]) -> str:
     pattern = "|".join(
         rf"\b{re.escape(n)}\b"
         if "_" in n
-        else rf"(?:{verbs.replace(')(', ')|(')}){n}\b|\b{n}(?= [('])"
+        else rf"(?:{verbs.replace(')(', ')|(')}){n}\b|(?<![-\w]){n}(?= [('\"])"
         for n in names
     )
     return re.sub(pattern, lambda m: flag(m.group(0), model), message) if pattern else message
@@ -120,7 +120,12 @@ def options_signature(model: type[BaseModel]) -> inspect.Signature:
                 "--host",
                 "Only this host (by name); repeat it for several.",
             )
-        elif base in (bool, int, float, str):
+        elif base is bool and default is True:  # on by default: --dry-run/--no-dry-run
+            option(name, bool, True, f"{flag(name, model)}/--no-{flag(name, model)[2:]}", help_text)
+        elif base in (bool, int, float, str) or _choice(base):
+            if _choice(base):
+                words = ", ".join(map(str, typing.get_args(base)))
+                help_text, base = f"{help_text} One of: {words}.", str
             option(
                 name,
                 base if default is not None else base | None,
@@ -158,7 +163,8 @@ def values_from_flags(model: type[BaseModel], given: dict[str, Any]) -> dict[str
             continue
         base = _base(model.model_fields[name].annotation)
         list_of_str = typing.get_origin(base) is list and typing.get_args(base)[:1] == (str,)
-        if isinstance(value, str) and base not in (str, int, float, bool) and not list_of_str:
+        plain = base in (str, int, float, bool) or _choice(base) or list_of_str
+        if isinstance(value, str) and not plain:
             try:
                 value = json.loads(value)
             except ValueError as exc:
@@ -167,6 +173,11 @@ def values_from_flags(model: type[BaseModel], given: dict[str, Any]) -> dict[str
                 ) from None
         values[name] = list(value) if isinstance(value, tuple) else value
     return values
+
+
+def _choice(annotation: Any) -> bool:
+    """A `Literal` of words (`side: Literal["above", "below"]`): a plain text flag."""
+    return typing.get_origin(annotation) is typing.Literal
 
 
 def _base(annotation: Any) -> Any:

@@ -81,5 +81,16 @@ CATALOG: dict[str, Entry] = {
             "on demand: needs a command",
             "Run a command on the hosts a selector picks, in batches, with per-host results.",
         ),
+        Entry(
+            "remediate",
+            "opsflow.flows.runbooks.remediate",
+            "remediate",
+            "RemediateParams",
+            "params",
+            None,
+            "on demand or as you schedule it: a runbook made from its parameters or a preset",
+            "Run a command on the hosts a signal shows as bad, in batches, and verify they "
+            "recovered.",
+        ),
     )
 }

@@ -1,0 +1,236 @@
+"""Runbook: a runbook made without code. The signal that picks the hosts, the command run on
+them, an optional health check and the recovery that verifies it, all as parameters.
+
+A team makes "restart stuck consumers" or "clean logs when disk is over 85 %" from the Prefect
+UI's run form, `prefect.yaml` or the command line, with no Python: it is a rollout on the same
+engine as the shipped runbooks (`opsflow.flows.runbooks.rollout`), so it has every guarantee they
+have (no data, no action; the blast-radius cap; a plan with a digest; approval; the per-host
+locks; the cooldown and flapping read from the backend's job history; the fleet budget; a
+silence; verification; a report, events and a notification). The command is guarded like
+`run-command`'s: an optional allowlist checked before anything starts, and a password typed into
+it masked everywhere. A new runbook's first run is a dry run: `dry_run` defaults to true, so
+its plan is seen before it acts; set it false (`--no-dry-run`) once the plan is right.
+
+The shipped signal runbooks are its presets: ``preset="disk-cleanup"`` is disk-cleanup, field
+for field (a test holds them equal); any field given overrides the preset's, one left empty
+keeps it.
+
+Example:
+    >>> RemediateParams(preset="disk-cleanup", threshold=90).rollout.signal.threshold
+    90.0
+    >>> RemediateParams(preset="disk-cleanup").dry_run
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Literal
+
+from prefect import flow
+from prefect.states import State
+from pydantic import Field, field_serializer, field_validator, model_validator
+
+from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams
+from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
+from opsflow.flows.runbooks.rollout import roll_out
+from opsflow.opsapi.redaction import mask_secrets
+from opsflow.tasks.command_policy import check_command, check_patterns
+from opsflow.tasks.fleet_budget import FleetBudget
+from opsflow.tasks.notify import notify_on_finish
+from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal
+from opsflow.tasks.runbook import with_deployment_defaults
+
+PresetName = Literal["restart-overloaded-hosts", "disk-cleanup", "restart-stuck-consumers"]
+NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+REQUIRED = {
+    "query": "the PromQL that gives one value per instance",
+    "threshold": "the value past which a host is acted on",
+    "recovery": "the value past which an acted-on host counts as fixed",
+    "command": "what runs on each host",
+}
+
+
+def preset_of(policy: RestartPolicy | DiskCleanupParams) -> dict[str, Any]:
+    """A shipped runbook's defaults as this runbook's fields."""
+    rollout = policy.rollout
+    signal, action = rollout.signal, rollout.action
+    assert signal is not None  # both answer a signal
+    return {
+        "name": rollout.runbook,
+        "signal_name": signal.name,
+        "query": signal.query,
+        "threshold": signal.threshold,
+        "recovery": signal.recovery,
+        "side": signal.side,
+        "freshness_query": signal.freshness_query,
+        "action_name": action.name,
+        "action_done": action.done,
+        "action_verb": action.verb,
+        "command": action.command,
+        "health_command": action.health_command,
+        "max_hosts": policy.max_hosts,
+        "batch_size": policy.batch_size,
+        "job_timeout_seconds": policy.job_timeout_seconds,
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "restart-overloaded-hosts": preset_of(RestartPolicy()),
+    "disk-cleanup": preset_of(DiskCleanupParams()),
+    "restart-stuck-consumers": {
+        "name": "restart-stuck-consumers",
+        "signal_name": "consumer lag",
+        "query": "max by (instance) (kafka_consumergroup_lag)",
+        "threshold": 10_000,
+        "recovery": 1_000,
+        "action_name": "restart",
+        "action_done": "restarted",
+        "command": "systemctl restart queue-consumer",
+        "health_command": "systemctl is-active queue-consumer",
+    },
+}
+
+
+class RemediateParams(RemediationPolicy):
+    """Which hosts are bad (a signal), what fixes them (a command), how to tell it did."""
+
+    runbook: ClassVar[str] = "remediate"
+
+    preset: PresetName | None = Field(
+        default=None,
+        description="Start from this preset: a field given overrides it, one left empty keeps it.",
+    )
+    name: str = Field(
+        default="remediate",
+        pattern=NAME,
+        description="Your runbook's name, for its reports, events, notifications and fleet "
+        "budget (restart-stuck-consumers).",
+    )
+    signal_name: str = Field(
+        default="value", max_length=64, description="What the values are (consumer lag)."
+    )
+    query: str | None = Field(
+        default=None, min_length=1, description="PromQL giving one value per instance."
+    )
+    threshold: float | None = Field(
+        default=None, description="Act on hosts on the bad side of this value."
+    )
+    recovery: float | None = Field(
+        default=None, description="An acted-on host is fixed once on the good side of this."
+    )
+    side: Literal["above", "below"] = Field(
+        default="above", description="Which side of the threshold is bad: above or below."
+    )
+    freshness_query: str | None = Field(
+        default=None,
+        description="A plain selector of the same series whose sample time shows the data's "
+        "age, when the query is computed.",
+    )
+    action_name: str = Field(
+        default="action",
+        pattern=r"^[a-z][a-z-]{0,31}$",
+        description="One word for what the command does (restart, cleanup).",
+    )
+    action_done: str = Field(
+        default="acted on", max_length=32, description="Its past tense (restarted, cleaned)."
+    )
+    action_verb: str = Field(
+        default="", max_length=64, description="How a plan says it (clean up). Empty: the word."
+    )
+    command: str | None = Field(
+        default=None, min_length=1, max_length=10_000, description="Run on each bad host."
+    )
+    health_command: str | None = Field(
+        default=None, description="Run where the command succeeded; must exit 0."
+    )
+    allowlist: list[str] | None = Field(
+        default=None,
+        description="Regular expressions; the command and the health check must each match one.",
+    )
+    dry_run: bool = Field(
+        default=True,
+        description="Plan and report, act on nothing. On by default: see a new runbook's plan "
+        "before it acts.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_preset(cls, data: Any) -> Any:
+        # A field left empty (a form's blank) takes the preset's value.
+        if isinstance(data, dict) and isinstance(data.get("preset"), str):
+            given = {field: value for field, value in data.items() if value is not None}
+            return {**PRESETS.get(data["preset"], {}), **given}
+        return data
+
+    @field_validator("allowlist")
+    @classmethod
+    def _patterns_compile(cls, value: list[str] | None) -> list[str] | None:
+        return check_patterns(value)
+
+    @field_serializer("command", "health_command", when_used="json")
+    def _command_as_stored(self, command: str | None) -> str | None:
+        # What Prefect stores as the run's parameters: a password typed into a command is not.
+        return mask_secrets(command) if command else command
+
+    @model_validator(mode="after")
+    def _complete_and_allowed(self) -> RemediateParams:
+        missing = [field for field in REQUIRED if getattr(self, field) is None]
+        if missing:
+            raise ValueError(
+                f"{missing[0]} is missing: give {missing[0]} ({REQUIRED[missing[0]]}) or a preset"
+            )
+        assert self.threshold is not None and self.recovery is not None
+        if self.side == "above" and self.recovery > self.threshold:
+            raise ValueError(
+                f"recovery ({self.recovery:g}) must not be above threshold ({self.threshold:g}) "
+                "when the bad side is above: lower recovery or raise threshold"
+            )
+        if self.side == "below" and self.recovery < self.threshold:
+            raise ValueError(
+                f"recovery ({self.recovery:g}) must not be below threshold ({self.threshold:g}) "
+                "when the bad side is below: raise recovery or lower threshold"
+            )
+        for command in (self.command, self.health_command):
+            if command is not None:
+                check_command(command, self.allowlist)  # refused before anything starts
+        return self
+
+    @property
+    def fleet_budget(self) -> FleetBudget:
+        """Counted per runbook name: a preset of a shipped runbook shares that one's budget."""
+        return dataclasses.replace(super().fleet_budget, runbook=self.name)
+
+    @property
+    def rollout(self) -> Rollout:
+        """This runbook as the engine runs it; the commands checked again (a model built
+        unchecked, `model_construct`, must not slip past the allowlist)."""
+        assert self.query and self.command and self.threshold is not None
+        assert self.recovery is not None
+        health = self.health_command
+        return Rollout(
+            runbook=self.name,
+            action=Action(
+                name=self.action_name,
+                done=self.action_done,
+                verb=self.action_verb,
+                command=check_command(self.command, self.allowlist),
+                health_command=check_command(health, self.allowlist) if health else None,
+            ),
+            signal=Signal(
+                name=self.signal_name,
+                query=self.query,
+                threshold=self.threshold,
+                recovery=self.recovery,
+                side=self.side,
+                freshness_query=self.freshness_query,
+                max_sample_age_seconds=self.max_sample_age_seconds,
+            ),
+        )
+
+
+@flow(name="remediate", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
+def remediate(params: RemediateParams) -> State:
+    """Run a command on the hosts a signal shows as bad, in batches, and verify they recovered."""
+    params = with_deployment_defaults(params, "params")
+    return roll_out(params.rollout, params)
