@@ -1,6 +1,7 @@
 """A runbook a user writes with the public API only (examples/consumer_lag.py, 40 lines) has
 every guarantee of the shipped ones without writing any: the dry run, the cap, the verified
-report, the cooldown and the escalation of a flapping host, from the engine.
+report, the cooldown, the escalation of a flapping host, the locks, the fleet budget and the
+approval, from the engine.
 
 The lab has no queue: its hosts' load stands in for the consumers' lag (any `systemctl
 restart` on a lab host brings its load down, as a restarted consumer would catch up)."""
@@ -98,3 +99,13 @@ def test_its_fleet_budget_lets_only_so_many_restarts_through(fresh_lab: Lab) -> 
     assert len(report.verified) == 1 and len(report.not_touched) == 1, report.summary
     assert "fleet budget of 1" in state.message
     assert len(fresh_lab.admin.restarts()) == 1
+
+
+def test_an_unanswered_approval_restarts_nothing(fresh_lab: Lab) -> None:
+    fresh_lab.overload(8.0, "lab-db-04")
+
+    state, report = run(approval=True, approval_timeout_seconds=1)
+
+    assert state.is_failed() and report.outcome == "aborted"
+    assert report.reason.startswith("not approved")
+    assert fresh_lab.jobs() == [] and fresh_lab.admin.restarts() == {}

@@ -30,7 +30,11 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Locator, Page, Response, expect, sync_playwright
 
+from opsflow.flows.runbooks.disk_cleanup import USAGE_QUERY
 from tests.conftest import Lab, wait_until
+from tests.test_disk_cleanup import cleanups, fill
+
+CLEANUP = "find var/log -type f -mtime +7 -delete"
 
 DOCS = Path(__file__).parent.parent / "docs"
 CHROMIUM = "/usr/bin/chromium"
@@ -54,6 +58,7 @@ RUN_TIMEOUT_S = 120  # a run from submit to its end (the approved one restarts a
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 RESTART = "restart-overloaded-hosts"
 LOAD_REPORT = "load-report"
+REMEDIATE = "remediate"
 
 
 # --- the servers: one `opsflow serve` and one browser for every browser test -----------------
@@ -124,7 +129,7 @@ def served(
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     with log_path.open("wb") as log:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "opsflow.flows", "serve", RESTART, LOAD_REPORT]
+            [sys.executable, "-m", "opsflow.flows", "serve", RESTART, LOAD_REPORT, REMEDIATE]
             + ["--no-schedules", "--platform-block", "lab", "--prometheus-block", "lab"],
             env=env,
             stdout=log,
@@ -141,7 +146,7 @@ def served(
 
         deployments = {
             name: wait_until(lambda n=name: deployed(n), 120, f"opsflow serve to deploy {name}")
-            for name in (RESTART, LOAD_REPORT)
+            for name in (RESTART, LOAD_REPORT, REMEDIATE)
         }
         yield Served(prefect_server, deployments)
     finally:
@@ -254,6 +259,44 @@ class TestInTheBrowser:
         assert served.run(run_id)["parameters"]["params"]["warning"] == 0.5
         shots.publish()
 
+    def test_a_runbook_made_in_the_form_cleans_full_disks_and_shows_its_report(
+        self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
+    ) -> None:
+        """Not a restart, and no code: "clean logs when disk is over 85 %" from remediate's form."""
+        fill(fresh_lab, "lab-web-03")
+        open_run_form(page, served, REMEDIATE)
+        shots.take(page, "remediate-form.png")
+        form_field(page, "Name").get_by_role("textbox").fill("clean-logs")
+        form_field(page, "Signal Name").get_by_role("textbox").fill("disk usage")
+        form_field(page, "Query").get_by_role("textbox").fill(USAGE_QUERY)
+        for label, value in (("Threshold", "85"), ("Recovery", "80")):
+            number = form_field(page, label)  # optional (a preset may give it): pick a number
+            number.get_by_role("button", name=re.compile(r"^(float|number)$")).click()
+            number.get_by_role("spinbutton").fill(value)
+        form_field(page, "Action Name").get_by_role("textbox").fill("cleanup")
+        form_field(page, "Action Done").get_by_role("textbox").fill("cleaned")
+        form_field(page, "Command").get_by_role("textbox").fill(CLEANUP)
+        dry_run = form_field(page, "Dry Run").get_by_role("switch")
+        expect(dry_run).to_have_attribute("aria-checked", "true")  # a new runbook plans first
+        dry_run.click()
+        expect(dry_run).to_have_attribute("aria-checked", "false")
+        shots.take(page, "remediate-form-filled.png")
+        run_id = submit_and_view_run(page, served)
+
+        state = served.wait_for_state(run_id, "COMPLETED")
+        expect(run_state_badge(page)).to_have_text("Completed")
+        assert state["message"].startswith("completed: 1 host cleaned and verified"), state
+
+        report = open_artifact(page, "cleanup-report")
+        row = report.get_by_role("row").filter(has_text="lab-web-03")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("verified")
+        shots.take(page, "remediate-report.png")
+        params = served.run(run_id)["parameters"]["params"]  # what the form sent
+        assert params["name"] == "clean-logs" and params["dry_run"] is False
+        assert [j["command"] for j in cleanups(fresh_lab)] == [CLEANUP]
+        assert fresh_lab.admin.restarts() == {}
+
     def test_dry_run_from_the_form_plans_the_overloaded_web_host(
         self, served: Served, fresh_lab: Lab, page: Page, shots: Screenshots
     ) -> None:
@@ -266,6 +309,8 @@ class TestInTheBrowser:
             "aria-selected", "true"
         )
         expect(platform.get_by_role("button", name="Add")).to_be_visible()  # ... or a new one
+        # ... of any backend type installed, a user's own too (examples/inhouse_backend)
+        expect(platform.get_by_role("button", name="InHousePlatform", exact=True)).to_be_visible()
         options = open_block_picker(page, platform)
         expect(options.get_by_role("option", name="lab", exact=True)).to_be_visible()
         options.get_by_role("option", name="lab", exact=True).click()

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from prefect import flow
 from prefect.states import State
-from pydantic import Field, field_serializer, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
@@ -43,6 +43,11 @@ from opsflow.tasks.runbook import with_deployment_defaults
 
 PresetName = Literal["restart-overloaded-hosts", "disk-cleanup", "restart-stuck-consumers"]
 NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+FORM_FIRST = (
+    *("preset", "name", "signal_name", "query", "threshold", "recovery", "side"),
+    *("action_name", "action_done", "action_verb", "command", "health_command", "allowlist"),
+    *("dry_run", "platform", "prometheus", "selector"),
+)
 REQUIRED = {
     "query": "the PromQL that gives one value per instance",
     "threshold": "the value past which a host is acted on",
@@ -63,12 +68,12 @@ def preset_of(policy: RestartPolicy | DiskCleanupParams) -> dict[str, Any]:
         "threshold": signal.threshold,
         "recovery": signal.recovery,
         "side": signal.side,
-        "freshness_query": signal.freshness_query,
+        "freshness_query": signal.freshness_query or "",
         "action_name": action.name,
         "action_done": action.done,
         "action_verb": action.verb,
         "command": action.command,
-        "health_command": action.health_command,
+        "health_command": action.health_command or "",
         "max_hosts": policy.max_hosts,
         "batch_size": policy.batch_size,
         "job_timeout_seconds": policy.job_timeout_seconds,
@@ -92,9 +97,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _own_fields_first(schema: dict[str, Any]) -> None:
+    """The run form shows what makes this runbook (preset, signal, command) before the knobs
+    every runbook shares."""
+    properties = schema["properties"]
+    first = [name for name in FORM_FIRST if name in properties]
+    schema["properties"] = {name: properties[name] for name in [*first, *properties]}
+
+
 class RemediateParams(RemediationPolicy):
     """Which hosts are bad (a signal), what fixes them (a command), how to tell it did."""
 
+    model_config = ConfigDict(json_schema_extra=_own_fields_first)
     runbook: ClassVar[str] = "remediate"
 
     preset: PresetName | None = Field(
@@ -110,9 +124,7 @@ class RemediateParams(RemediationPolicy):
     signal_name: str = Field(
         default="value", max_length=64, description="What the values are (consumer lag)."
     )
-    query: str | None = Field(
-        default=None, min_length=1, description="PromQL giving one value per instance."
-    )
+    query: str = Field(default="", description="PromQL giving one value per instance.")
     threshold: float | None = Field(
         default=None, description="Act on hosts on the bad side of this value."
     )
@@ -122,10 +134,10 @@ class RemediateParams(RemediationPolicy):
     side: Literal["above", "below"] = Field(
         default="above", description="Which side of the threshold is bad: above or below."
     )
-    freshness_query: str | None = Field(
-        default=None,
+    freshness_query: str = Field(
+        default="",
         description="A plain selector of the same series whose sample time shows the data's "
-        "age, when the query is computed.",
+        "age, when the query is computed. Empty: the query's own.",
     )
     action_name: str = Field(
         default="action",
@@ -138,11 +150,9 @@ class RemediateParams(RemediationPolicy):
     action_verb: str = Field(
         default="", max_length=64, description="How a plan says it (clean up). Empty: the word."
     )
-    command: str | None = Field(
-        default=None, min_length=1, max_length=10_000, description="Run on each bad host."
-    )
-    health_command: str | None = Field(
-        default=None, description="Run where the command succeeded; must exit 0."
+    command: str = Field(default="", max_length=10_000, description="Run on each bad host.")
+    health_command: str = Field(
+        default="", description="Run where the command succeeded; must exit 0. Empty: none."
     )
     allowlist: list[str] | None = Field(
         default=None,
@@ -159,7 +169,7 @@ class RemediateParams(RemediationPolicy):
     def _from_preset(cls, data: Any) -> Any:
         # A field left empty (a form's blank) takes the preset's value.
         if isinstance(data, dict) and isinstance(data.get("preset"), str):
-            given = {field: value for field, value in data.items() if value is not None}
+            given = {field: value for field, value in data.items() if value not in (None, "")}
             return {**PRESETS.get(data["preset"], {}), **given}
         return data
 
@@ -169,13 +179,13 @@ class RemediateParams(RemediationPolicy):
         return check_patterns(value)
 
     @field_serializer("command", "health_command", when_used="json")
-    def _command_as_stored(self, command: str | None) -> str | None:
+    def _command_as_stored(self, command: str) -> str:
         # What Prefect stores as the run's parameters: a password typed into a command is not.
-        return mask_secrets(command) if command else command
+        return mask_secrets(command)
 
     @model_validator(mode="after")
     def _complete_and_allowed(self) -> RemediateParams:
-        missing = [field for field in REQUIRED if getattr(self, field) is None]
+        missing = [field for field in REQUIRED if getattr(self, field) in (None, "")]
         if missing:
             raise ValueError(
                 f"{missing[0]} is missing: give {missing[0]} ({REQUIRED[missing[0]]}) or a preset"
@@ -192,7 +202,7 @@ class RemediateParams(RemediationPolicy):
                 "when the bad side is below: raise recovery or lower threshold"
             )
         for command in (self.command, self.health_command):
-            if command is not None:
+            if command:
                 check_command(command, self.allowlist)  # refused before anything starts
         return self
 
@@ -223,7 +233,7 @@ class RemediateParams(RemediationPolicy):
                 threshold=self.threshold,
                 recovery=self.recovery,
                 side=self.side,
-                freshness_query=self.freshness_query,
+                freshness_query=self.freshness_query or None,
                 max_sample_age_seconds=self.max_sample_age_seconds,
             ),
         )
