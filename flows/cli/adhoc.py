@@ -16,7 +16,6 @@ import sys
 from contextlib import nullcontext
 from typing import Any, NoReturn
 
-import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markdown import Markdown
@@ -29,7 +28,6 @@ from opsflow.flows.cli.common import console
 from opsflow.flows.cli.options import (
     flag,
     flag_of,
-    options_signature,
     say_in_flags,
     values_from_flags,
 )
@@ -46,26 +44,16 @@ class Refused(Exception):
     """Input refused before any work: exit 2."""
 
 
-def runbook_command(name: str) -> Any:
-    """The click command `opsflow run NAME`, built from the runbook's parameter model."""
-    runbook = load_runbook(name)
-
-    def command(**given: Any) -> None:
-        # Only the flags typed: a flag's default is the model's, and a field left out keeps
-        # what a preset (remediate's `--preset`) gives it.
-        context = get_current_context()
-        typed = {
-            name: value
-            for name, value in given.items()
-            if context.get_parameter_source(name) is not ParameterSource.DEFAULT
-        }
-        run_adhoc(runbook, typed)
-
-    command.__signature__ = options_signature(runbook.params)  # type: ignore[attr-defined]
-    command.__doc__ = runbook.flow.description
-    app = typer.Typer(add_completion=False)
-    app.command(name, short_help=runbook.summary)(command)
-    return typer.main.get_command(app)
+def run_typed(name: str, given: dict[str, Any]) -> NoReturn:
+    """`opsflow run NAME` with the flags typed: only those (a flag's default is the model's, and
+    a field left out keeps what a preset, remediate's `--preset`, gives it)."""
+    context = get_current_context()
+    typed = {
+        flag_name: value
+        for flag_name, value in given.items()
+        if context.get_parameter_source(flag_name) is not ParameterSource.DEFAULT
+    }
+    run_adhoc(load_runbook(name), typed)
 
 
 def run_adhoc(runbook: Runbook, given: dict[str, Any]) -> NoReturn:

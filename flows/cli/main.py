@@ -61,7 +61,7 @@ class RunbookGroup(TyperGroup):
             from opsflow.flows.services.temporary_server import TemporaryServer
 
             TemporaryServer().start()
-        from opsflow.flows.cli.adhoc import runbook_command
+        from opsflow.flows.cli.specs import runbook_command
 
         return runbook_command(name)
 

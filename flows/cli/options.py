@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import typing
@@ -22,8 +21,9 @@ from typing import Any
 import typer
 from pydantic import BaseModel
 
+from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import HostSelector
-from opsflow.tasks.parameters import block_fields
+from opsflow.tasks.parameters import ByName, block_fields
 
 SELECTOR_FLAGS = {"tags": "--tag", "hostname_pattern": "--hostname-pattern", "hostnames": "--host"}
 
@@ -64,20 +64,15 @@ def say_in_flags(message: str, model: type[BaseModel]) -> str:
     return re.sub(pattern, lambda m: flag(m.group(0), model), message) if pattern else message
 
 
-def options_signature(model: type[BaseModel]) -> inspect.Signature:
-    """Typer options for the model's fields, with each field's description as its help."""
-    parameters = []
+def option_specs(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The model's fields as command-line options, as plain data (`opsflow.flows.cli.specs`
+    builds the command from it without importing the model): each field's flag, type, default
+    and description."""
+    specs: list[dict[str, Any]] = []
 
-    def option(name: str, annotation: Any, default: Any, flag_: str, help_text: str) -> None:
-        parameters.append(
-            inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=annotation,
-                default=typer.Option(
-                    default, flag_, help=help_text, show_default=default is not None
-                ),
-            )
+    def option(name: str, kind: str, default: Any, flag_: str, help_text: str) -> None:
+        specs.append(
+            {"name": name, "type": kind, "default": default, "flag": flag_, "help": help_text}
         )
 
     blocks = block_fields(model)
@@ -87,57 +82,70 @@ def options_signature(model: type[BaseModel]) -> inspect.Signature:
     for name in ordered:
         field = model.model_fields[name]
         help_text = field.description or ""
-        default = ... if field.is_required() else field.get_default(call_default_factory=True)
+        required = field.is_required()
+        default = None if required else field.get_default(call_default_factory=True)
         base = _base(field.annotation)
         if name in blocks:
             option(
-                f"{name}_block",
-                str | None,
-                None,
-                flag(name, model),
-                f"{help_text} The name of a saved {blocks[name].kind} block"
-                f" ({' or '.join(t.get_block_type_slug() + '/NAME' for t in blocks[name].block_types)}).",
+                f"{name}_block", "str?", None, flag(name, model), help_text + _names(blocks[name])
             )
         elif field.annotation is HostSelector:
             option(
                 "tag",
-                list[str] | None,
+                "list",
                 None,
                 "--tag",
                 "Only hosts with this tag; repeat it and a host needs every tag given.",
             )
             option(
                 "hostname_pattern",
-                str | None,
+                "str?",
                 None,
                 "--hostname-pattern",
                 "Only hosts whose name matches this glob, e.g. 'web-*'.",
             )
             option(
-                "host",
-                list[str] | None,
-                None,
-                "--host",
-                "Only this host (by name); repeat it for several.",
+                "host", "list", None, "--host", "Only this host (by name); repeat it for several."
             )
         elif base is bool and default is True:  # on by default: --dry-run/--no-dry-run
-            option(name, bool, True, f"{flag(name, model)}/--no-{flag(name, model)[2:]}", help_text)
+            option(
+                name, "bool", True, f"{flag(name, model)}/--no-{flag(name, model)[2:]}", help_text
+            )
         elif base in (bool, int, float, str) or _choice(base):
             if _choice(base):
                 words = ", ".join(map(str, typing.get_args(base)))
                 help_text, base = f"{help_text} One of: {words}.", str
-            option(
-                name,
-                base if default is not None else base | None,
-                default,
-                flag(name, model),
-                help_text,
-            )
+            kind = base.__name__ + ("" if default is not None or required else "?")
+            option(name, kind + ("!" if required else ""), default, flag(name, model), help_text)
         elif typing.get_origin(base) is list and typing.get_args(base)[:1] == (str,):
-            option(name, list[str] | None, None, flag(name, model), f"{help_text} (repeatable)")
+            option(name, "list", None, flag(name, model), f"{help_text} (repeatable)")
         else:
-            option(name, str | None, None, flag(name, model), f"{help_text} (JSON)")
-    return inspect.Signature(parameters)
+            option(name, "str?", None, flag(name, model), f"{help_text} (JSON)")
+    return specs
+
+
+def _names(field: ByName) -> str:
+    """How a block field is named on the command line. A backend may be of a type installed
+    after the specs were written (a user's own), so it is described, not listed."""
+    if any(t is ExecutionBackendBlock for t in field.block_types):
+        return (
+            " The name of a saved backend block: NAME, or TYPE/NAME (ops-platform/NAME, "
+            "salt-api/NAME, or your own backend's block type)."
+        )
+    slugs = " or ".join(f"{t.get_block_type_slug()}/NAME" for t in field.block_types)
+    return f" The name of a saved {field.kind} block ({slugs})."
+
+
+def catalog_option_specs() -> dict[str, dict[str, Any]]:
+    """Every shipped runbook's command: its description and options (what `SPECS_FILE` holds)."""
+    from opsflow.flows.runbooks.catalog import CATALOG
+    from opsflow.flows.runbooks.registry import load_runbook
+
+    specs = {}
+    for name in CATALOG:
+        runbook = load_runbook(name)
+        specs[name] = {"doc": runbook.flow.description, "options": option_specs(runbook.params)}
+    return specs
 
 
 def values_from_flags(model: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
@@ -188,3 +196,10 @@ def _base(annotation: Any) -> Any:
     if args and type(None) in args:
         return next(a for a in args if a is not type(None))
     return annotation
+
+
+if __name__ == "__main__":  # python -m opsflow.flows.cli.options: write SPECS_FILE again
+    from opsflow.flows.cli.specs import SPECS_FILE
+
+    SPECS_FILE.write_text(json.dumps(catalog_option_specs(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {SPECS_FILE}")

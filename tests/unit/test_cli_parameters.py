@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import inspect
 
-from opsflow.flows.cli.options import options_signature, say_in_flags, values_from_flags
+from opsflow.flows.cli.options import (
+    catalog_option_specs,
+    option_specs,
+    say_in_flags,
+    values_from_flags,
+)
+from opsflow.flows.cli.specs import load_specs, signature_of
 from opsflow.flows.runbooks.register_hosts import RegisterHostsParams
+from opsflow.flows.runbooks.remediate import RemediateParams
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 
 
 def flags(model) -> set[str]:
-    return {p.default.param_decls[0] for p in options_signature(model).parameters.values()}
+    return {p.default.param_decls[0] for p in signature_of(option_specs(model)).parameters.values()}
 
 
 def test_every_field_has_a_flag_blocks_by_name_and_the_selector_as_tag_and_pattern():
@@ -80,3 +87,15 @@ def test_the_catalog_is_the_registry():
         assert runbook.flow.name == name
         assert runbook.flow.description.splitlines()[0] == entry.summary
         assert list(runbook.flow.parameters.properties) == [entry.param_name]
+
+
+def test_the_command_lines_specs_are_the_models():
+    """`opsflow run NAME` reads its options from a file so that `--help` imports no runbook;
+    after a parameter model changes: python -m opsflow.flows.cli.options"""
+    assert load_specs() == catalog_option_specs(), "stale: python -m opsflow.flows.cli.options"
+
+
+def test_a_flag_on_by_default_can_be_turned_off():
+    shown = flags(RemediateParams)
+
+    assert "--dry-run/--no-dry-run" in shown

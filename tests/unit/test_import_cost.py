@@ -36,3 +36,24 @@ def test_a_query_still_brings_pandas_when_it_builds_a_frame():
     frame = _frame([({"instance": "10.0.0.1:9100"}, 1764000000, "2.5")])
 
     assert frame.loc[0, "value"] == 2.5 and str(frame["timestamp"].dt.tz) == "UTC"
+
+
+def test_a_runbooks_help_and_a_bad_flag_import_neither_prefect_nor_the_runbook():
+    code = (
+        "import sys\n"
+        "from opsflow.flows.cli.main import app, run_app\n"
+        "for argv in (['run', 'restart-overloaded-hosts', '--help'], ['run', 'remediate', '--bad']):\n"
+        "    sys.argv = ['opsflow', *argv]\n"
+        "    try:\n"
+        "        run_app(app, 'opsflow')\n"
+        "    except SystemExit as done:\n"
+        "        print('exit', done.code, file=sys.stderr)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'"
+        " or m.startswith('opsflow.flows.runbooks.r')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    assert done.stderr.count("exit 0") == 1 and done.stderr.count("exit 2") == 1, done.stderr
+    assert "--threshold" in done.stdout
+    assert "No such option: --bad" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
