@@ -179,8 +179,10 @@ def test_the_command_line_is_ours_not_the_users_lab(venv, project):
     help_ = run_in(venv, project, opsflow, "--help")
     lab = run_in(venv, project, opsflow, "lab", "--help")
     version = run_in(venv, project, opsflow, "--version")
+    run_help = run_in(venv, project, opsflow, "run", "remediate", "--help")  # the specs shipped
 
     assert help_.returncode == 0 and "runbooks" in help_.stdout, help_.stderr[-2000:]
     assert lab.returncode == 0, lab.stdout + lab.stderr
     assert "overload" in lab.stdout and "the user's lab ran" not in lab.stdout + lab.stderr
     assert version.stdout.startswith("opsflow ")
+    assert run_help.returncode == 0 and "--no-dry-run" in run_help.stdout, run_help.stderr[-2000:]
