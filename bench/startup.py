@@ -52,6 +52,19 @@ def timed(argv: list[str], env: dict[str, str], repeat: int) -> float:
     return statistics.median(times)
 
 
+def timed_refusal(argv: list[str], env: dict[str, str], repeat: int) -> float:
+    """Median wall time of a command that must be refused (exit 2), after a warm-up."""
+    times = []
+    for attempt in range(repeat + 1):
+        started = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        if done.returncode != 2:
+            raise RuntimeError(f"{argv} was not refused: {done.stdout[-500:]}{done.stderr[-500:]}")
+        if attempt:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def bench_startup(
     config: LabConfig, admin: LabAdmin, repeat: int, quick: bool = False
 ) -> list[dict[str, Any]]:
@@ -68,7 +81,17 @@ def bench_startup(
                 "opsflow run restart-overloaded-hosts --help",
                 timed([*OPSFLOW, "run", "restart-overloaded-hosts", "--help"], local, repeat),
                 python,
-                None,
+                0.5,
+            ),
+            _row(
+                "opsflow run restart-overloaded-hosts --batch-size 0 (refused)",
+                timed_refusal(
+                    [*OPSFLOW, "run", "restart-overloaded-hosts", "--batch-size", "0"],
+                    local,
+                    repeat,
+                ),
+                python,
+                0.5,
             ),
         ]
         if not quick:

@@ -25,6 +25,7 @@ from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.parameters import ByName, block_fields
 
+BOUNDS = ("ge", "gt", "le", "lt")  # a number's limits, checked before the runbook is imported
 SELECTOR_FLAGS = {"tags": "--tag", "hostname_pattern": "--hostname-pattern", "hostnames": "--host"}
 
 
@@ -117,6 +118,14 @@ def option_specs(model: type[BaseModel]) -> list[dict[str, Any]]:
                 help_text, base = f"{help_text} One of: {words}.", str
             kind = base.__name__ + ("" if default is not None or required else "?")
             option(name, kind + ("!" if required else ""), default, flag(name, model), help_text)
+            bounds = {
+                key: getattr(meta, key)
+                for meta in field.metadata
+                for key in BOUNDS
+                if base in (int, float) and hasattr(meta, key)
+            }
+            if bounds:
+                specs[-1]["bounds"] = bounds
         elif typing.get_origin(base) is list and typing.get_args(base)[:1] == (str,):
             option(name, "list", None, flag(name, model), f"{help_text} (repeatable)")
         else:

@@ -20,6 +20,13 @@ import typer
 
 SPECS_FILE = Path(__file__).with_name("runbook_options.json")
 TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool}
+# pydantic's words, so a number out of bounds reads the same before and after the import
+LIMITS = {
+    "ge": (float.__ge__, "greater than or equal to"),
+    "gt": (float.__gt__, "greater than"),
+    "le": (float.__le__, "less than or equal to"),
+    "lt": (float.__lt__, "less than"),
+}
 
 
 @functools.cache
@@ -65,6 +72,12 @@ def runbook_command(name: str) -> Any:
     spec = load_specs()[name]
 
     def command(**given: Any) -> None:
+        refused = out_of_bounds(spec["options"], given)
+        if refused:
+            from opsflow.flows.cli.common import console
+
+            console.print(f"[red]{name}: {refused}[/]", soft_wrap=True)
+            raise SystemExit(2)
         from opsflow.flows.cli.adhoc import run_typed
 
         run_typed(name, given)
@@ -74,3 +87,17 @@ def runbook_command(name: str) -> Any:
     app = typer.Typer(add_completion=False)
     app.command(name, short_help=CATALOG[name].summary)(command)
     return typer.main.get_command(app)
+
+
+def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str | None:
+    """The first number given outside its limits, said as the model would say it; None if all
+    are within them (the model checks everything else once the runbook is imported)."""
+    for spec in options:
+        value = given.get(spec["name"])
+        if value is None:
+            continue
+        for key, limit in spec.get("bounds", {}).items():
+            within, words = LIMITS[key]
+            if not within(float(value), float(limit)):
+                return f"invalid {spec['flag']}: Input should be {words} {limit}"
+    return None

@@ -38,11 +38,17 @@ def test_a_query_still_brings_pandas_when_it_builds_a_frame():
     assert frame.loc[0, "value"] == 2.5 and str(frame["timestamp"].dt.tz) == "UTC"
 
 
-def test_a_runbooks_help_and_a_bad_flag_import_neither_prefect_nor_the_runbook():
+def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runbook():
+    argvs = [
+        ["run", "restart-overloaded-hosts", "--help"],
+        ["run", "remediate", "--bad"],
+        ["run", "restart-overloaded-hosts", "--batch-size", "0"],
+        ["run", "restart-overloaded-hosts", "--batch-size", "two"],
+    ]
     code = (
         "import sys\n"
         "from opsflow.flows.cli.main import app, run_app\n"
-        "for argv in (['run', 'restart-overloaded-hosts', '--help'], ['run', 'remediate', '--bad']):\n"
+        f"for argv in {argvs!r}:\n"
         "    sys.argv = ['opsflow', *argv]\n"
         "    try:\n"
         "        run_app(app, 'opsflow')\n"
@@ -53,7 +59,9 @@ def test_a_runbooks_help_and_a_bad_flag_import_neither_prefect_nor_the_runbook()
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
-    assert done.stderr.count("exit 0") == 1 and done.stderr.count("exit 2") == 1, done.stderr
+    assert done.stderr.split() == ["exit", "0"] + ["exit", "2"] * 3, done.stderr[-2000:]
     assert "--threshold" in done.stdout
     assert "No such option: --bad" in done.stdout
+    assert "invalid --batch-size: Input should be greater than or equal to 1" in done.stdout
+    assert "unable to parse string as an integer" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
