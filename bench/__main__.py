@@ -216,6 +216,8 @@ def bench_load_report(
 ) -> list[dict[str, Any]]:
     from prefect.settings import PREFECT_API_URL
 
+    from opsflow.blocks import OpsPlatform
+
     rows = []
     for size in sizes:
         admin.reset(size)
@@ -231,6 +233,13 @@ def bench_load_report(
             600,
             f"{size} series",
         )
+        listing = {workers: [] for workers in (1, 8)}  # pages one at a time, or 8 at once
+        client = OpsPlatform.load("lab").get_client()
+        for _ in range(repeat + 1):  # the first round warms up
+            for workers, times in listing.items():
+                started = time.perf_counter()
+                assert len(client.list_hosts(workers=workers)) == size
+                times.append(time.perf_counter() - started)
         times, peaks = [], []
         for _ in range(repeat):
             out = subprocess.run(
@@ -253,6 +262,9 @@ def bench_load_report(
                 "median s": statistics.median(times),
                 "peak MB": max(peaks),
                 "µs per host": statistics.median(times) / size * 1e6,
+                "list s, pages one by one": statistics.median(listing[1][1:]),
+                "list s, 8 pages at once": statistics.median(listing[8][1:]),
+                "list ratio": statistics.median(listing[8][1:]) / statistics.median(listing[1][1:]),
             }
         )
     base = rows[0]["µs per host"]

@@ -66,32 +66,56 @@ class OpsPlatformClient(FollowsJobs, JSONClient):
         hostname: str | None = None,
         ip: str | None = None,
         tag: str | None = None,
+        workers: int = 8,
     ) -> Iterator[Host]:
-        """Yield every host matching the filters, page by page.
+        """Yield every host matching the filters, page by page, in order.
 
         GET: /api/v1/hosts?page=&page_size=&hostname=&ip=&tag=
+
+        When the first page gives the total, the pages still to come are known: they are
+        fetched `workers` at a time (bounded by the connection pool). Without a total, a short
+        page is the last; either way the list is followed further while pages keep coming full
+        (the inventory grew while it was read).
         """
         filters = {k: v for k, v in {"hostname": hostname, "ip": ip, "tag": tag}.items() if v}
-        page, seen = 1, 0
-        while True:
+
+        def fetch(page: int) -> tuple[list[dict[str, Any]], int | None, int]:
             body = self.request(
                 "GET", f"{API}/hosts", params={**filters, "page": page, "page_size": self.page_size}
             )
             rows, total = _page(body, f"{self.base_url}{API}/hosts")
-            for row in rows:
-                yield _model(Host, row, "host")
-            seen += len(rows)
-            if not rows or (total is not None and seen >= total):
-                return
-            if total is None and len(rows) < int(body.get("page_size") or self.page_size):
-                return
+            size = int(body.get("page_size") or self.page_size) if isinstance(body, dict) else 0
+            return rows, total, size
+
+        rows, total, size = fetch(1)
+        yield from (_model(Host, row, "host") for row in rows)
+        seen, page = len(rows), 1
+        if total is not None and rows and seen < total and len(rows) == size:
+            known = range(2, 1 + -(-total // size))  # ceil(total / size) pages in all
+            bound = max(1, min(workers, self.transport.pool_size, len(known)))
+            with ThreadPoolExecutor(max_workers=bound) as pool:
+                for rows, now, size in pool.map(fetch, known):
+                    total = now
+                    yield from (_model(Host, row, "host") for row in rows)
+                    seen, page = seen + len(rows), page + 1
+                    if len(rows) < size:
+                        return  # the inventory shrank while it was read: this was the last
+        while rows and (seen < total if total is not None else len(rows) >= size):
             page += 1
+            rows, total, size = fetch(page)
+            yield from (_model(Host, row, "host") for row in rows)
+            seen += len(rows)
 
     def list_hosts(
-        self, hostname: str | None = None, ip: str | None = None, tag: str | None = None
+        self,
+        hostname: str | None = None,
+        ip: str | None = None,
+        tag: str | None = None,
+        workers: int = 8,
     ) -> list[Host]:
-        """Every host matching the filters (all pages)."""
-        return list(self.iter_hosts(hostname=hostname, ip=ip, tag=tag))
+        """Every host matching the filters (all pages, `workers` at a time when the total is
+        known)."""
+        return list(self.iter_hosts(hostname=hostname, ip=ip, tag=tag, workers=workers))
 
     def get_host(self, host_id: str | int) -> Host:
         """GET: /api/v1/hosts/{id}"""

@@ -6,6 +6,7 @@ same client against the real lab is in tests/test_seed_operations.py.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -64,3 +65,44 @@ def test_an_answer_without_data_is_a_bad_response():
 def test_a_host_missing_its_ip_is_a_bad_response_naming_the_field():
     with pytest.raises(BadResponse, match="bad or missing fields: ip"):
         Pages([{"data": [{"id": 1, "hostname": "h1"}], "total": 1}]).list_hosts()
+
+
+class ByPage(OpsPlatformClient):
+    """A client whose answers are pages by number; the pages after the first wait for each
+    other (a barrier), so they are only answered if they are asked for at the same time."""
+
+    def __init__(self, hosts: int, page_size: int, total: int | None = None, together: int = 0):
+        super().__init__("https://ops.example", token="token-123456", page_size=page_size)
+        self.hosts, self.total = hosts, hosts if total is None else total
+        self.barrier = threading.Barrier(together) if together else None
+        self.asked: list[int] = []
+
+    def request(self, method: str, path: str, params: Any = None, **_: Any) -> Any:
+        page, size = params["page"], params["page_size"]
+        self.asked.append(page)
+        if page > 1 and self.barrier is not None:
+            self.barrier.wait(timeout=5)
+        first = (page - 1) * size + 1
+        return {"data": rows(*range(first, min(first + size, self.hosts + 1))), "total": self.total}
+
+
+def test_with_a_total_the_pages_after_the_first_are_fetched_together_and_kept_in_order():
+    client = ByPage(hosts=7, page_size=2, together=3)  # pages 2, 3 and 4 at once, or never
+
+    hosts = client.list_hosts()
+
+    assert [h.id for h in hosts] == [str(i) for i in range(1, 8)]
+    assert sorted(client.asked) == [1, 2, 3, 4]
+
+
+def test_a_list_that_grew_while_it_was_read_is_followed_to_its_end():
+    client = ByPage(hosts=6, page_size=2, total=4)  # the first page said 4; there are 6
+
+    def grown(method: str, path: str, params: Any = None, **_: Any) -> Any:
+        answer = ByPage.request(client, method, path, params)
+        return {**answer, "total": 4 if params["page"] == 1 else 6}
+
+    client.request = grown  # type: ignore[method-assign]
+
+    assert [h.id for h in client.list_hosts()] == [str(i) for i in range(1, 7)]
+    assert sorted(client.asked) == [1, 2, 3]
