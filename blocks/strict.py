@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import weakref
 from abc import ABC
 from contextvars import ContextVar
 from typing import Any
@@ -37,7 +38,7 @@ _DOCUMENT_KEYS = {"block_type_slug", "_block_document_id", "_block_document_name
 # What earlier versions saved at a block's top level and now lives in its `transport`.
 MOVED_TO_TRANSPORT = ("timeout", "ca_cert", "verify_tls", "retries", "audit_log")
 # Set while Prefect loads a document with `validate=False`: unknown keys are left out, warned.
-_CHECKSUMS: dict[type, str] = {}
+_CHECKSUMS: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 _LENIENT: ContextVar[bool] = ContextVar("opsflow_lenient_block_load", default=False)
 
 

@@ -93,13 +93,15 @@ class OpsPlatformClient(FollowsJobs, JSONClient):
         if total is not None and rows and seen < total and len(rows) == size:
             known = range(2, 1 + -(-total // size))  # ceil(total / size) pages in all
             bound = max(1, min(workers, self.transport.pool_size, len(known)))
-            with ThreadPoolExecutor(max_workers=bound) as pool:
-                for rows, now, size in pool.map(fetch, known):
-                    total = now
+            pool = ThreadPoolExecutor(max_workers=bound)
+            try:
+                for rows, total, size in pool.map(fetch, known):
                     yield from (_model(Host, row, "host") for row in rows)
                     seen, page = seen + len(rows), page + 1
-                    if len(rows) < size:
+                    if not rows or (len(rows) < size and (total is None or seen >= total)):
                         return  # the inventory shrank while it was read: this was the last
+            finally:  # a reader that stops early, or a page that failed, waits for no other
+                pool.shutdown(wait=False, cancel_futures=True)
         while rows and (seen < total if total is not None else len(rows) >= size):
             page += 1
             rows, total, size = fetch(page)

@@ -100,6 +100,9 @@ def final_state(result: Summarized, failed: bool) -> State:
     return Completed(message=result.summary, data=result)
 
 
+GUARDS = ("allowlist",)  # what a deployment fixes for every run of it
+
+
 def with_deployment_defaults(params: M, name: str) -> M:
     """`params` with each field the run was not given taken from its deployment's parameter
     `name`; the run's own fields win. A run not made from a deployment is left as it is.
@@ -107,7 +110,9 @@ def with_deployment_defaults(params: M, name: str) -> M:
     Prefect replaces a parameter as a whole: a deployment made with `--platform-block prod`,
     run with ``--params '{"policy": {"dry_run": true}}'`` (or a custom run, an automation, a
     trigger), would otherwise lose `prod` for the block saved as "default", and a deployment's
-    `dry_run: true` would turn back to false when only the selector is given.
+    `dry_run: true` would turn back to false when only the selector is given. The deployment's
+    `allowlist` holds for every run: a run that sends another, none or an empty one gets the
+    deployment's (a command outside it is refused when the parameters are validated again).
     """
     context = FlowRunContext.get()
     run = context.flow_run if context else None
@@ -119,10 +124,12 @@ def with_deployment_defaults(params: M, name: str) -> M:
     if not isinstance(given, dict) or not isinstance(stored, dict):
         return params
     kept = {field: value for field, value in stored.items() if field not in given}
+    # A run never loosens the deployment's guard: its allowlist stands, whatever the run sends.
+    kept |= {f: stored[f] for f in GUARDS if stored.get(f) and given.get(f) != stored[f]}
     if not kept:
         return params
     get_run_logger().info("from the deployment's %s: %s", name, ", ".join(sorted(kept)))
-    return type(params).model_validate(_blocks_loaded({**kept, **given}))
+    return type(params).model_validate(_blocks_loaded({**given, **kept}))
 
 
 def _blocks_loaded(values: dict[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect.client.orchestration import get_client
+from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL
 
+from opsflow.blocks import OpsPlatform, Prometheus
 from opsflow.flows.runbooks.disk_cleanup import USAGE_QUERY, DiskCleanupParams
 from opsflow.flows.runbooks.remediate import RemediateParams, remediate
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy, restart_overloaded_hosts
+from opsflow.flows.services.deployments import block_reference
 from tests.cli_in_process import opsflow_in_process
 from tests.conftest import Lab
 from tests.test_disk_cleanup import cleanups, fill
@@ -115,3 +119,36 @@ def test_from_the_command_line_a_command_outside_the_allowlist_is_one_line_and_r
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "dry run: would clean up 1 host in 1 batch; nothing cleaned" in planned.stdout
     assert cleanups(fresh_lab) == []
+
+
+def run_of_deployment(params: dict[str, Any]) -> Any:
+    """A run of the deployment `clean-logs` (CLEAN_LOGS' fields, an allowlist) given only
+    `params`, run here as a worker would run it: Prefect hands the run's parameters alone."""
+    blocks = {  # as the UI's picker stores them
+        "platform": block_reference(OpsPlatform.load("lab")),
+        "prometheus": block_reference(Prometheus.load("lab")),
+    }
+    deployment_id = remediate.to_deployment(
+        name="clean-logs", parameters={"params": {**CLEAN_LOGS, **blocks}}
+    ).apply()
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"params": params}
+        )
+    state = run_flow(
+        remediate, flow_run=flow_run, parameters={"params": params}, return_type="state"
+    )
+    return state
+
+
+def test_a_deployments_run_given_one_field_takes_the_rest_and_keeps_its_allowlist(fresh_lab: Lab):
+    fill(fresh_lab, "lab-web-03")
+
+    planned = run_of_deployment({"dry_run": True})  # the rest from the deployment
+    loosened = run_of_deployment({"dry_run": False, "command": "rm -rf var", "allowlist": None})
+
+    assert planned.is_completed(), planned.message
+    assert planned.message.startswith("dry run: would clean up 1 host in 1 batch")
+    assert loosened.is_failed()
+    assert "command 'rm -rf var' matches no allowlist pattern" in loosened.message
+    assert fresh_lab.jobs() == []

@@ -95,9 +95,13 @@ def check_without_server(model: type[BaseModel], values: dict[str, Any]) -> None
     """Every check that needs no Prefect server and no block: the model without its blocks."""
     blocks = block_fields(model)
     try:
-        model.model_validate({k: v for k, v in values.items() if k not in blocks})
+        made = model.model_validate({k: v for k, v in values.items() if k not in blocks})
+        if callable(checked := getattr(made, "checked", None)):
+            checked()  # rules across fields a deployment's run may complete (remediate)
     except ValidationError as exc:
         raise Refused(_first_error(exc, model)) from None
+    except ValueError as exc:
+        raise Refused(say_in_flags(str(exc), model)) from None
 
 
 def approval_mode(values: dict[str, Any]) -> TerminalApprover | None:

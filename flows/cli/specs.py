@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,10 @@ SPECS_FILE = Path(__file__).with_name("runbook_options.json")
 TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool}
 # pydantic's words, so a number out of bounds reads the same before and after the import
 LIMITS = {
-    "ge": (float.__ge__, "greater than or equal to"),
-    "gt": (float.__gt__, "greater than"),
-    "le": (float.__le__, "less than or equal to"),
-    "lt": (float.__lt__, "less than"),
+    "ge": (operator.ge, "greater than or equal to"),
+    "gt": (operator.gt, "greater than"),
+    "le": (operator.le, "less than or equal to"),
+    "lt": (operator.lt, "less than"),
 }
 
 
@@ -98,6 +99,6 @@ def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str |
             continue
         for key, limit in spec.get("bounds", {}).items():
             within, words = LIMITS[key]
-            if not within(float(value), float(limit)):
+            if not within(value, limit):  # exact for ints and floats alike, any size
                 return f"invalid {spec['flag']}: Input should be {words} {limit}"
     return None

@@ -34,6 +34,7 @@ from pydantic import ConfigDict, Field, field_serializer, field_validator, model
 from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 from opsflow.flows.runbooks.rollout import roll_out
+from opsflow.opsapi.errors import CommandNotAllowed, ConfigurationError
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.command_policy import check_command, check_patterns
 from opsflow.tasks.fleet_budget import FleetBudget
@@ -167,11 +168,13 @@ class RemediateParams(RemediationPolicy):
     @model_validator(mode="before")
     @classmethod
     def _from_preset(cls, data: Any) -> Any:
-        # A field left empty (a form's blank) takes the preset's value.
-        if isinstance(data, dict) and isinstance(data.get("preset"), str):
-            given = {field: value for field, value in data.items() if value not in (None, "")}
-            return {**PRESETS.get(data["preset"], {}), **given}
-        return data
+        # A field left empty (a form's blank, null) is not given: it takes the preset's value,
+        # or the default.
+        if not isinstance(data, dict):
+            return data
+        given = {field: value for field, value in data.items() if value not in (None, "")}
+        preset = given.get("preset")
+        return {**PRESETS.get(preset, {}), **given} if isinstance(preset, str) else given
 
     @field_validator("allowlist")
     @classmethod
@@ -183,27 +186,41 @@ class RemediateParams(RemediationPolicy):
         # What Prefect stores as the run's parameters: a password typed into a command is not.
         return mask_secrets(command)
 
-    @model_validator(mode="after")
-    def _complete_and_allowed(self) -> RemediateParams:
+    def checked(self) -> RemediateParams:
+        """These parameters, once whole: every part given (here or by the preset), the recovery
+        on the good side of the threshold, the command and the health check allowed.
+
+        Checked when the rollout is built, not when the model is: a run of a deployment may
+        give only some fields (`{"params": {"dry_run": false}}`) and take the rest from the
+        deployment (`with_deployment_defaults`).
+
+        Raises:
+            ConfigurationError: what is missing or contradictory, naming the field.
+            CommandNotAllowed: a command outside the allowlist.
+        """
         missing = [field for field in REQUIRED if getattr(self, field) in (None, "")]
         if missing:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{missing[0]} is missing: give {missing[0]} ({REQUIRED[missing[0]]}) or a preset"
             )
         assert self.threshold is not None and self.recovery is not None
         if self.side == "above" and self.recovery > self.threshold:
-            raise ValueError(
+            raise ConfigurationError(
                 f"recovery ({self.recovery:g}) must not be above threshold ({self.threshold:g}) "
                 "when the bad side is above: lower recovery or raise threshold"
             )
         if self.side == "below" and self.recovery < self.threshold:
-            raise ValueError(
+            raise ConfigurationError(
                 f"recovery ({self.recovery:g}) must not be below threshold ({self.threshold:g}) "
                 "when the bad side is below: raise recovery or lower threshold"
             )
-        for command in (self.command, self.health_command):
-            if command:
-                check_command(command, self.allowlist)  # refused before anything starts
+        check_command(self.command, self.allowlist)
+        if self.health_command.strip():
+            try:
+                check_command(self.health_command, self.allowlist)
+            except CommandNotAllowed as refused:
+                # its messages start "command ...": this one is the health check's
+                raise CommandNotAllowed(f"health_{refused}") from None
         return self
 
     @property
@@ -213,11 +230,11 @@ class RemediateParams(RemediationPolicy):
 
     @property
     def rollout(self) -> Rollout:
-        """This runbook as the engine runs it; the commands checked again (a model built
-        unchecked, `model_construct`, must not slip past the allowlist)."""
-        assert self.query and self.command and self.threshold is not None
-        assert self.recovery is not None
-        health = self.health_command
+        """This runbook as the engine runs it, once `checked` (a model built unchecked,
+        `model_construct`, does not slip past the allowlist either)."""
+        self.checked()
+        assert self.threshold is not None and self.recovery is not None
+        health = self.health_command.strip()
         return Rollout(
             runbook=self.name,
             action=Action(
@@ -243,4 +260,4 @@ class RemediateParams(RemediationPolicy):
 def remediate(params: RemediateParams) -> State:
     """Run a command on the hosts a signal shows as bad, in batches, and verify they recovered."""
     params = with_deployment_defaults(params, "params")
-    return roll_out(params.rollout, params)
+    return roll_out(params.rollout, params)  # incomplete or disallowed: one line, nothing run

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams
 from opsflow.flows.runbooks.remediate import PRESETS, PresetName, RemediateParams
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
+from opsflow.opsapi.errors import ConfigurationError
 from opsflow.opsapi.redaction import register_secret
 
 ROOT = Path(__file__).parents[2]
@@ -51,6 +52,22 @@ def test_a_field_given_overrides_the_preset_and_an_empty_one_keeps_it() -> None:
 @pytest.mark.parametrize(
     ("given", "message"),
     [
+        ({"preset": "disk-cleanup", "comand": "ls"}, "did you mean 'command'"),
+        ({"preset": "nosuch"}, "Input should be 'restart-overloaded-hosts'"),
+        ({"preset": "disk-cleanup", "allowlist": ["("]}, "is not a valid regular expression"),
+        ({"preset": "disk-cleanup", "name": "Clean Logs"}, "String should match pattern"),
+    ],
+)
+def test_a_bad_field_is_refused_when_the_model_is_built(given, message) -> None:
+    with pytest.raises(ValidationError) as refused:
+        RemediateParams(**given)
+
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
         ({}, "query is missing: give query"),
         ({"query": "up", "threshold": 1, "recovery": 0}, "command is missing"),
         (
@@ -61,25 +78,25 @@ def test_a_field_given_overrides_the_preset_and_an_empty_one_keeps_it() -> None:
             {"preset": "disk-cleanup", "side": "below"},
             "recovery (80) must not be below threshold (85)",
         ),
-        ({"preset": "disk-cleanup", "comand": "ls"}, "did you mean 'command'"),
-        ({"preset": "nosuch"}, "Input should be 'restart-overloaded-hosts'"),
         ({"preset": "disk-cleanup", "allowlist": ["find .*"]}, "uses shell syntax"),
         (
-            {
-                "preset": "restart-overloaded-hosts",
-                "allowlist": [r"systemctl restart \w+"],
-            },  # the health check is a command too
-            "'systemctl is-active nginx' matches no allowlist pattern",
+            {"preset": "restart-overloaded-hosts", "allowlist": [r"systemctl restart \w+"]},
+            "health_command 'systemctl is-active nginx' matches no allowlist pattern",
         ),
-        ({"preset": "disk-cleanup", "allowlist": ["("]}, "is not a valid regular expression"),
-        ({"preset": "disk-cleanup", "name": "Clean Logs"}, "String should match pattern"),
     ],
 )
-def test_incomplete_contradictory_or_disallowed_input_is_refused(given, message) -> None:
-    with pytest.raises(ValidationError) as refused:
-        RemediateParams(**given)
+def test_an_incomplete_contradictory_or_disallowed_runbook_builds_no_rollout(given, message):
+    made = RemediateParams(**given)  # a deployment's run may complete it: not refused yet
+
+    with pytest.raises(ConfigurationError) as refused:
+        made.checked()
 
     assert message in str(refused.value)
+
+
+def test_a_blank_is_not_given_with_or_without_a_preset() -> None:
+    assert RemediateParams(name="", side=None).name == "remediate"
+    assert RemediateParams(preset="disk-cleanup", name="").name == "disk-cleanup"
 
 
 def test_a_password_typed_into_the_command_is_not_what_prefect_stores() -> None:
