@@ -241,8 +241,8 @@ class RemediateParams(RemediationPolicy):
                 name=self.action_name,
                 done=self.action_done,
                 verb=self.action_verb,
-                command=check_command(self.command, self.allowlist),
-                health_command=check_command(health, self.allowlist) if health else None,
+                command=self.command.strip(),  # both allowed: `checked` above
+                health_command=health or None,
             ),
             signal=Signal(
                 name=self.signal_name,
