@@ -474,6 +474,14 @@ def fill_restart_form(
         timeout.fill(approval_timeout)
 
 
+def find_runs(served: Served, name: str) -> list[dict[str, Any]]:
+    return requests.post(
+        f"{served.api}/flow_runs/filter",
+        json={"flow_runs": {"name": {"any_": [name]}}},
+        timeout=5,
+    ).json()
+
+
 def submit_and_view_run(page: Page, served: Served) -> str:
     """Name the run, submit the form, see the UI confirm it, open the run's page; returns the
     run's id.
@@ -483,14 +491,23 @@ def submit_and_view_run(page: Page, served: Served) -> str:
     a polling interval while it moves from "Next run" (scheduled) to the list (pending)."""
     name = f"ui-test-{uuid.uuid4().hex[:8]}"
     page.locator(".flow-run-name-input").get_by_role("textbox").fill(name)
+    toasts = page.locator(".p-toast-container__toast")
+    scheduled = toasts.filter(has_text=f"{name} scheduled to start now").first
+    went_wrong = toasts.filter(has_text="Something went wrong").first
     page.get_by_role("button", name="Submit").click()
-    toast = page.locator(".p-toast-container__toast").filter(has_text=name).first
-    expect(toast).to_contain_text(f"{name} scheduled to start now")
-    runs = requests.post(
-        f"{served.api}/flow_runs/filter",
-        json={"flow_runs": {"name": {"any_": [name]}}},
-        timeout=5,
-    ).json()
+    # "Oops. Something went wrong" (with Prefect Cloud's promotion under it) is the UI's toast
+    # for any of its API calls that failed, a 500 from the busy test server among them: a
+    # person who sees it and finds no run made submits again (the failed calls are printed).
+    expect(scheduled.or_(went_wrong).first).to_be_visible()
+    if not scheduled.is_visible():
+        with contextlib.suppress(AssertionError):  # a failed poll, the submit may still land
+            expect(scheduled).to_be_visible(timeout=10_000)
+    runs = find_runs(served, name)
+    if not runs and not scheduled.is_visible():
+        print(f"the UI said something went wrong and made no run: submitting {name} again")
+        page.get_by_role("button", name="Submit").click()
+        expect(scheduled).to_be_visible()
+        runs = find_runs(served, name)
     assert len(runs) == 1, runs  # one submit, one run
     page.goto(f"{served.url}/runs/flow-run/{runs[0]['id']}")
     expect(page.get_by_role("navigation").get_by_text(name, exact=True)).to_be_visible()
