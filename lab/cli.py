@@ -123,7 +123,7 @@ def up_command(
             config.backend = "salt"  # `up` again keeps Salt running
         if prefect is PrefectTopology.none and saved.prefect != "none":
             config.prefect, config.workers = saved.prefect, saved.workers
-    from opsflow.flows.services.temporary_server import local_api
+    from opsflow.flows.services.local_server import local_api
 
     with console.status("bringing the lab up"), _lab_errors(config), local_api():
         urls = up(config)

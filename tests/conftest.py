@@ -33,6 +33,7 @@ from prefect.settings import (
 from prefect.testing.utilities import prefect_test_harness
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
+from opsflow.flows.services.local_server import PORT_VARIABLE, LocalServer
 from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
 from opsflow.opsapi import Transport
 from opsflow.tasks.fleet_budget import forget_budgets
@@ -109,6 +110,14 @@ def _port_slice() -> tuple[int, int]:
     size = (PORTS_TO - PORTS_FROM) // shards
     start = PORTS_FROM + shard * size
     return start, start + size - 2
+
+
+def free_port() -> int:
+    """One port of this shard's slice that nothing listens on."""
+    low, high = _port_slice()
+    while not _free(port := random.randint(low, high)):
+        pass
+    return port
 
 
 def free_ports() -> LabPorts:
@@ -326,7 +335,40 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         target.close()
         if OWN_PREFECT_HOME:  # never over a database the suite did not make
             shutil.copyfile(migrated_database(tmp_path_factory), prefect_database(os.environ))
-        yield
+            # opsflow's local server (a command with no PREFECT_API_URL) of this session: on a
+            # port of its own (not a developer's, not the other shard's), stopped at the end.
+            os.environ[PORT_VARIABLE] = str(free_port())
+        try:
+            yield
+        finally:
+            if OWN_PREFECT_HOME:
+                LocalServer().stop()
+
+
+@pytest.fixture(scope="session")
+def local_prefect(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An environment with no PREFECT_API_URL and a Prefect home of its own that holds the lab's
+    blocks: what an operator has after `opsflow lab up` on their own machine. Its database is
+    brand new (the regression test of Prefect's 20 s start-up limit for a temporary server);
+    `opsflow lab up` starts opsflow's local server there, which the commands then reuse."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env[PORT_VARIABLE] = str(free_port())
+    try:
+        up = subprocess.run(
+            [sys.executable, "-m", "opsflow.lab", "up", "--dir", str(lab.config.dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert up.returncode == 0, up.stdout + up.stderr
+        server = json.loads((Path(env["PREFECT_HOME"]) / "opsflow-server.json").read_text())
+        PREFECT_APIS.append(f"http://127.0.0.1:{server['port']}/api")  # its fleet budgets
+        yield env
+    finally:
+        subprocess.run([sys.executable, "-m", "opsflow.flows", "server", "stop"], env=env)
 
 
 def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:

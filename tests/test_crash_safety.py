@@ -6,10 +6,12 @@ overloaded host: restarted and verified, skipped as recently restarted, or held 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,13 +38,19 @@ def real_prefect_api(prefect_lab, fresh_lab) -> str:
     return prefect_lab.config.prefect_api_url
 
 
-def start_runbook_process(api: str, log: Path) -> subprocess.Popen[bytes]:
-    """`opsflow run restart-overloaded-hosts`, one host per batch, in its own process group."""
+def start_runbook_process(
+    api: str | None, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`opsflow run restart-overloaded-hosts`, one host per batch, in its own process group
+    (`api` None: with no PREFECT_API_URL, on opsflow's local server of `env`'s Prefect home)."""
+    env = {**(env or os.environ)}
+    if api:
+        env["PREFECT_API_URL"] = api
     return subprocess.Popen(
         [sys.executable, "-m", "opsflow.flows", "run", "restart-overloaded-hosts"]
         + ["--batch-size", "1", "--poll-seconds", "0.5", "--verify-window-seconds", "30"]
         + ["--platform-block", "lab", "--prometheus-block", "lab"],
-        env={**os.environ, "PREFECT_API_URL": api},
+        env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -81,6 +89,11 @@ def held_host_locks(api: str) -> dict[str, int]:
         for limit in answer.json()
         if limit["name"].startswith(LOCK_PREFIX) and limit["active_slots"]
     }
+
+
+def run_in_state(api: str, run_id: str, state_type: str) -> dict | None:
+    run = requests.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+    return run if run["state"]["type"] == state_type else None
 
 
 def accounted(report) -> dict[str, str]:
@@ -135,6 +148,55 @@ def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
     # ... and it is still over the threshold: the run says so instead of ending green.
     assert last.outcome == "needs_attention" and last.needs_attention == ["lab-web-01"]
     assert fresh_lab.admin.restarts() == dict.fromkeys(OVERLOADED, 1)
+
+
+@pytest.mark.timeout(400)
+def test_a_killed_ad_hoc_run_frees_its_hosts_and_is_marked_crashed(
+    fresh_lab, local_prefect, tmp_path
+):
+    """`opsflow run` with no PREFECT_API_URL, SIGKILLed mid-rollout: opsflow's local server
+    outlives it, so its host locks are repossessed and the run is Crashed, as on a
+    deployment's server (the temporary server of earlier versions died with the run and left
+    the locks held forever)."""
+    for hostname, load in OVERLOADED.items():
+        fresh_lab.overload(load, hostname)
+    log = tmp_path / "runbook.log"
+    runbook = start_runbook_process(None, log, env=local_prefect)
+    try:
+        wait_until(
+            lambda: fresh_lab.admin.restarts() or runbook.poll() is not None, 120, "a restart"
+        )
+        assert runbook.poll() is None, log.read_text()[-3000:]
+    finally:
+        os.killpg(runbook.pid, signal.SIGKILL)
+        runbook.wait(10)
+    killed = time.monotonic()
+    state = json.loads((Path(local_prefect["PREFECT_HOME"]) / "opsflow-server.json").read_text())
+    api = f"http://127.0.0.1:{state['port']}/api"
+    assert held_host_locks(api)  # the killed run held its hosts
+    [run] = requests.post(
+        f"{api}/flow_runs/filter",
+        json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
+        timeout=10,
+    ).json()
+
+    wait_until(lambda: not held_host_locks(api), 150, "the killed run's host locks to be freed")
+    freed_after = time.monotonic() - killed
+    crashed = wait_until(lambda: run_in_state(api, run["id"], "CRASHED"), 150, "a Crashed run")
+    crashed_after = time.monotonic() - killed
+
+    assert freed_after < 100, freed_after  # the 60 s lease, the repossessor's 15 s
+    assert crashed_after < 150, crashed_after  # three 30 s heartbeats missed
+    assert "no heartbeat" in crashed["state"]["message"]
+    assert fresh_lab.admin.restarts() == {"lab-web-01": 1}
+    locks = subprocess.run(
+        [sys.executable, "-m", "opsflow.flows", "locks"],
+        env=local_prefect,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert locks.returncode == 0 and "no host lock is held" in locks.stdout, locks.stdout
 
 
 def test_a_platform_restart_mid_job_ends_the_job_failed_not_lost(fresh_lab):

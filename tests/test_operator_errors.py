@@ -16,6 +16,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.flows.services.local_server import LocalServer
 from opsflow.opsapi import Transport
 from opsflow.tasks.parameters import PLATFORM_TYPES, kinds
 from tests.cli_in_process import opsflow_in_process
@@ -153,21 +154,31 @@ def test_bad_input_in_a_real_process_is_one_line_too(files):
     assert done.stderr == ""
 
 
-def test_serve_without_a_server_refuses_and_says_how_to_get_one():
+def test_serve_without_a_server_refuses_and_says_how_to_get_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))  # opsflow's local server is not running
+
     done = opsflow_in_process("serve", api=None)
 
     assert done.returncode == 2
     assert "opsflow serve needs a Prefect server" in done.stdout
+    assert "start opsflow's local one (opsflow server start)" in done.stdout
     assert "PREFECT_API_URL=http://127.0.0.1:4200/api opsflow serve" in done.stdout
 
 
-def test_approval_with_nobody_to_answer_is_refused_before_anything_runs(fresh_lab):
+def test_approval_with_nobody_to_answer_is_refused_before_anything_runs(
+    fresh_lab, monkeypatch, tmp_path
+):
     fresh_lab.overload(8.0, "lab-web-01")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))  # a local server of its own, stopped after
 
-    done = opsflow(*RESTART, "--approval", "--platform-block", "lab", api=None)
+    try:
+        done = opsflow(*RESTART, "--approval", "--platform-block", "lab", api=None)
+    finally:
+        LocalServer().stop()
 
     assert done.returncode == 2
     assert "--approval needs someone to answer and there is no terminal here" in done.stdout
+    assert "and approve in its UI" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     assert fresh_lab.jobs() == []
 

@@ -4,6 +4,7 @@ digest's first characters to approve. Driven through a real pseudo-terminal."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 ARGS = [
     "run",
@@ -31,24 +33,6 @@ ARGS = [
     "--verify-window-seconds",
     "30",
 ]
-
-
-@pytest.fixture(scope="module")
-def local_prefect(lab, tmp_path_factory) -> dict[str, str]:
-    """An environment with no PREFECT_API_URL and a Prefect home of its own that holds the lab's
-    blocks: what an operator has after `opsflow lab up` on their own machine."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    up = subprocess.run(
-        [sys.executable, "-m", "opsflow.lab", "up", "--dir", str(lab.config.dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    return env
 
 
 class Terminal:
@@ -78,7 +62,7 @@ class Terminal:
         pytest.fail(f"no {pattern!r} within {timeout}s; the terminal showed:\n{self.output}")
 
     def kill(self) -> None:
-        """Stop the command and what it started (its temporary server), whatever happened."""
+        """Stop the command and what it started (never the local server), whatever happened."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(30)
@@ -156,17 +140,27 @@ def test_no_answer_in_time_rejects_with_that_reason(fresh_lab, local_prefect):
     assert fresh_lab.jobs() == []
 
 
-def environment_of(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-    except OSError:  # gone meanwhile
-        return ""
+def server_state(env: dict[str, str]) -> dict[str, int]:
+    return json.loads((Path(env["PREFECT_HOME"]) / "opsflow-server.json").read_text())
 
 
-def test_the_temporary_server_is_gone_after_the_command(local_prefect):
-    servers = subprocess.run(
-        ["pgrep", "-f", "prefect.server.api.server:create_app"], capture_output=True, text=True
+def test_the_local_server_outlives_the_commands_and_is_theirs_alone(local_prefect):
+    """The server `lab up` started is still up after it (and after the runs, in whatever order
+    they ran), `opsflow server status` says where, and its database is private."""
+    state = server_state(local_prefect)
+    assert Path(f"/proc/{state['pid']}").exists()
+    health = requests.get(f"http://127.0.0.1:{state['port']}/api/health", timeout=5)
+    assert health.ok
+    status = subprocess.run(
+        [sys.executable, "-m", "opsflow.flows", "server", "status"],
+        env=local_prefect,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-
-    home = local_prefect["PREFECT_HOME"]
-    assert [pid for pid in servers.stdout.split() if home in environment_of(pid)] == []
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"running: http://127.0.0.1:{state['port']} (pid {state['pid']}), answering" in (
+        status.stdout
+    )
+    database = Path(local_prefect["PREFECT_HOME"]) / "prefect.db"
+    assert oct(database.stat().st_mode & 0o777) == "0o600"

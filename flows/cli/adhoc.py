@@ -33,7 +33,7 @@ from opsflow.flows.cli.options import (
 )
 from opsflow.flows.runbooks.approval import Approval, approvals_from
 from opsflow.flows.runbooks.registry import Runbook, load_runbook
-from opsflow.flows.services.temporary_server import MARK, TemporaryServer
+from opsflow.flows.services.local_server import MARK, LocalServer, ServerError, ready
 from opsflow.tasks.parameters import block_fields
 
 TABLE_ROWS = 50  # rows shown on a terminal; the artifact and CSV have every one
@@ -65,15 +65,18 @@ def run_adhoc(runbook: Runbook, given: dict[str, Any]) -> NoReturn:
         approver = approval_mode(values)
         operator_console(verbose)
         if os.environ.get(MARK):
-            TemporaryServer.current().wait_ready()
+            ready(LocalServer())
         params = with_blocks(runbook.params, values)
     except Refused as refused:
         console.print(f"[red]{runbook.name}: {refused}[/]", soft_wrap=True)
         raise SystemExit(2) from None
+    except ServerError as exc:
+        console.print(f"[red]{runbook.name}: {exc}[/]", soft_wrap=True)
+        raise SystemExit(1) from None
     except (OSError, RuntimeError) as exc:  # the Prefect API itself: unreachable, refusing
         if verbose:
             raise
-        api = os.environ.get("PREFECT_API_URL") or "the temporary local one"
+        api = os.environ.get("PREFECT_API_URL")
         console.print(
             f"[red]{runbook.name}: could not load the blocks from the Prefect API ({api}): {exc}[/]"
         )
@@ -105,11 +108,12 @@ def check_without_server(model: type[BaseModel], values: dict[str, Any]) -> None
 
 
 def approval_mode(values: dict[str, Any]) -> TerminalApprover | None:
-    """Who answers `--approval`: this terminal (ad hoc, no server), the Prefect UI (a server in
-    PREFECT_API_URL), or nobody, which is refused before anything runs."""
+    """Who answers `--approval`: this terminal (an ad hoc run on opsflow's local server), the
+    Prefect UI (a server in PREFECT_API_URL), or nobody, which is refused before anything
+    runs."""
     if not values.get("approval"):
         return None
-    if os.environ.get("PREFECT_API_URL") and not os.environ.get(MARK):
+    if not os.environ.get(MARK):
         console.print(
             "approval: the run will pause; approve or reject it on the run's page in the "
             "Prefect UI (its link is printed when it starts)"
@@ -119,7 +123,8 @@ def approval_mode(values: dict[str, Any]) -> TerminalApprover | None:
         return TerminalApprover(console)
     raise Refused(
         "--approval needs someone to answer and there is no terminal here: run it on a "
-        "terminal, or against a Prefect server (set PREFECT_API_URL) and approve in its UI"
+        "terminal, or against a Prefect server named in PREFECT_API_URL (opsflow's local one "
+        f"is {os.environ['PREFECT_API_URL']}) and approve in its UI"
     )
 
 

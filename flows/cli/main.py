@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from opsflow.flows.cli.alerts import alerts_app
 from opsflow.flows.cli.common import console, need_prefect_server
 from opsflow.flows.cli.locks import locks_app
+from opsflow.flows.cli.server import server_app
 from opsflow.flows.runbooks.catalog import CATALOG
 
 # The commands of `opsflow lab` (a separate program: product code never imports it).
@@ -39,10 +40,9 @@ LAB_COMMANDS = (
     "metrics",
 )
 
-# A Prefect server that opsflow starts for an ad hoc run (no PREFECT_API_URL) is temporary and
-# local: it has nothing to report to anyone, and its telemetry is an ERROR on a closed network.
-# Prefect's client-side analytics, on a terminal, would also hold the command at its exit while
-# it tries to flush to the internet.
+# opsflow's commands send no telemetry: an ops machine has nothing to report to anyone, and on a
+# closed network Prefect's client-side analytics would hold a command at its exit while it
+# tries to flush to the internet.
 QUIET_PREFECT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 
@@ -55,26 +55,9 @@ class RunbookGroup(TyperGroup):
     def get_command(self, ctx: Any, name: str) -> Any:
         if name not in CATALOG:
             return None
-        if _about_to_run(name):
-            # Up while the runbook is imported and its flags are checked (it takes seconds);
-            # bad input still exits at once, and the server stops with the command.
-            from opsflow.flows.services.temporary_server import TemporaryServer
-
-            TemporaryServer().start()
         from opsflow.flows.cli.specs import runbook_command
 
         return runbook_command(name)
-
-
-def _about_to_run(name: str) -> bool:
-    """`opsflow run NAME ...` for real: not --help, and no server of the operator's own."""
-    args = sys.argv[sys.argv.index(name) + 1 :] if name in sys.argv else []
-    return (
-        not os.environ.get("PREFECT_API_URL")
-        and "--help" not in args
-        and "-h" not in args
-        and name in sys.argv
-    )
 
 
 app = typer.Typer(
@@ -82,12 +65,13 @@ app = typer.Typer(
 )
 runbook_commands = typer.Typer(
     cls=RunbookGroup,
-    help="Run a runbook now (a temporary local Prefect API, or the server in PREFECT_API_URL).",
+    help="Run a runbook now (on the server in PREFECT_API_URL, else opsflow's local server).",
     no_args_is_help=True,
 )
 app.add_typer(runbook_commands, name="run")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(locks_app, name="locks")
+app.add_typer(server_app, name="server")
 
 
 def _show_version(value: bool) -> None:
@@ -274,7 +258,7 @@ def blocks_command(
         console.print(f"[red]unknown action {action!r}: the only one is 'register'[/]")
         raise typer.Exit(2)
     from opsflow.blocks.registration import register_block_types
-    from opsflow.flows.services.temporary_server import local_api
+    from opsflow.flows.services.local_server import local_api
 
     with local_api():
         for slug in register_block_types():

@@ -79,6 +79,9 @@ def runbook_command(name: str) -> Any:
 
             console.print(f"[red]{name}: {refused}[/]", soft_wrap=True)
             raise SystemExit(2)
+        from opsflow.flows.cli.common import use_local_server
+
+        use_local_server(f"opsflow run {name}")  # it comes up while the runbook is imported
         from opsflow.flows.cli.adhoc import run_typed
 
         run_typed(name, given)
