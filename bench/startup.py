@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from opsflow.flows.services.local_server import HEARTBEAT_SECONDS
 from opsflow.lab.stack import LabAdmin, LabConfig
 
 OPSFLOW = [sys.executable, "-m", "opsflow.flows"]
@@ -118,10 +119,13 @@ def local_server_rows(
 ) -> list[dict[str, Any]]:
     """An ad hoc run with nothing to do and no PREFECT_API_URL: on opsflow's local server when
     it runs (warm), and as the first run of the day, which starts it (cold); against Prefect's
-    own empty flow on the same server, and on Prefect's temporary server."""
+    own empty flow on the same server, and on Prefect's temporary server. Prefect's flow sends
+    heartbeats as opsflow's ad hoc run does (the crash detection of the local server needs them;
+    at its end Prefect waits up to a second for the heartbeat thread)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         env = {**local, "OPSFLOW_SERVER_PORT": str(sock.getsockname()[1])}
+    beating = {**env, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
     stop = [*OPSFLOW, "server", "stop"]
     try:
         subprocess.run(  # the lab's blocks in this Prefect home (as `opsflow lab up` does)
@@ -133,11 +137,11 @@ def local_server_rows(
         )
         warm = timed([*OPSFLOW, *NOTHING_TO_DO], env, repeat)
         server = json.loads((Path(env["PREFECT_HOME"]) / "opsflow-server.json").read_text())
-        on_it = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{server['port']}/api"}
+        on_it = {**beating, "PREFECT_API_URL": f"http://127.0.0.1:{server['port']}/api"}
         prefect_warm = timed([sys.executable, "-c", EMPTY_FLOW], on_it, repeat)
         cold = timed([*OPSFLOW, *NOTHING_TO_DO], env, repeat, before=stop)
         subprocess.run(stop, env=env, capture_output=True, timeout=120, check=True)
-        prefect_cold = timed([sys.executable, "-c", EMPTY_FLOW], env, repeat)
+        prefect_cold = timed([sys.executable, "-c", EMPTY_FLOW], beating, repeat)
     finally:
         subprocess.run(stop, env=env, capture_output=True, timeout=120)
     return [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -123,8 +124,13 @@ def up_command(
             config.backend = "salt"  # `up` again keeps Salt running
         if prefect is PrefectTopology.none and saved.prefect != "none":
             config.prefect, config.workers = saved.prefect, saved.workers
-    from opsflow.flows.services.local_server import local_api
+    from opsflow.flows.cli.common import check_prefect_api, use_local_server
+    from opsflow.flows.services.local_server import MARK, local_api
 
+    if config.prefect == "none":  # the blocks go to that server: it must answer first
+        use_local_server("opsflow lab up")
+        if not os.environ.get(MARK):
+            check_prefect_api("opsflow lab up")
     with console.status("bringing the lab up"), _lab_errors(config), local_api():
         urls = up(config)
     _show(urls)

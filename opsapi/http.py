@@ -8,6 +8,7 @@ on exactly that endpoint (see `JSONClient.allow_post_retries`).
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     InvalidHeader,
+    MaxRetryError,
     NewConnectionError,
     ReadTimeoutError,
 )
@@ -69,6 +71,62 @@ class LenientRetry(Retry):
             except InvalidHeader:
                 return 0.0  # 0 means "no usable header": urllib3 then sleeps the backoff
         return min(max(seconds, 0.0), self.RETRY_AFTER_CAP)
+
+    # A refused connection is retried once (a server restarting), not `connect` times: nothing
+    # listens there, and the operator waits for every backoff (about 20 s with the defaults).
+    REFUSED_RETRIES = 1
+
+    def __init__(self, *args: Any, refused: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = refused
+
+    def new(self, **kwargs: Any) -> LenientRetry:
+        kwargs.setdefault("refused", self.refused)
+        return super().new(**kwargs)  # type: ignore[return-value]
+
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        error = kwargs.get("error") or (args[3] if len(args) > 3 else None)
+        if not _refused(error):
+            return super().increment(*args, **kwargs)
+        if self.refused >= self.REFUSED_RETRIES:
+            pool, url = kwargs.get("_pool"), kwargs.get("url") or (args[1] if len(args) > 1 else "")
+            raise MaxRetryError(pool, url, error) from error
+        retry = super().increment(*args, **kwargs)
+        retry.refused = self.refused + 1  # type: ignore[attr-defined]
+        return retry
+
+
+def _refused(error: BaseException | None) -> bool:
+    """A connection refused (nothing listens), as urllib3 reports it."""
+    while error is not None:
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def connection_cause(exc: BaseException) -> str:
+    """What went wrong connecting, in a few words ("connection refused", "name not found").
+
+    Example:
+        >>> connection_cause(ConnectionRefusedError(111, "Connection refused"))
+        'connection refused'
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return f"its name does not resolve ({seen.strerror or seen})".lower()
+        if isinstance(seen, ConnectionResetError):
+            return "connection reset"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        if isinstance(seen, MaxRetryError) and seen.reason is not None:
+            nested = seen.reason
+        seen = nested or seen.__cause__ or seen.__context__
+    return mask_secrets(str(exc))[:_SNIPPET]
 
 
 def make_retry(
@@ -284,9 +342,10 @@ class JSONClient:
             if is_timeout(exc):
                 raise self._timed_out(method, url, started) from exc
             raise ConnectionFailed(
-                f"cannot connect to {self.name}: {mask_secrets(str(exc))[:_SNIPPET]}",
+                f"cannot connect to {self.name} at {redact_url(self.base_url)}: "
+                f"{connection_cause(exc)}",
                 method,
-                redact_url(url),
+                redact_url(url.split("?", 1)[0]),
             ) from exc
 
     def _timed_out(self, method: str, url: str, started: float) -> RequestTimedOut:

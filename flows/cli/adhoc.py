@@ -24,7 +24,7 @@ from rich.traceback import Traceback
 from typer._click.core import ParameterSource
 from typer._click.globals import get_current_context
 
-from opsflow.flows.cli.common import console
+from opsflow.flows.cli.common import check_prefect_api, console
 from opsflow.flows.cli.options import (
     flag,
     flag_of,
@@ -66,6 +66,8 @@ def run_adhoc(runbook: Runbook, given: dict[str, Any]) -> NoReturn:
         operator_console(verbose)
         if os.environ.get(MARK):
             ready(LocalServer())
+        else:
+            check_prefect_api(f"opsflow run {runbook.name}")
         params = with_blocks(runbook.params, values)
     except Refused as refused:
         console.print(f"[red]{runbook.name}: {refused}[/]", soft_wrap=True)

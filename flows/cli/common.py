@@ -18,6 +18,7 @@ def need_prefect_server(command: str) -> None:
     one in PREFECT_API_URL, else opsflow's local server when it runs (then this process uses
     it)."""
     if os.environ.get("PREFECT_API_URL"):
+        check_prefect_api(command)
         return
     from opsflow.flows.services.local_server import LocalServer
 
@@ -37,7 +38,10 @@ def need_prefect_server(command: str) -> None:
 def use_local_server(command: str) -> None:
     """With no PREFECT_API_URL: start opsflow's local server (or find it running) and point
     this process at it; call it before Prefect is imported. Exit 1 with one line when it
-    cannot start (its port taken by another program)."""
+    cannot start (its port taken by another program). With PREFECT_API_URL: nothing (see
+    `check_prefect_api`)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
     from opsflow.flows.services.local_server import ServerError
     from opsflow.flows.services.local_server import use_local_server as use
 
@@ -46,6 +50,54 @@ def use_local_server(command: str) -> None:
     except ServerError as error:
         console.print(f"[red]{command}: {error}[/]", soft_wrap=True)
         raise SystemExit(1) from None
+
+
+def check_prefect_api(command: str, timeout: float = 5) -> None:
+    """Exit 1 with one line unless the Prefect API in PREFECT_API_URL answers its health check
+    (a server that is down, or an address mistyped, before any work)."""
+    problem = prefect_api_problem(os.environ["PREFECT_API_URL"], timeout)
+    if problem:
+        console.print(f"[red]{command}: {problem}[/]", soft_wrap=True)
+        raise SystemExit(1)
+
+
+def prefect_api_problem(api: str, timeout: float = 5) -> str | None:
+    """What is wrong with the Prefect API at `api`, in one line; None when it answers.
+
+    Example:
+        >>> prefect_api_problem("http://127.0.0.1:9/api")
+        'the Prefect API at http://127.0.0.1:9/api does not answer: connection refused (start the server, or correct PREFECT_API_URL; unset it to use opsflow\'s local server)'
+    """
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    fix = "start the server, or correct PREFECT_API_URL; unset it to use opsflow's local server"
+    if urllib.parse.urlsplit(api).scheme not in ("http", "https"):
+        return f"PREFECT_API_URL={api!r} is not an address: give http(s)://host:port/api"
+    url = api.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - http(s) only
+            if answer.status == 200:
+                return None
+            status = f"HTTP {answer.status}"
+    except urllib.error.HTTPError as error:
+        status = f"HTTP {error.code} at {url}"
+        if error.code in (401, 403):
+            return (
+                f"the Prefect API at {api} refused opsflow ({status}): set PREFECT_API_KEY "
+                "or PREFECT_API_AUTH_STRING"
+            )
+        if error.code == 404:
+            return (
+                f"the Prefect API at {api} was not found ({status}): PREFECT_API_URL is the "
+                "API's address, usually ending in /api"
+            )
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        said = getattr(reason, "strerror", None) or str(reason)
+        return f"the Prefect API at {api} does not answer: {said.lower()} ({fix})"
+    return f"the Prefect API at {api} does not answer as one ({status}) ({fix})"
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from opsflow.flows.cli.alerts import alerts_app
-from opsflow.flows.cli.common import console, need_prefect_server
+from opsflow.flows.cli.common import check_prefect_api, console, need_prefect_server
 from opsflow.flows.cli.locks import locks_app
 from opsflow.flows.cli.server import server_app
 from opsflow.flows.runbooks.catalog import CATALOG
@@ -257,6 +257,8 @@ def blocks_command(
     if action != "register":
         console.print(f"[red]unknown action {action!r}: the only one is 'register'[/]")
         raise typer.Exit(2)
+    if os.environ.get("PREFECT_API_URL"):
+        check_prefect_api("opsflow blocks register")
     from opsflow.blocks.registration import register_block_types
     from opsflow.flows.services.local_server import local_api
 
@@ -297,7 +299,32 @@ def run_app(typer_app: typer.Typer, prog_name: str) -> NoReturn:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("OPSFLOW_VERBOSE") or not _prefect_api_failed(exc):
+            raise
+        api = os.environ.get("PREFECT_API_URL", "")
+        console.print(
+            f"[red]{escape(prog_name)}: the Prefect API at {escape(api)} failed mid-way: "
+            f"{escape(str(exc) or type(exc).__name__)}[/]",
+            soft_wrap=True,
+        )
+        raise SystemExit(1) from None
     raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _prefect_api_failed(exc: BaseException) -> bool:
+    """The Prefect API went away or refused while a command ran (it was checked before)."""
+    httpx = sys.modules.get("httpx")
+    exceptions = sys.modules.get("prefect.exceptions")
+    kinds = tuple(
+        kind
+        for kind in (
+            getattr(httpx, "TransportError", None),
+            getattr(exceptions, "PrefectHTTPStatusError", None),
+        )
+        if kind is not None
+    )
+    return bool(kinds) and isinstance(exc, kinds)
 
 
 def main() -> None:
