@@ -641,6 +641,7 @@ def test_prefect_yaml_deploys_every_runbook_with_its_schedule(prefect_server, tm
     ]:
         found = requests.get(f"{api}/deployments/name/{flow_name}/{name}", timeout=5).json()
         crons[name] = [s["schedule"]["cron"] for s in found["schedules"]]
+        assert [s["active"] for s in found["schedules"]] == [False] * len(crons[name])  # paused
         assert found["work_pool_name"] == "opsflow"
         assert found["parameter_openapi_schema"]["properties"]  # typed parameters for the form
     assert crons == {

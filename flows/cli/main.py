@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -21,7 +23,12 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from opsflow.flows.cli.alerts import alerts_app
-from opsflow.flows.cli.common import check_prefect_api, console, need_prefect_server
+from opsflow.flows.cli.common import (
+    check_prefect_api,
+    console,
+    need_prefect_server,
+    prefect_errors,
+)
 from opsflow.flows.cli.locks import locks_app
 from opsflow.flows.cli.server import server_app
 from opsflow.flows.runbooks.catalog import CATALOG
@@ -128,6 +135,22 @@ AlertmanagerBlock = Annotated[
     typer.Option("--alertmanager-block", help="Alertmanager block for silences, by default."),
 ]
 NoSchedules = Annotated[bool, typer.Option("--no-schedules", help="Deploy without schedules.")]
+
+
+class ScheduleState(str, Enum):
+    active = "active"
+    paused = "paused"
+
+
+Schedules = Annotated[
+    ScheduleState | None,
+    typer.Option(
+        "--schedules",
+        help="Deploy the runbooks' schedules active or paused. Default: paused for a new "
+        "deployment (nothing restarts hosts until you resume it), as they were for one that "
+        "exists.",
+    ),
+]
 RestartOnAlert = Annotated[
     str,
     typer.Option(
@@ -140,8 +163,10 @@ Names = Annotated[list[str] | None, typer.Argument(help="Runbooks (default: all)
 
 
 def _deployments(
+    command: str,
     names: list[str] | None,
     no_schedules: bool,
+    schedules: ScheduleState | None,
     restart_on_alert: str,
     platform_block: str | None,
     prometheus_block: str | None,
@@ -168,18 +193,40 @@ def _deployments(
             except ValueError as exc:
                 console.print(f"[red]--{field}-block: {exc}[/]", soft_wrap=True)
                 raise typer.Exit(2) from None
-    return deployments(
+    from opsflow.flows.services.deployments import keep_what_the_server_has
+
+    made = deployments(
         names or None,
         schedules=not no_schedules,
         blocks=chosen,
         restart_on_alert=restart_on_alert or None,
+        schedules_active=schedules is ScheduleState.active,
     )
+    with prefect_errors(command):
+        for line in keep_what_the_server_has(made, schedules_given=schedules is not None):
+            console.print(line, soft_wrap=True)
+    return made
+
+
+def _say_armed(made: list[Any], where: str) -> None:
+    """One line per deployment: what it will start by itself (schedules, triggers)."""
+    from opsflow.flows.services.deployments import armed
+
+    for deployment in made:
+        console.print(f"deployed [bold]{deployment.name}[/] {where}: {armed(deployment)}")
+    if any(s.active is False for d in made for s in d.schedules or []):
+        console.print(
+            "paused schedules start nothing: resume one in the Prefect UI (the deployment's "
+            "Schedules), or deploy again with --schedules active",
+            soft_wrap=True,
+        )
 
 
 @app.command("serve")
 def serve_command(
     names: Names = None,
     no_schedules: NoSchedules = False,
+    schedules: Schedules = None,
     restart_on_alert: RestartOnAlert = "HostOverloaded",
     platform_block: PlatformBlock = None,
     prometheus_block: PrometheusBlock = None,
@@ -188,8 +235,16 @@ def serve_command(
     """Deploy runbooks to the Prefect server in PREFECT_API_URL and run what it schedules."""
     need_prefect_server("opsflow serve")
     made = _deployments(
-        names, no_schedules, restart_on_alert, platform_block, prometheus_block, alertmanager_block
+        "opsflow serve",
+        names,
+        no_schedules,
+        schedules,
+        restart_on_alert,
+        platform_block,
+        prometheus_block,
+        alertmanager_block,
     )
+    _say_armed(made, "in this process")
     from prefect import serve
 
     serve(*made)
@@ -202,6 +257,7 @@ def deploy_command(
     ],
     names: Names = None,
     no_schedules: NoSchedules = False,
+    schedules: Schedules = None,
     restart_on_alert: RestartOnAlert = "HostOverloaded",
     platform_block: PlatformBlock = None,
     prometheus_block: PrometheusBlock = None,
@@ -220,7 +276,14 @@ def deploy_command(
     with the automation that marks runs whose process died as Crashed."""
     need_prefect_server("opsflow deploy")
     made = _deployments(
-        names, no_schedules, restart_on_alert, platform_block, prometheus_block, alertmanager_block
+        "opsflow deploy",
+        names,
+        no_schedules,
+        schedules,
+        restart_on_alert,
+        platform_block,
+        prometheus_block,
+        alertmanager_block,
     )
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
@@ -240,13 +303,39 @@ def deploy_command(
 
     if deploy_to_pool(made, work_pool, heartbeat_seconds):
         console.print(f"automation [bold]{NAME}[/] created")
-    for deployment in made:
-        triggers = (
-            f", triggered by {len(deployment.triggers)} event trigger"
-            if deployment.triggers
-            else ""
+    _say_armed(made, f"to work pool {work_pool}")
+    console.print(
+        f"a worker runs them: prefect worker start --pool {work_pool} (where opsflow is "
+        f"installed; PREFECT_RUNNER_HEARTBEAT_FREQUENCY={heartbeat_seconds:g} so that a dead "
+        "run is marked Crashed)",
+        soft_wrap=True,
+    )
+
+
+@app.command("init")
+def init_command(
+    force: Annotated[
+        bool, typer.Option("--force", help="Write over a prefect.yaml that is already here.")
+    ] = False,
+) -> None:
+    """Write opsflow's prefect.yaml (every runbook, schedules paused) into this directory, for
+    `prefect deploy --all`."""
+    from importlib.resources import files
+
+    target = Path.cwd() / "prefect.yaml"
+    if target.exists() and not force:
+        console.print(
+            f"[red]opsflow init: {target} exists: keep it, or write over it with --force[/]",
+            soft_wrap=True,
         )
-        console.print(f"deployed [bold]{deployment.name}[/] to work pool {work_pool}{triggers}")
+        raise typer.Exit(2)
+    target.write_text((files("opsflow.flows.services") / "prefect.yaml").read_text())
+    console.print(
+        f"wrote {target}; then: prefect work-pool create opsflow --type process && "
+        "prefect deploy --all && prefect worker start --pool opsflow (schedules are deployed "
+        "paused: resume them in the UI)",
+        soft_wrap=True,
+    )
 
 
 @app.command("blocks")

@@ -50,8 +50,10 @@ def deployments(
     schedules: bool = True,
     blocks: dict[str, Block] | None = None,
     restart_on_alert: str | None = RESTART_ALERT,
+    schedules_active: bool = False,
 ) -> list[RunnerDeployment]:
-    """One deployment per runbook (named after it), with its default cron schedule (UTC).
+    """One deployment per runbook (named after it), with its default cron schedule (UTC),
+    paused unless `schedules_active`: deploying never starts restarting hosts by itself.
 
     Args:
         blocks: parameter name -> saved block (e.g. ``{"platform": OpsPlatform.load("prod")}``),
@@ -85,7 +87,7 @@ def deployments(
                 entrypoint_type=EntrypointType.MODULE_PATH,
                 triggers=triggers,
                 schedule=(
-                    Cron(runbook.cron, timezone=SCHEDULE_TIMEZONE)
+                    Cron(runbook.cron, timezone=SCHEDULE_TIMEZONE, active=schedules_active)
                     if schedules and runbook.cron
                     else None
                 ),
@@ -95,6 +97,87 @@ def deployments(
             )
         )
     return made
+
+
+def keep_what_the_server_has(made: list[RunnerDeployment], schedules_given: bool) -> list[str]:
+    """Before a redeploy: a deployment that exists keeps the parameters set on it (in the UI,
+    by `prefect deploy`, by an operator) except those this deploy names (its blocks), and,
+    unless `schedules_given`, whether each schedule is active. Returns what was kept, one
+    line per deployment.
+
+    Prefect's apply() replaces parameters and schedules wholesale: without this a redeploy
+    would silently reset an operator's threshold, or re-arm (or pause) a schedule.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    kept = []
+    with get_client(sync_client=True) as client:
+        for deployment in made:
+            try:
+                existing = client.read_deployment_by_name(
+                    f"{deployment.flow_name}/{deployment.name}"
+                )
+            except ObjectNotFound:
+                continue
+            ours = deployment.parameters or {}
+            merged = _merged(existing.parameters or {}, ours)
+            changed = sorted(_paths(existing.parameters or {}) - _paths(ours))
+            deployment.parameters = merged
+            said = []
+            if changed:
+                said.append(f"kept the parameters set on the server: {', '.join(changed)}")
+            if not schedules_given:
+                active = {getattr(s.schedule, "cron", None): s.active for s in existing.schedules}
+                for schedule in deployment.schedules or []:
+                    cron = getattr(schedule.schedule, "cron", None)
+                    if cron in active:
+                        schedule.active = active[cron]
+                if existing.schedules:
+                    said.append("kept each schedule active or paused as it was")
+            if said:
+                kept.append(f"{deployment.name}: {'; '.join(said)}")
+    return kept
+
+
+def armed(deployment: RunnerDeployment) -> str:
+    """What a deployment will start by itself: its schedules (active or paused) and triggers.
+
+    Example:
+        >>> [d] = deployments(["load-report"])                  # doctest: +SKIP
+        >>> armed(d)                                            # doctest: +SKIP
+        "schedule '0 * * * *' UTC paused"
+    """
+    parts = []
+    for schedule in deployment.schedules or []:
+        cron = getattr(schedule.schedule, "cron", "?")
+        state = "ACTIVE" if schedule.active else "paused"
+        parts.append(f"schedule '{cron}' UTC {state}")
+    for trigger in deployment.triggers or []:
+        parts.append(f"armed: the trigger '{trigger.name}'")
+    return "; ".join(parts) or "runs only when started"
+
+
+def _merged(server: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """`server`'s parameters with `ours` over them, nested dicts merged."""
+    merged = dict(server)
+    for key, value in ours.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and "$ref" not in value:
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _paths(parameters: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted names of the values in `parameters` (a block reference is one value)."""
+    found = set()
+    for key, value in parameters.items():
+        if isinstance(value, dict) and value and "$ref" not in value:
+            found |= _paths(value, f"{prefix}{key}.")
+        else:
+            found.add(f"{prefix}{key}")
+    return found
 
 
 def block_reference(block: Block) -> dict[str, Any]:
