@@ -43,7 +43,7 @@ class StrictModel(BaseModel):
           Value error, unknown field 'dryrun' — did you mean 'dry_run'? ...
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda s, _: _without_example(s))
 
     @model_validator(mode="before")
     @classmethod
@@ -57,6 +57,14 @@ class StrictModel(BaseModel):
                 "; ".join(unknown_field_message(str(k), sorted(known)) for k in unknown)
             )
         return data
+
+
+def _without_example(schema: dict[str, Any]) -> None:
+    """A form's description is the docstring's prose: its doctest example stays in the code
+    (the Prefect UI would show "Example: >>> RestartPolicy(...)" on the run form)."""
+    description = schema.get("description")
+    if isinstance(description, str):
+        schema["description"] = re.split(r"\n\s*Examples?:", description)[0].strip()
 
 
 def unknown_field_message(key: str, known: list[str]) -> str:

@@ -17,11 +17,12 @@ from opsflow.tasks.monitoring import query_instant, query_metric, query_range, w
 from opsflow.tasks.notify import notify
 from opsflow.tasks.rollout_plan import Candidate, RolloutPlan
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, RolloutPolicy, Signal
-from opsflow.tasks.rollout_report import HostOutcome, RolloutReport
+from opsflow.tasks.rollout_report import ApprovalRecord, HostOutcome, RolloutReport
 from opsflow.tasks.runbook import RunbookAborted
 
 __all__ = [
     "Action",
+    "ApprovalRecord",
     "Candidate",
     "Claim",
     "FleetBudget",

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Literal
 
 from prefect import task
@@ -38,6 +39,28 @@ OUTPUT_KEPT = 2000  # characters of each host's stdout and stderr kept in the re
 def acted_elsewhere(done: str) -> str:
     """The detail of a host another run acted on after this run's plan ("restarted by ...")."""
     return f"{done} by another run meanwhile"
+
+
+class ApprovalRecord(BaseModel):
+    """Who decided about a plan, what, when and why: part of the report and its artifact.
+
+    Example:
+        >>> ApprovalRecord(decision="approved", plan_digest="ab", approver="kim (terminal)",
+        ...                answered_at=datetime(2026, 12, 4, tzinfo=timezone.utc)).line
+        'approved plan ab by kim (terminal) at 2026-12-04 00:00:00 UTC'
+    """
+
+    decision: Literal["approved", "rejected", "no answer"]
+    plan_digest: str = Field(description="The plan the answer was about.")
+    note: str = ""
+    approver: str = Field(description="Who answered: the UI form's name, or the terminal's user.")
+    answered_at: datetime
+
+    @property
+    def line(self) -> str:
+        when = self.answered_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        note = f": {self.note}" if self.note else ""
+        return f"{self.decision} plan {self.plan_digest} by {self.approver} at {when}{note}"
 
 
 class HostOutcome(BaseModel):
@@ -74,6 +97,9 @@ class RolloutReport(BaseModel):
     plan_digest: str
     approved_plan: str | None = Field(
         default=None, description="The plan digest the approval was given for, if one was asked."
+    )
+    approval: ApprovalRecord | None = Field(
+        default=None, description="The decision on the plan, when approval was asked."
     )
     threshold: float | None = None
     hosts: list[HostOutcome] = Field(default_factory=list)
@@ -281,8 +307,10 @@ def publish_report(report: RolloutReport, plan: RolloutPlan) -> RolloutReport:
         key=f"{report.action}-report",
         description=report.summary,
     )
+    approval = f"**Approval**: {report.approval.line}\n\n" if report.approval else ""
     create_markdown_artifact(
-        f"## {report.runbook}: {report.outcome}\n\n{report.summary}\n\n{plan_markdown(plan)}",
+        f"## {report.runbook}: {report.outcome}\n\n{report.summary}\n\n{approval}"
+        f"{plan_markdown(plan)}",
         key=f"{report.action}-summary",
     )
     return report

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import threading
+from datetime import datetime, timezone
 
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL
@@ -53,9 +63,6 @@ def paused_run_id():
 
 def planned_digest(run_id) -> str:
     """The digest of the plan a paused run asks about (its plan artifact says it)."""
-    import asyncio
-
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     async def read():
         async with get_client() as client:
@@ -74,13 +81,29 @@ def test_approved_rollout_runs_and_records_the_plan_it_approved(fresh_lab):
     run_id = wait_until(paused_run_id, 60, "the run to pause for approval")
     assert fresh_lab.jobs() == []  # nothing happens before the answer
     digest = planned_digest(run_id)
-    resume_flow_run(run_id, run_input={"approve": True, "plan_digest": digest, "note": "go"})
+    asked = datetime.now(timezone.utc)
+    resume_flow_run(
+        run_id,
+        run_input={"approve": True, "plan_digest": digest, "note": "go", "approver": "kim"},
+    )
     thread.join(120)
 
     report = box["state"].result()
     assert report.outcome == "completed"
     assert report.approved_plan == digest == report.plan_digest
     assert fresh_lab.admin.restarts() == {"lab-web-01": 1}
+    # The decision is an audit record, in the typed report and in its artifact.
+    record = report.approval
+    assert (record.decision, record.plan_digest, record.note, record.approver) == (
+        "approved",
+        digest,
+        "go",
+        "kim",
+    )
+    assert asked <= record.answered_at <= datetime.now(timezone.utc)
+    assert f"**Approval**: approved plan {digest} by kim at " in summary_artifact(run_id)
+    paused_line = next(line for line in run_logs(run_id) if "waits up to 120s" in line)
+    assert "press Resume on this run's page in the Prefect UI" in paused_line
 
 
 def test_an_approval_of_another_plan_is_a_reject(fresh_lab):
@@ -95,6 +118,29 @@ def test_an_approval_of_another_plan_is_a_reject(fresh_lab):
     assert report.outcome == "aborted"
     assert "the answer approved plan 0123456789abcdef, not" in report.reason
     assert fresh_lab.jobs() == []
+    assert report.approval.decision == "rejected"
+    assert report.approval.approver == "an unnamed user of the Prefect UI"
+
+
+def summary_artifact(run_id) -> str:
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+
+    [summary] = [a for a in asyncio.run(read()) if a.key == "restart-summary"]
+    return summary.data
+
+
+def run_logs(run_id) -> list[str]:
+    async def read():
+        async with get_client() as client:
+            return await client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200
+            )
+
+    return [log.message for log in asyncio.run(read())]
 
 
 def test_after_a_late_approval_the_load_is_read_again_before_each_batch(fresh_lab):

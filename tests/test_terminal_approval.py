@@ -4,6 +4,7 @@ digest's first characters to approve. Driven through a real pseudo-terminal."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import pty
@@ -109,6 +110,11 @@ def test_typing_the_digest_approves_and_the_host_is_restarted(fresh_lab, local_p
     output = plain(terminal.output)
     assert code == 0, output
     assert "completed: 1 host restarted and verified" in output
+    assert re.search(
+        rf"approval: approved plan {prompt.group(1)}\w+ by {getpass.getuser()} on the terminal "
+        r"of \S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: approved on the terminal",
+        " ".join(output.split()),
+    ), output
     assert fresh_lab.admin.restarts() == {"lab-web-03": 1}
     assert "Traceback" not in output
 

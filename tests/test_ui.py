@@ -59,6 +59,7 @@ TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 RESTART = "restart-overloaded-hosts"
 LOAD_REPORT = "load-report"
 REMEDIATE = "remediate"
+SUMMARY = "restart-summary"  # the restart report's markdown artifact
 
 
 # --- the servers: one `opsflow serve` and one browser for every browser test -----------------
@@ -362,6 +363,7 @@ class TestInTheBrowser:
         approve.click()
         expect(approve).to_have_attribute("aria-checked", "true")
         form_field(dialog, "Note").get_by_role("textbox").fill("approved in the UI")
+        form_field(dialog, "Approver").get_by_role("textbox").fill("kim (on call)")
         shots.take(page, "approval-form.png", docs="ui-approval-form.png")
         dialog.get_by_role("button", name="Submit").click()
         expect(dialog).to_be_hidden()
@@ -379,6 +381,15 @@ class TestInTheBrowser:
         expect(row).to_have_count(1)
         expect(row).to_contain_text("verified")
         assert plan_description(served, run_id) == f"Restart plan {digest}"  # the plan approved
+        [summary] = requests.post(  # the decision, recorded in the run's summary artifact
+            f"{served.api}/artifacts/filter",
+            json={"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": [SUMMARY]}}},
+            timeout=5,
+        ).json()
+        assert re.search(
+            rf"approved plan {digest} by kim \(on call\) at .* UTC: approved in the UI",
+            summary["data"],
+        ), summary["data"]
         policy = served.run(run_id)["parameters"]["policy"]  # what the form sent
         assert policy["approval"] is True and policy["approval_timeout_seconds"] == 300
         shots.publish()

@@ -9,9 +9,11 @@ the flag and the fix; `opsflow --verbose` adds the traceback.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import select
+import socket
 import sys
 from contextlib import nullcontext
 from typing import Any, NoReturn
@@ -31,7 +33,7 @@ from opsflow.flows.cli.options import (
     say_in_flags,
     values_from_flags,
 )
-from opsflow.flows.runbooks.approval import Approval, approvals_from
+from opsflow.flows.runbooks.approval import NOBODY, Approval, approvals_from
 from opsflow.flows.runbooks.registry import Runbook, load_runbook
 from opsflow.flows.services.local_server import MARK, LocalServer, ServerError, ready
 from opsflow.tasks.parameters import block_fields
@@ -188,11 +190,18 @@ class TerminalApprover:
         ready, _, _ = select.select([sys.stdin], [], [], timeout_seconds)
         if not ready:
             self.out.print()
-            return Approval(plan_digest=digest, note=f"no answer within {timeout_seconds}s")
+            return Approval(
+                plan_digest=digest, note=f"no answer within {timeout_seconds}s", approver=NOBODY
+            )
         typed = sys.stdin.readline().strip()
+        who = f"{getpass.getuser()} on the terminal of {socket.gethostname()}"
         if len(typed) >= self.PREFIX and digest.startswith(typed):
-            return Approval(approve=True, plan_digest=digest, note="approved on the terminal")
-        return Approval(plan_digest=digest, note=f"rejected on the terminal (typed {typed!r})")
+            return Approval(
+                approve=True, plan_digest=digest, note="approved on the terminal", approver=who
+            )
+        return Approval(
+            plan_digest=digest, note=f"rejected on the terminal (typed {typed!r})", approver=who
+        )
 
 
 def operator_console(verbose: bool) -> None:
@@ -273,6 +282,9 @@ def show_result(name: str, result: Any) -> None:
         shown = ", ".join(f"{host} ({minutes:g} min ago)" for host, minutes in cooling.items())
         done = getattr(result, "done", "acted on")
         console.print(f"[yellow]skipped, {done} within the cooldown[/]: {shown}")
+    approval = getattr(result, "approval", None)
+    if approval is not None:
+        console.print(f"approval: {approval.line}", soft_wrap=True)
     written = getattr(result, "csv_path", None)
     if written:
         console.print(f"every host written to {written}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Protocol
 
 from prefect import get_run_logger
@@ -23,6 +24,8 @@ from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field
+
+from opsflow.tasks.rollout_report import ApprovalRecord
 
 # Prefect fails a run whose pause outlives its own timeout ("never resumed"), which would lose
 # our reason; so Prefect's deadline is later than ours, and at ours we answer "no" ourselves.
@@ -37,10 +40,34 @@ class Approval(RunInput):
         default="", description="The plan this answer is about; a different plan is refused."
     )
     note: str = Field(default="", max_length=500, description="Why; recorded in the report.")
+    approver: str = Field(
+        default="",
+        max_length=100,
+        description="Your name: recorded with the decision, the note and the time in the report.",
+    )
 
     def approves(self, digest: str) -> bool:
         """Yes, and for exactly this plan."""
         return self.approve and self.plan_digest == digest
+
+    def record(self, digest: str) -> ApprovalRecord:
+        """The audit record of this answer to the plan `digest` (the report keeps it)."""
+        if self.approves(digest):
+            decision = "approved"
+        elif self.approver == NOBODY:
+            decision = "no answer"
+        else:
+            decision = "rejected"
+        return ApprovalRecord(
+            decision=decision,  # type: ignore[arg-type]
+            plan_digest=self.plan_digest or digest,
+            note=self.note,
+            approver=self.approver or "an unnamed user of the Prefect UI",
+            answered_at=datetime.now(timezone.utc),
+        )
+
+
+NOBODY = "nobody"  # the approver of "no answer in time"
 
 
 class Approver(Protocol):
@@ -78,10 +105,11 @@ def request_approval(
         answer = _direct.ask(summary, digest, timeout_seconds)
     else:
         logger.warning(
-            "plan %s waits up to %ds for approval in the Prefect UI%s: %s",
+            "plan %s waits up to %ds for approval: press Resume on this run's page in the "
+            "Prefect UI%s to approve or reject it: %s",
             digest,
             timeout_seconds,
-            f", at {url}" if (url := run_page()) else "",
+            f" ({url})" if (url := run_page()) else "",
             summary,
         )
         answer = _pause_for_the_ui(summary, digest, timeout_seconds, poll_seconds)
@@ -90,6 +118,7 @@ def request_approval(
             approve=False,
             plan_digest=answer.plan_digest,
             note=f"the answer approved plan {answer.plan_digest or '(none)'}, not {digest}",
+            approver=answer.approver,
         )
     logger.info(
         "plan %s %s%s",
@@ -116,7 +145,10 @@ def _pause_for_the_ui(
     )
     answered = threading.Event()
     no_answer = Approval(
-        approve=False, plan_digest=digest, note=f"no answer within {timeout_seconds}s"
+        approve=False,
+        plan_digest=digest,
+        note=f"no answer within {timeout_seconds}s",
+        approver=NOBODY,
     )
     run_id = flow_run.get_id()
 
@@ -140,4 +172,9 @@ def _pause_for_the_ui(
         return no_answer
     finally:
         answered.set()
-    return Approval(approve=answer.approve, plan_digest=answer.plan_digest, note=answer.note)
+    return Approval(
+        approve=answer.approve,
+        plan_digest=answer.plan_digest,
+        note=answer.note,
+        approver=answer.approver.strip(),
+    )

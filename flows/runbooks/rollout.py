@@ -45,6 +45,7 @@ from opsflow.tasks.rollout_policy import RemediationPolicy, Rollout, RolloutPoli
 from opsflow.tasks.rollout_report import (
     FAILED_OUTCOMES,
     LOCKED_ELSEWHERE,
+    ApprovalRecord,
     HostOutcome,
     RolloutReport,
     acted_elsewhere,
@@ -99,6 +100,7 @@ def roll_out(rollout: Rollout, policy: RolloutPolicy) -> State:
         answer = request_approval(
             plan_markdown(plan), plan.digest, policy.approval_timeout_seconds, policy.poll_seconds
         )
+        engine.approval = answer.record(plan.digest)
         if not answer.approves(plan.digest):
             return engine.finish(
                 plan,
@@ -116,6 +118,7 @@ class _Engine:
     def __init__(self, rollout: Rollout, policy: RolloutPolicy) -> None:
         self.rollout, self.action, self.signal = rollout, rollout.action, rollout.signal
         self.policy = policy
+        self.approval: ApprovalRecord | None = None  # the decision, when approval was asked
         self.guarded = policy if isinstance(policy, RemediationPolicy) else None
         if self.signal is not None and self.guarded is None:
             raise TypeError("a rollout with a signal needs a RemediationPolicy (its Prometheus)")
@@ -464,6 +467,7 @@ class _Engine:
             reason=reason,
             plan_digest=plan.digest,
             approved_plan=approved,
+            approval=self.approval,
             threshold=plan.threshold,
             hosts=hosts,
             hosts_without_data=plan.hosts_without_data,

@@ -248,7 +248,7 @@ def local_api(timeout: float = 120) -> Iterator[str]:
         >>> with local_api():                          # doctest: +SKIP
         ...     OpsPlatform(url=...).save("lab")
     """
-    server = use_local_server()
+    server = use_local_server() or (LocalServer() if os.environ.get(MARK) else None)
     yield server.wait_ready(timeout) if server else os.environ["PREFECT_API_URL"]
 
 
