@@ -43,7 +43,11 @@ class StrictModel(BaseModel):
           Value error, unknown field 'dryrun' — did you mean 'dry_run'? ...
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda s, _: _without_example(s))
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,  # --threshold inf would quietly turn a runbook off
+        json_schema_extra=lambda s, _: _without_example(s),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from opsflow.opsapi.models import Host
 from opsflow.tasks.rollout_policy import RemediationPolicy, Rollout, RolloutPolicy
-from opsflow.tasks.wording import plural
+from opsflow.tasks.wording import minutes_ago, plural
 
 if TYPE_CHECKING:  # the values come as a frame; pandas is imported where frames are built
     import pandas as pd
@@ -297,7 +297,9 @@ def plan_markdown(plan: RolloutPlan) -> str:
     if plan.blast_radius_exceeded:
         lines.append(f"- Blast radius exceeded: {plan.over_threshold_text} > cap {plan.max_hosts}.")
     if plan.cooling_down:
-        cooling = ", ".join(f"{h} ({m:g} min ago)" for h, m in list(plan.cooling_down.items())[:50])
+        cooling = ", ".join(
+            f"{h} ({minutes_ago(m)})" for h, m in list(plan.cooling_down.items())[:50]
+        )
         lines.append(f"- Skipped, {plan.done} within the cooldown: {cooling}")
     if plan.flapping:
         lines.append(f"- {plan.flapping_text[0].upper()}{plan.flapping_text[1:]}")

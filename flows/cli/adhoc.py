@@ -37,6 +37,7 @@ from opsflow.flows.runbooks.approval import NOBODY, Approval, approvals_from
 from opsflow.flows.runbooks.registry import Runbook, load_runbook
 from opsflow.flows.services.local_server import MARK, LocalServer, ServerError, ready
 from opsflow.tasks.parameters import block_fields
+from opsflow.tasks.wording import minutes_ago
 
 TABLE_ROWS = 50  # rows shown on a terminal; the artifact and CSV have every one
 CELL_WIDTH = 60
@@ -279,7 +280,7 @@ def show_result(name: str, result: Any) -> None:
             console.print(f"[yellow]{label.replace('_', ' ')}[/]: {', '.join(names[:20])}{more}")
     cooling = getattr(result, "cooling_down", None)
     if cooling:
-        shown = ", ".join(f"{host} ({minutes:g} min ago)" for host, minutes in cooling.items())
+        shown = ", ".join(f"{host} ({minutes_ago(minutes)})" for host, minutes in cooling.items())
         done = getattr(result, "done", "acted on")
         console.print(f"[yellow]skipped, {done} within the cooldown[/]: {shown}")
     approval = getattr(result, "approval", None)

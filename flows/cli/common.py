@@ -6,11 +6,25 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperOption
 
 console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+
+
+def _flags_without_a_type(self: TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value: typer would show `--dry-run <bool>` (and `--help <bool>`) in
+    help, as if it wanted one."""
+    if self.is_flag and self.metavar is None:
+        return ""
+    return _display_type_rich(self, ctx)
+
+
+_display_type_rich = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flags_without_a_type  # type: ignore[method-assign]
 
 
 def need_prefect_server(command: str) -> None:
