@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -132,9 +133,29 @@ def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
                 f"{said} (correct it in the Prefect UI, or delete it and save it anew)"
             ) from None
     raise ValueError(
-        f"no {kinds(candidates)} block named {name!r} is saved; check the name (prefect "
-        "block ls) or save one"
+        f"no {kinds(candidates)} block named {name!r} is saved{_hint(name, candidates)}"
     )
+
+
+def _hint(name: str, block_types: list[type[Block]] | tuple[type[Block], ...]) -> str:
+    """ "; did you mean 'prod'? (saved: lab, prod)", from the names saved for these types."""
+    from prefect.client.orchestration import get_client
+
+    saved: list[str] = []
+    try:
+        with get_client(sync_client=True) as client:
+            for block_type in block_types:
+                documents = client.read_block_documents_by_type(block_type.get_block_type_slug())
+                saved += [d.name for d in documents if d.name and not d.is_anonymous]
+    except Exception:  # noqa: BLE001 - a hint is best effort: the refusal stands without it
+        saved = []
+    saved = sorted(set(saved))
+    if not saved:
+        return "; save one first (none of that type is saved)"
+    close = difflib.get_close_matches(name, saved, n=2, cutoff=0.6)
+    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(saved[:10]) + (f" and {len(saved) - 10} more" if len(saved) > 10 else "")
+    return f"{guess} (saved: {shown})"
 
 
 def concrete(block_types: tuple[type[Block], ...]) -> tuple[type[Block], ...]:

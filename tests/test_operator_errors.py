@@ -197,6 +197,15 @@ def api(lab) -> str:
             "--platform-block: no {backends} block named 'nope' is saved",
         ),
         (
+            RESTART + ("--platform-block", "lba"),
+            "--platform-block: no {backends} block named 'lba' is saved; did you mean 'lab'? "
+            "(saved: ",
+        ),
+        (
+            RESTART + ("--platform-block", "lab", "--prometheus-block", "labb"),
+            "--prometheus-block: no Prometheus block named 'labb' is saved; did you mean 'lab'?",
+        ),
+        (
             RESTART + ("--platform-block", "prometheus/lab"),
             "--platform-block: 'prometheus/lab' is a Prometheus block; expected: {backends}",
         ),
