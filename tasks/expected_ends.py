@@ -10,7 +10,8 @@ Failed run for its result. Those are what an ops engineer then reads in the UI, 
 that is not a bug.
 
 So, on Prefect's run loggers (installed when opsflow's tasks are imported):
-- an opsflow error (`OpsAPIError`: its message names the cause) is logged without traceback;
+- an opsflow error (`OpsAPIError`: its message names the cause) is logged without traceback,
+  and so are parameters a run was refused (a runbook's flow names the field: runbook_flow);
 - the engine's second report of a run's end is left out when the run ended on purpose (a
   Failed state opsflow returned, or an opsflow error);
 - any other exception, a bug, keeps its traceback; so does everything with
@@ -24,6 +25,8 @@ from __future__ import annotations
 import logging
 import os
 from uuid import UUID
+
+from prefect.exceptions import ParameterTypeError
 
 from opsflow.opsapi.errors import OpsAPIError
 
@@ -42,7 +45,7 @@ class _ExpectedEndsWithoutTraceback(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.exc_info or _for_a_bug_report(record):
             return True
-        expected = isinstance(record.exc_info[1], OpsAPIError)
+        expected = isinstance(record.exc_info[1], (OpsAPIError, ParameterTypeError))
         if str(record.msg).startswith(ENGINE_EXIT):
             return not (expected or str(getattr(record, "flow_run_id", "")) in _ENDED_ON_PURPOSE)
         if expected:
@@ -56,5 +59,16 @@ def _for_a_bug_report(record: logging.LogRecord) -> bool:
     )
 
 
+class _ParameterDumpLeftOut(logging.Filter):
+    """Prefect logs a run's refused parameters as pydantic's whole error list first; the
+    engine's next line says the same in one line (a runbook's flow names the field)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _for_a_bug_report(record) or not str(record.msg).startswith(
+            "Parameter validation failed for flow"
+        )
+
+
 for _name in RUN_LOGGERS:
     logging.getLogger(_name).addFilter(_ExpectedEndsWithoutTraceback())
+logging.getLogger("prefect.flows").addFilter(_ParameterDumpLeftOut())

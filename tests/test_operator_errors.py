@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter
+from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL
 
 from opsflow.blocks import OpsPlatform, Prometheus
+from opsflow.flows.services.deployments import deployments
 from opsflow.flows.services.local_server import LocalServer
 from opsflow.opsapi import Transport
 from opsflow.tasks.parameters import PLATFORM_TYPES, kinds
@@ -323,3 +328,43 @@ def test_the_lab_missing_is_one_line(tmp_path):
         done.stdout.strip()
         == f"opsflow lab: no lab in {tmp_path / 'none'}: start one with 'opsflow lab up'"
     )
+
+
+BAD_DEPLOYMENT_PARAMETERS = [
+    (
+        {"policy": {"threshold": 2, "recovery_threshold": 3}},
+        "policy: recovery_threshold (3) must not be above threshold (2): lower "
+        "recovery_threshold or raise threshold",
+    ),
+    (
+        {"policy": {"platform": {"$ref": {"block_document_id": str(uuid.UUID(int=7))}}}},
+        f"policy.platform: the block it picked (id {uuid.UUID(int=7)}) is not saved any more: "
+        "pick a saved block in the run form, or save one and deploy again",
+    ),
+]
+
+
+@pytest.mark.parametrize(("parameters", "says"), BAD_DEPLOYMENT_PARAMETERS)
+def test_a_deployment_run_refused_its_parameters_names_the_field_in_one_line(api, parameters, says):
+    """As a worker runs it (`python -m prefect.engine`): the run fails naming the field, and
+    neither its logs nor the worker's output hold a traceback or pydantic's dump."""
+    [made] = deployments(["restart-overloaded-hosts"], schedules=False, restart_on_alert=None)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(made.apply(), parameters=parameters)
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect.engine", str(run.id)],
+        env={**os.environ, "PREFECT_API_URL": api},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run.id).state
+        logs = [log.message for log in client.read_logs(LogFilter(flow_run_id={"any_": [run.id]}))]
+
+    assert state.type == StateType.FAILED
+    assert state.message.endswith(f"ParameterTypeError: {says}"), state.message
+    output = done.stdout + done.stderr
+    for text in [output, *logs]:
+        assert "Traceback" not in text and "'type': 'value_error'" not in text, text
+    assert len(output.strip().splitlines()) <= 6, output

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prefect import flow
 from prefect.states import State
 from pydantic import Field, model_validator
 
 from opsflow.flows.runbooks.rollout import roll_out
-from opsflow.tasks.notify import notify_on_finish
+from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.tasks.parameters import not_above
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal
 from opsflow.tasks.runbook import with_deployment_defaults
@@ -91,7 +90,7 @@ class DiskCleanupParams(RemediationPolicy):
 DEFAULTS = DiskCleanupParams()  # the form's defaults; never mutated
 
 
-@flow(name="disk-cleanup", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
+@runbook(name="disk-cleanup")
 def disk_cleanup(params: DiskCleanupParams = DEFAULTS) -> State:
     """Clean old logs on hosts whose root filesystem is nearly full, and verify usage fell."""
     params = with_deployment_defaults(params, "params")

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from prefect import flow
 from pydantic import BaseModel, Field, model_validator
 
 from opsflow.blocks import Prometheus
+from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.hosts import list_hosts
 from opsflow.tasks.load_report import load_table, publish_load_report
 from opsflow.tasks.monitoring import query_instant, value_by_instance
-from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
     PLATFORM_TYPES,
@@ -82,7 +81,7 @@ class LoadReport(BaseModel):
 DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
 
 
-@flow(name="load-report", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
+@runbook(name="load-report")
 def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
     """Every host's load and load per CPU, flagged ok, warning or critical, as a table and CSV."""
     params = with_deployment_defaults(params, "params")

@@ -10,15 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from prefect import flow
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.opsapi.backend import RegistersHosts
 from opsflow.opsapi.errors import ConfigurationError
 from opsflow.tasks.host_import import compare_with_inventory, read_host_rows
 from opsflow.tasks.hosts import create_hosts, list_hosts, replace_hosts
-from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
     PLATFORM_TYPES,
@@ -108,7 +107,7 @@ class RegisterHostsResult(BaseModel):
         return ", ".join(parts) + (" (dry run: nothing registered)" if self.dry_run else "")
 
 
-@flow(name="register-hosts", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
+@runbook(name="register-hosts")
 def register_hosts(params: RegisterHostsParams) -> RegisterHostsResult:
     """Register hosts from a CSV file or rows: every row validated first, idempotent."""
     params = with_deployment_defaults(params, "params")

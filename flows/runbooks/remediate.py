@@ -27,18 +27,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Literal
 
-from prefect import flow
 from prefect.states import State
 from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from opsflow.flows.runbooks.disk_cleanup import DiskCleanupParams
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 from opsflow.flows.runbooks.rollout import roll_out
+from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.opsapi.errors import CommandNotAllowed, ConfigurationError
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.command_policy import check_command, check_patterns
 from opsflow.tasks.fleet_budget import FleetBudget
-from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal
 from opsflow.tasks.runbook import with_deployment_defaults
 
@@ -256,7 +255,7 @@ class RemediateParams(RemediationPolicy):
         )
 
 
-@flow(name="remediate", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
+@runbook(name="remediate")
 def remediate(params: RemediateParams) -> State:
     """Run a command on the hosts a signal shows as bad, in batches, and verify they recovered."""
     params = with_deployment_defaults(params, "params")

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prefect import flow
 from prefect.states import State
 from pydantic import Field, model_validator
 
 from opsflow.flows.runbooks.rollout import roll_out
-from opsflow.tasks.notify import notify_on_finish
+from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.tasks.parameters import not_above
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal
 from opsflow.tasks.runbook import with_deployment_defaults
@@ -94,9 +93,7 @@ class RestartPolicy(RemediationPolicy):
 DEFAULTS = RestartPolicy()  # the form's defaults; never mutated
 
 
-@flow(
-    name="restart-overloaded-hosts", on_completion=[notify_on_finish], on_failure=[notify_on_finish]
-)
+@runbook(name="restart-overloaded-hosts")
 def restart_overloaded_hosts(policy: RestartPolicy = DEFAULTS) -> State:
     """Restart the service of hosts over a load threshold, in batches, and verify they recovered.
 

@@ -12,14 +12,13 @@ Example:
 
 from __future__ import annotations
 
-from prefect import flow
 from prefect.states import State
 from pydantic import Field, field_serializer, field_validator, model_validator
 
 from opsflow.flows.runbooks.rollout import roll_out
+from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.command_policy import check_command, check_patterns
-from opsflow.tasks.notify import notify_on_finish
 from opsflow.tasks.rollout_policy import Action, Rollout, RolloutPolicy
 from opsflow.tasks.runbook import with_deployment_defaults
 
@@ -66,7 +65,7 @@ class RunCommandParams(RolloutPolicy):
         return self
 
 
-@flow(name="run-command", on_completion=[notify_on_finish], on_failure=[notify_on_finish])
+@runbook(name="run-command")
 def run_command(params: RunCommandParams) -> State:
     """Run a command on the hosts a selector picks, in batches, with per-host results."""
     params = with_deployment_defaults(params, "params")

@@ -1,0 +1,90 @@
+"""The Prefect flow every runbook is: told how it ended, and refusing bad parameters in one line.
+
+A deployment's run gets its parameters from a form or a trigger; Prefect checks them in the
+flow-run process before the runbook starts. Its own words for a failed check are "Failed to
+resolve block references in parameters." (which block?) and a pydantic dump, with the engine's
+traceback. A runbook's flow says instead, in its state message and its log, which field is
+wrong and how to fix it: `policy.platform: the block it picked (id 1f0c...) is not saved any
+more: pick a saved block in the run form`, or the model's own rule ("recovery_threshold (3) must
+not be above threshold (2): ...").
+
+Example:
+    >>> @runbook(name="noop")
+    ... def noop() -> None: ...
+    >>> type(noop).__name__
+    'RunbookFlow'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from prefect import Flow
+from prefect.exceptions import ParameterTypeError
+from pydantic import ValidationError
+
+from opsflow.tasks.notify import notify_on_finish
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RunbookFlow(Flow):  # type: ignore[type-arg]
+    """A Flow whose parameter check fails in one line that names the field."""
+
+    def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return super().validate_parameters(parameters)
+        except ParameterTypeError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ValidationError):
+                raise ParameterTypeError(_said(cause)) from None
+            missing = _missing_blocks(parameters)
+            if missing:
+                raise ParameterTypeError("; ".join(missing)) from None
+            raise
+
+
+def runbook(name: str) -> Callable[[F], RunbookFlow]:
+    """`@flow(name=...)` for a runbook: its notifications on completion and failure, and its
+    parameter check in one line."""
+
+    def make(fn: F) -> RunbookFlow:
+        return RunbookFlow(
+            fn=fn, name=name, on_completion=[notify_on_finish], on_failure=[notify_on_finish]
+        )
+
+    return make
+
+
+def _missing_blocks(parameters: Any, path: str = "") -> list[str]:
+    """Each block reference in `parameters` that names no saved block, by its field."""
+    if isinstance(parameters, dict):
+        ref = parameters.get("$ref")
+        if isinstance(ref, dict) and ref.get("block_document_id"):
+            from prefect.blocks.core import Block
+
+            try:
+                Block.load_from_ref(ref, _sync=True)
+            except (ValueError, RuntimeError):
+                return [
+                    f"{path or 'parameters'}: the block it picked (id {ref['block_document_id']}) "
+                    "is not saved any more: pick a saved block in the run form, or save one "
+                    "and deploy again"
+                ]
+            return []
+        found: list[str] = []
+        for key, value in parameters.items():
+            found += _missing_blocks(value, f"{path}.{key}" if path else str(key))
+        return found
+    return []
+
+
+def _said(error: ValidationError) -> str:
+    """A pydantic error as a person reads it: `field: message`, one line per error."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines)
