@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import re
 
 from pydantic import BaseModel, Field
 
@@ -136,8 +137,27 @@ def _listed(words: list[str], most: int = 10) -> str:
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
 
 
+def closest(word: str, known: list[str]) -> list[str]:
+    """The names of `known` closest to `word`, closest first; a name with the same numbers
+    comes first (fleets number their hosts: difflib alone rates lab-web-31 as close to
+    lab-web-1 as lab-web-01).
+
+    Example:
+        >>> closest("lab-web-1", ["lab-web-01", "lab-web-11", "lab-web-21", "lab-web-31"])
+        ['lab-web-01', 'lab-web-31', 'lab-web-21']
+    """
+    similar = difflib.get_close_matches(word, known, n=len(known), cutoff=SIMILAR)
+    numbers = _numbers(word)
+    # sorted() is stable: among the same numbers, difflib's order (most similar first) stays.
+    return sorted(similar, key=lambda name: _numbers(name) != numbers)[:CLOSEST]
+
+
+def _numbers(name: str) -> list[int]:
+    return [int(digits) for digits in re.findall(r"\d+", name)]
+
+
 def _did_you_mean(word: str, known: list[str], none: str = "") -> str:
-    close = difflib.get_close_matches(word, known, n=CLOSEST, cutoff=SIMILAR)
+    close = closest(word, known)
     if not close:
         return none
     said = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"

@@ -12,7 +12,13 @@ from opsflow.flows.runbooks.load_report import LoadReport
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 from opsflow.opsapi import ConfigurationError, UnknownHosts
 from opsflow.opsapi.models import Host, HostSelector
-from opsflow.tasks.host_selection import HostSelection, check_named_hosts, describe, select
+from opsflow.tasks.host_selection import (
+    HostSelection,
+    check_named_hosts,
+    closest,
+    describe,
+    select,
+)
 from opsflow.tasks.rollout_report import FAILED_OUTCOMES, RolloutReport
 from opsflow.tasks.runbook import NOTHING_MATCHED, final_state
 
@@ -39,6 +45,14 @@ def test_a_host_name_with_a_typo_is_refused_with_the_closest_names():
     assert "(did you mean peer-001" in message
     assert message.endswith("; nothing was done")
     assert "\n" not in message
+
+
+def test_a_numbered_host_is_suggested_first_however_its_number_is_padded():
+    names = [f"lab-{'web' if n % 2 else 'db'}-{n:02d}" for n in range(1, 41)]
+
+    for typo, meant in [("lab-web-1", "lab-web-01"), ("lab-web-001", "lab-web-01"),
+                        ("lab-db-2", "lab-db-02"), ("lab-wbe-03", "lab-web-03")]:  # fmt: skip
+        assert closest(typo, names)[0] == meant, typo
 
 
 def test_an_unknown_host_is_a_configuration_error_so_it_fails_a_run_without_a_traceback():
