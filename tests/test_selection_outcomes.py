@@ -16,6 +16,7 @@ from prefect.settings import PREFECT_API_URL
 from opsflow.blocks import OpsPlatform, Prometheus
 from opsflow.flows.runbooks.restart_overloaded_hosts import restart_overloaded_hosts
 from opsflow.flows.services.deployments import block_reference
+from opsflow.opsapi import Transport
 from tests.cli_in_process import opsflow_in_process
 from tests.conftest import Lab
 from tests.test_cli import LAB_BLOCKS, opsflow
@@ -100,6 +101,22 @@ def test_every_runbook_that_selects_says_nothing_matched_and_exits_3(fresh_lab: 
     assert done.returncode == 3, output
     assert "nothing matched: " in output and "selected none of the 10 hosts listed" in output
     assert fresh_lab.jobs() == []
+
+
+def test_nothing_matched_is_said_even_when_the_monitoring_is_down(fresh_lab: Lab):
+    Prometheus(url="http://127.0.0.1:9", transport=Transport(retries=0)).save(
+        "prometheus-down", overwrite=True
+    )
+
+    done = opsflow_in_process(
+        "run", "restart-overloaded-hosts", "--platform-block", "lab",
+        "--prometheus-block", "prometheus-down", "--tag", "nosuchtag",
+        api=PREFECT_API_URL.value(),
+    )  # fmt: skip
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 3, output
+    assert "nothing matched: tag nosuchtag" in output and "no usable load data" not in output
 
 
 def test_a_healthy_selection_is_still_nothing_to_do_and_exits_0(fresh_lab: Lab):

@@ -145,12 +145,14 @@ class _Engine:
         """The plan, the selection and the first reading of the signal (None without).
 
         The inventory is read first: a host named that it lacks is refused (`UnknownHosts`)
-        before anything else, whatever the monitoring says.
+        and a selector that picks none is planned empty, before the signal is read.
         """
         signal, policy, guarded = self.signal, self.policy, self.guarded
         selection = select_hosts(self.platform, policy.selector)
         selected = selection.selected
-        if signal is None or guarded is None:
+        if signal is None or guarded is None or not selected:
+            # No signal, or no host to read it for: a selector that picked none ends
+            # nothing_matched whatever the monitoring says (it may be down too).
             return plan_rollout(self.rollout, policy, quote(selected)), selection, None
         values = read_metric(
             self.prometheus,
