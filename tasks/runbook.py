@@ -96,8 +96,8 @@ def run_key() -> str:
 
 
 # The state name of a run whose selector picked no host. Failed, not Completed: a scheduled
-# run whose tag was renamed, whose hosts were decommissioned or whose --host has a typo did
-# nothing, and Prefect's UI, its failure automations and the runbook's on_failure notification
+# run whose tag was renamed or misspelt, or whose hosts were decommissioned, did nothing for
+# anyone, and Prefect's UI, its failure automations and the runbook's on_failure notification
 # key on the state's type (a Completed state of any name is green); the name tells it apart
 # from a failed rollout in the run list ("NothingMatched", not "Failed").
 NOTHING_MATCHED = "NothingMatched"

@@ -95,7 +95,8 @@ def run_adhoc(runbook: Runbook, given: dict[str, Any]) -> NoReturn:
         state = runbook.flow(**{runbook.param_name: params}, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, UnknownHosts):  # the inventory changed since the check above
-        console.print(f"[red]{runbook.name}: {say_in_flags(str(result), runbook.params)}[/]")
+        message = say_in_flags(str(result), runbook.params)
+        console.print(f"[red]{runbook.name}: {message}[/]", soft_wrap=True)
         raise SystemExit(REFUSED)
     if isinstance(result, BaseException):
         if verbose:
