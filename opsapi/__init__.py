@@ -20,6 +20,7 @@ from opsflow.opsapi.errors import (
     RequestFailed,
     RequestTimedOut,
     ServerError,
+    UnknownHosts,
     VaultRefused,
 )
 from opsflow.opsapi.http import JSONClient
@@ -66,6 +67,7 @@ __all__ = [
     "ServerError",
     "TokenAuth",
     "Transport",
+    "UnknownHosts",
     "UserpassAuth",
     "VaultClient",
     "VaultRefused",

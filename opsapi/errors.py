@@ -3,7 +3,8 @@
     OpsAPIError                      base: catch this to catch everything
     ├── ConfigurationError           bad settings or parameters (names the field and the fix)
     │   ├── CommandNotAllowed        a command the allowlist refuses
-    │   └── InvalidHostRows          host rows (CSV or dicts) that cannot be registered
+    │   ├── InvalidHostRows          host rows (CSV or dicts) that cannot be registered
+    │   └── UnknownHosts             hosts named explicitly that the inventory lacks
     ├── RequestFailed                an HTTP call failed; carries method, URL, status, body snippet
     │   ├── AuthFailed               401 / 403
     │   ├── NotFound                 404
@@ -46,6 +47,7 @@ __all__ = [
     "RequestFailed",
     "RequestTimedOut",
     "ServerError",
+    "UnknownHosts",
     "VaultRefused",
 ]
 
@@ -64,6 +66,11 @@ class CommandNotAllowed(ConfigurationError):
 
 class InvalidHostRows(ConfigurationError):
     """Rows that cannot be imported; the message lists every row, field and reason."""
+
+
+class UnknownHosts(ConfigurationError):
+    """Hosts named explicitly (a selector's `hostnames`) that the inventory lacks; the message
+    names each with the closest names the inventory has."""
 
 
 class RequestFailed(OpsAPIError):

@@ -2,6 +2,7 @@
 
 from opsflow.tasks.alerts import expire_silence, silence_hosts
 from opsflow.tasks.fleet_budget import Claim, FleetBudget, claim_hosts
+from opsflow.tasks.host_selection import HostSelection
 from opsflow.tasks.hosts import (
     create_host,
     create_hosts,
@@ -10,6 +11,7 @@ from opsflow.tasks.hosts import (
     list_hosts,
     replace_host,
     replace_hosts,
+    select_hosts,
     update_host,
 )
 from opsflow.tasks.jobs import cancel_job, execute_job, get_job, run_job, wait_for_job
@@ -27,6 +29,7 @@ __all__ = [
     "Claim",
     "FleetBudget",
     "HostOutcome",
+    "HostSelection",
     "RemediationPolicy",
     "Rollout",
     "RolloutPlan",
@@ -51,6 +54,7 @@ __all__ = [
     "replace_host",
     "replace_hosts",
     "run_job",
+    "select_hosts",
     "silence_hosts",
     "update_host",
     "wait_for_job",

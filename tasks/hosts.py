@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.opsapi.models import Host, HostSelector, HostSpec
+from opsflow.tasks.host_selection import HostSelection, select
 from opsflow.tasks.retrying import transient_failure
 from opsflow.tasks.wording import plural
 
@@ -26,15 +27,35 @@ def list_hosts(platform: ExecutionBackendBlock, selector: HostSelector | None = 
 
     Example:
         >>> list_hosts(OpsPlatform.load("lab"), HostSelector(tags=["web"]))   # doctest: +SKIP
+
+    Raises:
+        UnknownHosts: the selector names a host the inventory lacks (closest names given).
     """
-    selector = selector or HostSelector()
+    return _selected(platform, selector or HostSelector()).selected
+
+
+@task(name="Select hosts", **READ)
+def select_hosts(platform: ExecutionBackendBlock, selector: HostSelector) -> HostSelection:
+    """The whole inventory and the hosts the selector picks from it; the log counts both.
+
+    Example:
+        >>> select_hosts(OpsPlatform.load("lab"), HostSelector(tags=["web"])).counted  # doctest: +SKIP
+        '40 hosts listed, 20 selected by tag web'
+
+    Raises:
+        UnknownHosts: the selector names a host the inventory lacks (closest names given).
+    """
+    return _selected(platform, selector)
+
+
+def _selected(platform: ExecutionBackendBlock, selector: HostSelector) -> HostSelection:
+    # The whole inventory, not the platform's tag filter: the counts say what the selector
+    # selected out of it, and a named host is checked against every host.
     with platform.get_client() as client:
-        hosts = client.list_hosts(tag=selector.tags[0] if selector.tags else None)
-    chosen = [h for h in hosts if selector.matches(h)]
-    get_run_logger().info(
-        "inventory: %s listed, %d selected", plural(len(hosts), "host"), len(chosen)
-    )
-    return chosen
+        inventory = client.list_hosts()
+    selection = select(inventory, selector)
+    get_run_logger().info("inventory: %s", selection.counted)
+    return selection
 
 
 @task(name="Get host", **READ)

@@ -1,5 +1,9 @@
 """The outcome of a rollout: per-host results, the typed report and its artifacts.
 
+A run's outcome is one of: completed, dry_run, nothing_to_do (hosts were selected and none is
+on the bad side), nothing_matched (the selector picked no host: a typo, a renamed tag, an
+empty inventory; never "all healthy"), needs_attention, failed, aborted.
+
 A host's result is one of: verified (the signal came back), succeeded (no signal: the job
 exited 0), "<action> failed", unhealthy (the health job failed), "<signal> did not recover",
 not verified (monitoring unreachable after the action), "recovered before <action>", not
@@ -28,9 +32,19 @@ from opsflow.tasks.rollout_plan import Candidate, RolloutPlan, plan_markdown
 from opsflow.tasks.rollout_policy import Action, Signal
 
 NOT_FAILED: frozenset[str] = frozenset({"verified", "succeeded", "not touched", "planned"})
-Outcome = Literal["dry_run", "nothing_to_do", "completed", "needs_attention", "failed", "aborted"]
+Outcome = Literal[
+    "dry_run",
+    "nothing_matched",
+    "nothing_to_do",
+    "completed",
+    "needs_attention",
+    "failed",
+    "aborted",
+]
 # Outcomes that end the run Failed: "needs_attention" is a run that left a host on the bad side
-# alone (cooldown, flapping, fleet budget): not a silent success.
+# alone (cooldown, flapping, fleet budget): not a silent success. "nothing_matched" (the
+# selector picked no host) ends Failed too, under a state name of its own (`NOTHING_MATCHED`):
+# it is not an aborted rollout, and "nothing_to_do" is kept for a fleet with nothing to fix.
 FAILED_OUTCOMES: frozenset[str] = frozenset({"needs_attention", "failed", "aborted"})
 LOCKED_ELSEWHERE = "locked by another run"
 OUTPUT_KEPT = 2000  # characters of each host's stdout and stderr kept in the report
@@ -170,7 +184,7 @@ class RolloutReport(BaseModel):
     def summary(self) -> str:
         """One line: what happened and why, then the counts when hosts were in play."""
         text = f"{self.outcome.replace('_', ' ')}: {self.reason}"
-        if self.outcome in ("dry_run", "nothing_to_do") or not self.hosts:
+        if self.outcome in ("dry_run", "nothing_matched", "nothing_to_do") or not self.hosts:
             return text
         fine = "verified" if self.signal is not None else "succeeded"
         counts = [

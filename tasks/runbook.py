@@ -5,7 +5,10 @@
     run key       `run_key()`: this flow run's id, the prefix of every job's Idempotency-Key
     deployment    `with_deployment_defaults(params, "policy")`: a field a deployment's run
                   was not given comes from the deployment, not from the model's default
-    the end       `final_state(result, failed)`: Completed or Failed, the typed result as data
+    the end       `final_state(result, failed)`: Completed or Failed, the typed result as data;
+                  a selector that picked no host ends Failed named `NOTHING_MATCHED`;
+                  `refused(error)` ends a run refused before anything was done (a host named
+                  that the inventory lacks) with the error's one line as its message
 
 Example:
     >>> from types import SimpleNamespace
@@ -92,12 +95,40 @@ def run_key() -> str:
     return str(flow_run.get_id() or f"adhoc-{uuid.uuid4().hex}")
 
 
-def final_state(result: Summarized, failed: bool) -> State:
-    """The run's end: Failed or Completed with its summary as message and `result` as data."""
+# The state name of a run whose selector picked no host. Failed, not Completed: a scheduled
+# run whose tag was renamed or misspelt, or whose hosts were decommissioned, did nothing for
+# anyone, and Prefect's UI, its failure automations and the runbook's on_failure notification
+# key on the state's type (a Completed state of any name is green); the name tells it apart
+# from a failed rollout in the run list ("NothingMatched", not "Failed").
+NOTHING_MATCHED = "NothingMatched"
+
+
+def final_state(result: Summarized, failed: bool, name: str | None = None) -> State:
+    """The run's end: Failed or Completed with its summary as message and `result` as data;
+    `name` names a Failed state other than "Failed" (`NOTHING_MATCHED`).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> final_state(SimpleNamespace(summary="nothing matched"), True, NOTHING_MATCHED).name
+        'NothingMatched'
+    """
     if failed:
         ended_on_purpose(flow_run.get_id())  # no engine traceback for it in the run's logs
-        return Failed(message=result.summary, data=result)
+        return Failed(message=result.summary, data=result, **({"name": name} if name else {}))
     return Completed(message=result.summary, data=result)
+
+
+def refused(error: ConfigurationError) -> State:
+    """The end of a run refused before anything was done: Failed, its message the error's one
+    line (not Prefect's "Flow run encountered an exception: ..."), the error as its data.
+
+    Example:
+        >>> refused(UnknownHosts("selector.hostnames: 'web-1' is not ...")).message  # doctest: +SKIP
+        "selector.hostnames: 'web-1' is not ..."
+    """
+    get_run_logger().error("%s", error)
+    ended_on_purpose(flow_run.get_id())
+    return Failed(message=str(error), data=error)
 
 
 GUARDS = ("allowlist",)  # what a deployment fixes for every run of it

@@ -265,9 +265,16 @@ def test_a_selector_that_matches_no_host_says_nothing_matched(fresh_lab):
         RunCommandParams(command="uptime", selector={"tags": ["nope"]}, **LAB), return_state=True
     )
 
-    assert restart.is_completed()
-    assert restart.message == "nothing to do: nothing matched: the selector picked no host"
-    assert command.message == "nothing to do: nothing matched: the selector picked no host"
+    # Not "nothing to do" (a healthy fleet): a Failed run of its own, never a silent green one.
+    assert restart.is_failed() and restart.name == "NothingMatched"
+    assert restart.message == (
+        "nothing matched: tags web and db selected none of the 10 hosts listed"
+    )
+    assert command.is_failed() and command.name == "NothingMatched"
+    assert command.message == (
+        "nothing matched: tag nope selected none of the 10 hosts listed; no host is tagged nope"
+    )
+    assert restart.result(raise_on_failure=False).outcome == "nothing_matched"
     assert fresh_lab.jobs() == []
 
 

@@ -2,9 +2,11 @@
 
 The order matters for a tired operator: everything that can be checked without a Prefect
 server (flag values, files, regular expressions, whether an approval can be answered) is
-checked first; then the blocks are loaded; only then does anything run. Input refused before
-any work exits 2, a run that failed exits 1, success 0. An expected error is one line naming
-the flag and the fix; `opsflow --verbose` adds the traceback.
+checked first; then the blocks are loaded, and a host named with --host is looked up in the
+inventory (a typo is refused with the closest names); only then does anything run. Input
+refused before any work exits 2, a run that failed exits 1, a selector that picked no host 3,
+success 0. An expected error is one line naming the flag and the fix; `opsflow --verbose`
+adds the traceback.
 """
 
 from __future__ import annotations
@@ -36,11 +38,18 @@ from opsflow.flows.cli.options import (
 from opsflow.flows.runbooks.approval import NOBODY, Approval, approvals_from
 from opsflow.flows.runbooks.registry import Runbook, load_runbook
 from opsflow.flows.services.local_server import MARK, LocalServer, ServerError, ready
+from opsflow.opsapi.errors import OpsAPIError, UnknownHosts
+from opsflow.opsapi.models import HostSelector
+from opsflow.tasks.host_selection import check_named_hosts
 from opsflow.tasks.parameters import block_fields
 from opsflow.tasks.wording import minutes_ago
 
 TABLE_ROWS = 50  # rows shown on a terminal; the artifact and CSV have every one
 CELL_WIDTH = 60
+
+
+# `opsflow run`'s exit codes (README, "At the controls").
+SUCCESS, FAILED, REFUSED, NOTHING_MATCHED = 0, 1, 2, 3
 
 
 class Refused(Exception):
@@ -72,12 +81,13 @@ def run_adhoc(runbook: Runbook, given: dict[str, Any]) -> NoReturn:
         else:
             check_prefect_api(f"opsflow run {runbook.name}")
         params = with_blocks(runbook.params, values)
+        named_hosts_checked(params)
     except Refused as refused:
         console.print(f"[red]{runbook.name}: {refused}[/]", soft_wrap=True)
-        raise SystemExit(2) from None
+        raise SystemExit(REFUSED) from None
     except ServerError as exc:
         console.print(f"[red]{runbook.name}: {exc}[/]", soft_wrap=True)
-        raise SystemExit(1) from None
+        raise SystemExit(FAILED) from None
     except (OSError, RuntimeError) as exc:  # the Prefect API itself: unreachable, refusing
         if verbose:
             raise
@@ -85,18 +95,47 @@ def run_adhoc(runbook: Runbook, given: dict[str, Any]) -> NoReturn:
         console.print(
             f"[red]{runbook.name}: could not load the blocks from the Prefect API ({api}): {exc}[/]"
         )
-        raise SystemExit(1) from None
+        raise SystemExit(FAILED) from None
     with approvals_from(approver) if approver else nullcontext():
         state = runbook.flow(**{runbook.param_name: params}, return_state=True)
     result = state.result(raise_on_failure=False)
+    if isinstance(result, UnknownHosts):  # the inventory changed since the check above
+        message = say_in_flags(str(result), runbook.params)
+        console.print(f"[red]{runbook.name}: {message}[/]", soft_wrap=True)
+        raise SystemExit(REFUSED)
     if isinstance(result, BaseException):
         if verbose:
             console.print(Traceback.from_exception(type(result), result, result.__traceback__))
         message = say_in_flags(str(result), runbook.params)
         console.print(f"[red bold]{runbook.name} failed[/]: {message}", soft_wrap=True)
-        raise SystemExit(1)
+        raise SystemExit(FAILED)
     show_result(runbook.name, result)
-    raise SystemExit(1 if state.is_failed() else 0)
+    if getattr(result, "outcome", None) == "nothing_matched":
+        raise SystemExit(NOTHING_MATCHED)
+    raise SystemExit(FAILED if state.is_failed() else SUCCESS)
+
+
+def named_hosts_checked(params: BaseModel) -> None:
+    """Refuse a --host the inventory lacks, with the closest names, before the run starts.
+
+    The runbook checks it again (a deployment's run has no command line); an inventory that
+    cannot be read is left to the run, which reports it as its failure.
+
+    Raises:
+        Refused: one line naming --host, each unknown name and the closest known ones.
+    """
+    selector, platform = getattr(params, "selector", None), getattr(params, "platform", None)
+    if not isinstance(selector, HostSelector) or not selector.hostnames or platform is None:
+        return
+    try:
+        with platform.get_client() as client:
+            hostnames = [host.hostname for host in client.list_hosts()]
+    except OpsAPIError:
+        return
+    try:
+        check_named_hosts(selector, hostnames)
+    except UnknownHosts as exc:
+        raise Refused(say_in_flags(str(exc), type(params))) from None
 
 
 def check_without_server(model: type[BaseModel], values: dict[str, Any]) -> None:

@@ -51,7 +51,13 @@ def flag_of(loc: Sequence[str | int], model: type[BaseModel]) -> str:
 
 
 def say_in_flags(message: str, model: type[BaseModel]) -> str:
-    """`message` with the model's field names written as their flags."""
+    """`message` with the model's field names written as their flags (a selector's fields,
+    ``selector.hostnames``, as theirs: ``--host``)."""
+    message = re.sub(
+        r"\bselector\.(tags|hostname_pattern|hostnames)\b",
+        lambda m: SELECTOR_FLAGS[m.group(1)],
+        message,
+    )
     names = sorted(set(model.model_fields) | set(SELECTOR_FLAGS) | {"tags"}, key=len, reverse=True)
     # A multi-word name anywhere; a one-word name only where our messages use it as a name:
     # before a value ("threshold (2)", "command 'ls'") or after a verb ("raise threshold").

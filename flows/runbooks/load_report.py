@@ -7,14 +7,17 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+from prefect import get_run_logger
+from prefect.states import State
 from pydantic import BaseModel, Field, model_validator
 
 from opsflow.blocks import Prometheus
 from opsflow.flows.runbooks.runbook_flow import runbook
+from opsflow.opsapi.errors import UnknownHosts
 from opsflow.opsapi.models import HostSelector
-from opsflow.tasks.hosts import list_hosts
+from opsflow.tasks.hosts import select_hosts
 from opsflow.tasks.load_report import load_table, publish_load_report
 from opsflow.tasks.monitoring import query_instant, value_by_instance
 from opsflow.tasks.parameters import (
@@ -27,7 +30,14 @@ from opsflow.tasks.parameters import (
     not_above,
     notify_block_field,
 )
-from opsflow.tasks.runbook import chosen, read_metric, with_deployment_defaults
+from opsflow.tasks.runbook import (
+    NOTHING_MATCHED,
+    chosen,
+    final_state,
+    read_metric,
+    refused,
+    with_deployment_defaults,
+)
 
 # node_exporter's CPU counter has one series per CPU and mode: counting the idle ones counts CPUs.
 CPU_QUERY = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
@@ -60,8 +70,19 @@ class LoadReportParams(StrictModel):
 
 
 class LoadReport(BaseModel):
-    """Counts per status, the worst hosts, and where the CSV went."""
+    """Counts per status, the worst hosts, and where the CSV went.
 
+    Example:
+        >>> LoadReport(hosts=0, critical=0, warning=0, ok=0, no_data=0,
+        ...            outcome="nothing_matched", reason="tag wbe selected none of the 40 hosts listed").summary
+        'nothing matched: tag wbe selected none of the 40 hosts listed'
+    """
+
+    outcome: Literal["reported", "nothing_matched"] = Field(
+        default="reported",
+        description="nothing_matched: the selector picked no host, so nothing was reported.",
+    )
+    reason: str = Field(default="", description="Why nothing matched.")
     hosts: int
     critical: int
     warning: int
@@ -72,6 +93,8 @@ class LoadReport(BaseModel):
 
     @property
     def summary(self) -> str:
+        if self.outcome == "nothing_matched":
+            return f"nothing matched: {self.reason}"
         return (
             f"{self.hosts} hosts: {self.critical} critical, {self.warning} warning, "
             f"{self.ok} ok, {self.no_data} without data"
@@ -82,18 +105,38 @@ DEFAULTS = LoadReportParams()  # the form's defaults; never mutated
 
 
 @runbook(name="load-report")
-def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport:
+def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
     """Every host's load and load per CPU, flagged ok, warning or critical, as a table and CSV."""
+    # A host named that the inventory lacks ends the run Failed with the closest names; a
+    # selector that picks no host ends it Failed as NothingMatched: an empty report is not a
+    # calm fleet.
     params = with_deployment_defaults(params, "params")
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
+    try:
+        selection = select_hosts(platform, params.selector)
+    except UnknownHosts as exc:
+        return refused(exc)
+    if not selection.selected:
+        empty = LoadReport(
+            outcome="nothing_matched",
+            reason=selection.nothing_matched,
+            hosts=0,
+            critical=0,
+            warning=0,
+            ok=0,
+            no_data=0,
+            csv_path=None,
+        )
+        get_run_logger().error(empty.summary)
+        return final_state(empty, failed=True, name=NOTHING_MATCHED)
+    hosts = selection.selected
     loads = read_metric(prometheus, params.query, "load")
     cpus = (
         value_by_instance(query_instant(prometheus, params.cpu_query))
         if params.cpu_query
         else loads.iloc[:0]  # no CPU counts: the raw load is flagged
     )
-    hosts = list_hosts(platform, params.selector)
     table = load_table(loads, cpus, hosts, params.warning, params.critical)
     counts = publish_load_report(table, params.csv_path)
     worst = table.head(20).astype(object).where(table.head(20).notna(), None)

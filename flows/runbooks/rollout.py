@@ -1,6 +1,8 @@
 """The rollout engine: every acting runbook is one rollout, with the same guarantees.
 
-    1. read the signal (no usable data, no action) and the inventory; select
+    1. read the inventory and select (a host named that it lacks is refused with the closest
+       names; a selector that picks none ends `nothing_matched`, a Failed run of its own, never
+       "nothing to do"); read the signal (no usable data, no action)
     2. plan: hosts on the bad side of the threshold (every selected host when there is no
        signal), minus those within the cooldown and the flapping ones, ordered worst first,
        capped (`max_hosts`); the plan is an artifact with a digest; a dry run stops here
@@ -29,14 +31,15 @@ from prefect.utilities.annotations import quote
 from opsflow.blocks import Prometheus
 from opsflow.blocks.backend import ExecutionBackendBlock
 from opsflow.flows.runbooks.approval import request_approval
-from opsflow.opsapi.errors import OpsAPIError
+from opsflow.opsapi.errors import OpsAPIError, UnknownHosts
 from opsflow.opsapi.models import Host
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.tasks.alerts import expire_silence, silence_hosts
 from opsflow.tasks.events import host_acted_on, host_flapping, rollout_aborted
 from opsflow.tasks.fleet_budget import claim_hosts
 from opsflow.tasks.host_locks import action_history, host_locks, locked_now, recently_acted_on
-from opsflow.tasks.hosts import list_hosts
+from opsflow.tasks.host_selection import HostSelection
+from opsflow.tasks.hosts import select_hosts
 from opsflow.tasks.jobs import cancel_grace, run_job
 from opsflow.tasks.monitoring import current_values_of, wait_for_recovery
 from opsflow.tasks.parameters import PLATFORM_TYPES
@@ -53,7 +56,14 @@ from opsflow.tasks.rollout_report import (
     planned_outcomes,
     publish_report,
 )
-from opsflow.tasks.runbook import chosen, final_state, read_metric, run_key
+from opsflow.tasks.runbook import (
+    NOTHING_MATCHED,
+    chosen,
+    final_state,
+    read_metric,
+    refused,
+    run_key,
+)
 from opsflow.tasks.wording import plural
 
 
@@ -61,10 +71,15 @@ def roll_out(rollout: Rollout, policy: RolloutPolicy) -> State:
     """Run `rollout` under `policy` from the first reading to the report; call it from a flow.
 
     The run ends Failed (with the report as its data) when a host failed, the rollout was
-    aborted or not approved, or a host on the bad side was left alone with nobody else on it.
+    aborted or not approved, or a host on the bad side was left alone with nobody else on it;
+    Failed named `NothingMatched` when the selector picked no host; Failed with the one line
+    of `UnknownHosts` as its message when it named a host the inventory lacks.
     """
     engine = _Engine(rollout, policy)
-    plan, selected, values = engine.plan()
+    try:
+        plan, selection, values = engine.plan()
+    except UnknownHosts as exc:  # a host named that the inventory lacks: nothing is done
+        return refused(exc)
     action = rollout.action
     if plan.blast_radius_exceeded:
         why = "looks fleet-wide" if rollout.signal else "narrow the selector or raise max_hosts"
@@ -73,12 +88,10 @@ def roll_out(rollout: Rollout, policy: RolloutPolicy) -> State:
             f"{why}, nothing {action.done}"
         )
         return engine.finish(plan, "aborted", reason, planned_outcomes(plan, "not touched"))
-    if not selected:
-        return engine.finish(
-            plan, "nothing_to_do", "nothing matched: the selector picked no host", []
-        )
+    if not selection.selected:  # a typo, a renamed tag: never "nothing to do", never green
+        return engine.finish(plan, "nothing_matched", selection.nothing_matched, [])
     if not plan.batches:
-        recovered = engine.recovered_since_named(values, selected, plan)
+        recovered = engine.recovered_since_named(values, selection.selected, plan)
         why = [plan.over_threshold_text]
         if plan.cooling_down:
             why.append(f"{plural(len(plan.cooling_down), 'host')} within the cooldown")
@@ -131,12 +144,19 @@ class _Engine:
 
     # -- 1-2: read, select, plan -------------------------------------------------------------
 
-    def plan(self) -> tuple[RolloutPlan, list[Host], object]:
-        """The plan, the selected hosts and the first reading of the signal (None without)."""
+    def plan(self) -> tuple[RolloutPlan, HostSelection, object]:
+        """The plan, the selection and the first reading of the signal (None without).
+
+        The inventory is read first: a host named that it lacks is refused (`UnknownHosts`)
+        and a selector that picks none is planned empty, before the signal is read.
+        """
         signal, policy, guarded = self.signal, self.policy, self.guarded
-        if signal is None or guarded is None:
-            selected = list_hosts(self.platform, policy.selector)
-            return plan_rollout(self.rollout, policy, quote(selected)), selected, None
+        selection = select_hosts(self.platform, policy.selector)
+        selected = selection.selected
+        if signal is None or guarded is None or not selected:
+            # No signal, or no host to read it for: a selector that picked none ends
+            # nothing_matched whatever the monitoring says (it may be down too).
+            return plan_rollout(self.rollout, policy, quote(selected)), selection, None
         values = read_metric(
             self.prometheus,
             signal.query,
@@ -144,8 +164,7 @@ class _Engine:
             signal.max_sample_age_seconds,
             signal.freshness_query,
         )
-        inventory = list_hosts(self.platform)
-        selected = [h for h in inventory if policy.selector.matches(h)]
+        inventory = selection.inventory
         history = action_history(
             self.platform,
             self.action.command,
@@ -165,7 +184,7 @@ class _Engine:
         )
         if plan.cooling_down:
             plan = self.cooling_checked(plan, selected)
-        return plan, selected, values
+        return plan, selection, values
 
     def cooling_checked(self, plan: RolloutPlan, selected: list[Host]) -> RolloutPlan:
         """Hosts within the cooldown and still bad: is another run still on them (its lock),
@@ -498,6 +517,9 @@ class _Engine:
             logger.warning(report.reason)
         report = publish_report(quote(report), quote(plan))
         self.emit_events(report, plan)
+        if report.outcome == "nothing_matched":
+            logger.error(report.summary)
+            return final_state(report, failed=True, name=NOTHING_MATCHED)
         failed = report.outcome in FAILED_OUTCOMES
         (logger.error if failed else logger.info)(report.summary)
         return final_state(report, failed)
