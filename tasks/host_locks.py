@@ -14,6 +14,7 @@ run ended without giving it back (a server restart that lost the lease in memory
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from prefect.events.filters import (
 )
 from prefect.exceptions import MissingContextError, ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.states import Crashed
 from pydantic import BaseModel, Field
 
 from opsflow.blocks.backend import ExecutionBackendBlock
@@ -312,14 +314,35 @@ class HeldLock:
     flow_run_name: str | None
     state: str | None  # the holder run's state type: RUNNING, COMPLETED, CRASHED, ...
     ended_at: datetime | None  # when that run reached a final state
+    taken_at: datetime | None = None  # when its run said it took it
+    lease_gone: bool = False  # no lease on the server holds it (known on opsflow's local one)
 
     def stale(self, after: timedelta = STALE_AFTER) -> bool:
-        """The holder run ended (or crashed) long enough ago that its lease is surely gone."""
-        return self.ended_at is not None and datetime.now(timezone.utc) - self.ended_at >= after
+        """The holder run ended (or crashed) long enough ago that its lease is surely gone, or
+        no lease holds the lock any more (the server that granted it is gone)."""
+        return self.why_stale(after) is not None
+
+    def why_stale(self, after: timedelta = STALE_AFTER) -> str | None:
+        """Why the lock will never be freed by Prefect, in words; None when it may be."""
+        now = datetime.now(timezone.utc)
+        run = f"its run {self.flow_run_name or self.flow_run_id or '(unknown)'}"
+        if self.ended_at is not None and now - self.ended_at >= after:
+            return f"{run} ended {self.state} {(now - self.ended_at).total_seconds():.0f}s ago"
+        if self.lease_gone and (self.taken_at is None or now - self.taken_at >= after):
+            return (
+                f"no lease holds it: the server that granted it is gone ({run} is still marked "
+                f"{self.state or 'unknown'}: its process died with that server)"
+            )
+        return None
 
 
-def held_locks() -> list[HeldLock]:
+def held_locks(leases: Callable[[], set[str]] | None = None) -> list[HeldLock]:
     """Every host lock with a slot taken, with its holder run and that run's state.
+
+    Args:
+        leases: the ids of the limits some lease on the server holds, when they can be read
+            (opsflow's local server keeps its leases in files); read after the limits, so a
+            lease granted meanwhile is seen.
 
     Example:
         >>> [(lock.host_id, lock.state) for lock in held_locks()]  # doctest: +SKIP
@@ -333,10 +356,11 @@ def held_locks() -> list[HeldLock]:
             if len(page) < 200:
                 break
             offset += 200
+        leased = leases() if leases is not None else None
         holders = _holders(client, [g.name for g in limits])
         held = []
         for limit in sorted(limits, key=lambda g: g.name):
-            run_id = holders.get(limit.name)
+            run_id, taken_at = holders.get(limit.name, (None, None))
             run = None
             if run_id:
                 try:
@@ -352,14 +376,17 @@ def held_locks() -> list[HeldLock]:
                     flow_run_name=run.name if run else None,
                     state=run.state.type.value if run and run.state else None,
                     ended_at=run.state.timestamp if final else None,  # type: ignore[union-attr]
+                    taken_at=taken_at,
+                    lease_gone=leased is not None and str(limit.id) not in leased,
                 )
             )
     return held
 
 
-def _holders(client: object, names: list[str]) -> dict[str, UUID]:
-    """Lock name -> the run that last took it, from the `opsflow.host.locked` events."""
-    found: dict[str, UUID] = {}
+def _holders(client: object, names: list[str]) -> dict[str, tuple[UUID, datetime]]:
+    """Lock name -> the run that last took it and when, from the `opsflow.host.locked`
+    events."""
+    found: dict[str, tuple[UUID, datetime]] = {}
     for start in range(0, len(names), 100):
         wanted = {f"opsflow.lock.{n}": n for n in names[start : start + 100]}
         page = client.read_events(  # type: ignore[attr-defined]
@@ -376,23 +403,33 @@ def _holders(client: object, names: list[str]) -> dict[str, UUID]:
                 name = wanted.get(event.resource.id)
                 run_id = event.payload.get("flow_run_id")
                 if name and name not in found and run_id:
-                    found[name] = UUID(run_id)
+                    found[name] = (UUID(run_id), event.occurred)
             if len(found) >= len(names) or not page.next_page:
                 break
             page = client.read_events_page(page.next_page)  # type: ignore[attr-defined]
     return found
 
 
-def release_stale(after: timedelta = STALE_AFTER) -> list[HeldLock]:
+def release_stale(
+    after: timedelta = STALE_AFTER, leases: Callable[[], set[str]] | None = None
+) -> list[HeldLock]:
     """Free each host lock whose holder run ended at least `after` ago (90 s: its lease is
-    surely gone); return the ones freed. A lock of a live run, or of a run nobody recorded,
-    is left alone."""
-    stale = [lock for lock in held_locks() if lock.stale(after)]
+    surely gone), or that no lease holds (`leases`: the server that granted it is gone; its
+    run, still marked running, is marked Crashed); return the ones freed. A lock of a live
+    run, or of a run nobody recorded, is left alone."""
+    stale = [lock for lock in held_locks(leases) if lock.stale(after)]
     with get_client(sync_client=True) as client:
         for lock in stale:
             client.update_global_concurrency_limit(
                 lock.name, GlobalConcurrencyLimitUpdate(active_slots=0)
             )
+            if lock.lease_gone and lock.ended_at is None and lock.flow_run_id is not None:
+                with contextlib.suppress(Exception):  # freed either way; the state is a courtesy
+                    client.set_flow_run_state(
+                        lock.flow_run_id,
+                        Crashed(message="its host lock had no lease: its server is gone"),
+                        force=True,
+                    )
     return stale
 
 

@@ -3,19 +3,29 @@ locks whose run has ended, never a live run's."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
+import requests
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Running
 
-from opsflow.tasks.host_locks import host_locks, lock_name
+from opsflow.tasks.host_locks import LOCKED_EVENT, host_locks, lock_name
 from tests.cli_in_process import Done, opsflow_in_process
 from tests.conftest import wait_until
 
@@ -112,3 +122,77 @@ def test_a_prefect_server_that_is_down_is_one_line_not_a_traceback():
     assert answer.returncode == 1
     assert "Traceback" not in answer.stdout + answer.stderr
     assert "opsflow locks: the Prefect API at http://127.0.0.1:9/api failed" in answer.stdout
+
+
+def test_a_lock_no_lease_holds_is_freed_saying_why_and_a_leased_one_is_kept(local_prefect):
+    """The case of a run killed with the temporary server of earlier versions: the lock's slot
+    is taken in the database, its lease died with that server, its run is still marked
+    Running. On opsflow's local server (its leases are files) `release --stale` sees that no
+    lease holds it, frees it, says why and marks the run Crashed; a leased lock stays."""
+    server = json.loads((Path(local_prefect["PREFECT_HOME"]) / "opsflow-server.json").read_text())
+    api = f"http://127.0.0.1:{server['port']}/api"
+    orphan, leased = (lock_name(f"gone-{uuid.uuid4().hex[:8]}") for _ in range(2))
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        runs = [
+            client.create_flow_run(hold, name=f"holder-{n}", state=Running()).id for n in (1, 2)
+        ]
+        for name in (orphan, leased):
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        client.update_global_concurrency_limit(
+            orphan, GlobalConcurrencyLimitUpdate(active_slots=1)
+        )  # as the dead server left it: a slot taken, no lease
+        client.increment_concurrency_slots_with_lease(
+            names=[leased], slots=1, mode="concurrency", lease_duration=300
+        )
+    for name, run_id in zip((orphan, leased), runs, strict=True):
+        said = requests.post(f"{api}/events", json=[locked_event(name, run_id)], timeout=10)
+        assert said.ok, said.text
+
+    def holders_known() -> bool:
+        listed = subprocess.run(
+            [sys.executable, "-m", "opsflow.flows", "locks"],
+            env=local_prefect,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        return "holder-1" in listed and "holder-2" in listed
+
+    wait_until(holders_known, 30, "the lock events to be stored")
+    freed = subprocess.run(
+        [sys.executable, "-m", "opsflow.flows", "locks", "release", "--stale"],
+        env=local_prefect,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    out = " ".join(freed.stdout.split())
+    assert freed.returncode == 0, freed.stdout + freed.stderr
+    assert (
+        f"freed {orphan} (host {orphan.removeprefix('opsflow-host-')}): no lease holds it: the "
+        "server that granted it is gone (its run holder-1 is still marked RUNNING" in out
+    )
+    assert leased not in out
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(orphan).active_slots == 0
+        assert client.read_global_concurrency_limit_by_name(leased).active_slots == 1
+        assert client.read_flow_run(runs[0]).state.type == StateType.CRASHED
+        assert client.read_flow_run(runs[1]).state.type == StateType.RUNNING
+
+
+def locked_event(name: str, run_id: uuid.UUID) -> dict[str, Any]:
+    """The `opsflow.host.locked` event a run emits when it takes a lock, two minutes ago."""
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": (datetime.now(timezone.utc) - timedelta(minutes=2)).isoformat(),
+        "event": LOCKED_EVENT,
+        "resource": {"prefect.resource.id": f"opsflow.lock.{name}", "prefect.resource.name": name},
+        "related": [
+            {
+                "prefect.resource.id": f"prefect.flow-run.{run_id}",
+                "prefect.resource.role": "flow-run",
+            }
+        ],
+        "payload": {"flow_run_id": str(run_id)},
+    }

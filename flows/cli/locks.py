@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -24,7 +26,7 @@ def list_command(ctx: typer.Context) -> None:
     from opsflow.tasks.host_locks import held_locks
 
     with prefect_errors("opsflow locks"):
-        locks = held_locks()
+        locks = held_locks(_lease_reader())
     if not locks:
         console.print("no host lock is held")
         return
@@ -35,7 +37,7 @@ def list_command(ctx: typer.Context) -> None:
             lock.name,
             f"{lock.flow_run_name} ({lock.flow_run_id})" if lock.flow_run_id else "unknown",
             lock.state or "unknown",
-            "yes" if lock.stale() else "no",
+            lock.why_stale() or "no",
         )
     console.print(table)
 
@@ -71,13 +73,21 @@ def release_command(
     from opsflow.tasks.host_locks import held_locks, release_stale
 
     after = timedelta(seconds=ended_seconds_ago)
+    leases = _lease_reader()
     with prefect_errors("opsflow locks release"):
-        freed = release_stale(after)
-        left = [lock for lock in held_locks() if not lock.stale(after)]
+        freed = release_stale(after, leases)
+        left = [lock for lock in held_locks(leases) if not lock.stale(after)]
     for lock in freed:
-        console.print(
-            f"freed {lock.name} (host {lock.host_id}): its run {lock.flow_run_name} is {lock.state}"
-        )
+        console.print(f"freed {lock.name} (host {lock.host_id}): {lock.why_stale(after)}")
     console.print(
         f"{len(freed)} stale lock(s) freed; {len(left)} held by live or unknown runs left alone"
     )
+
+
+def _lease_reader() -> Callable[[], set[str]] | None:
+    """On opsflow's local server the leases are files this command can read: a lock no lease
+    holds is stale whatever its run's state says (its server died with the lease)."""
+    from opsflow.flows.services.local_server import LocalServer
+
+    server = LocalServer()
+    return server.leased_limits if server.serves(os.environ.get("PREFECT_API_URL")) else None

@@ -165,6 +165,24 @@ class LocalServer:
             os.killpg(state.pid, signal.SIGKILL)
         return state
 
+    def leased_limits(self) -> set[str]:
+        """The ids of the concurrency limits a lease on this server holds now: its leases are
+        files (`concurrency_leases/<id>.json`, each naming its limits)."""
+        held: set[str] = set()
+        for path in (self.home / "concurrency_leases").glob("*.json"):
+            if path.name == "expirations.json":
+                continue
+            try:
+                held.update(json.loads(path.read_text()).get("resource_ids") or [])
+            except (OSError, ValueError, AttributeError):
+                continue  # given back while read
+        return held
+
+    def serves(self, api_url: str | None) -> bool:
+        """Whether `api_url` is this server's API (so its lease files are the server's)."""
+        state = self.state()
+        return bool(api_url) and state is not None and state.alive and state.api_url == api_url
+
     def _spawn(self) -> subprocess.Popen[bytes]:
         api = f"http://127.0.0.1:{self.port}/api"
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
