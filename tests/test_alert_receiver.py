@@ -178,3 +178,16 @@ def test_an_inventory_that_does_not_answer_in_time_is_a_503_within_the_timeout(f
     assert answer.status_code == 503
     assert "not done within 2s" in answer.json()["error"]
     assert took < 4  # Alertmanager is never held past the receiver's timeout (2 s here)
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_taken_in_any_case(fresh_lab, receiver, scheme):
+    body = notification(alert(f"{ip_of(fresh_lab, 'lab-web-03')}:9100"))
+    answer = receiver.post("/alerts", json=body, headers={"Authorization": f"{scheme} {TOKEN}"})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"])
+def test_no_schema_or_docs_page_is_served(receiver, path):
+    del receiver.headers["Authorization"]
+    assert receiver.get(path).status_code == 404

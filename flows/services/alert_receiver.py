@@ -24,6 +24,7 @@ Example (Alertmanager's side)::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import time
@@ -136,10 +137,20 @@ class AlertReceiver:
             self._emitted.popitem(last=False)
 
 
+def authorized(header: str, token: str) -> bool:
+    """Whether an Authorization header carries the bearer token (the scheme in any case, as
+    RFC 7235 has it), compared in constant time (digests: not even the length shows)."""
+    scheme, _, credentials = header.strip().partition(" ")
+    given = hashlib.sha256(credentials.strip().encode()).digest()
+    wanted = hashlib.sha256(token.encode()).digest()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, wanted)
+
+
 def receiver_app(
     backend: ExecutionBackendBlock, token: str | None = None, timeout: float = 10.0
 ) -> FastAPI:
-    """The webhook as an ASGI app: ``POST /alerts`` (Alertmanager's body), ``GET /healthz``.
+    """The webhook as an ASGI app: ``POST /alerts`` (Alertmanager's body), ``GET /healthz``;
+    no OpenAPI schema or docs pages (they would be served without the token).
 
     Args:
         backend: the inventory that alerts' instances are matched against.
@@ -159,7 +170,13 @@ def receiver_app(
             state["receiver"] = AlertReceiver(Inventory(read_hosts), events.emit)
             yield
 
-    app = FastAPI(title="opsflow alert receiver", lifespan=lifespan, docs_url=None)
+    app = FastAPI(
+        title="opsflow alert receiver",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -167,10 +184,8 @@ def receiver_app(
 
     @app.post("/alerts")
     async def alerts(request: Request) -> JSONResponse:
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return _refuse(401, "missing or wrong bearer token")
+        if token is not None and not authorized(request.headers.get("authorization", ""), token):
+            return _refuse(401, "missing or wrong bearer token")
         try:
             message = WebhookMessage.model_validate_json(await request.body())
         except ValidationError as exc:
