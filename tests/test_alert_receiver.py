@@ -4,6 +4,7 @@ what Alertmanager sees (status codes, reasons, time) and which events reach Pref
 from __future__ import annotations
 
 import copy
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -191,3 +192,58 @@ def test_the_bearer_scheme_is_taken_in_any_case(fresh_lab, receiver, scheme):
 def test_no_schema_or_docs_page_is_served(receiver, path):
     del receiver.headers["Authorization"]
     assert receiver.get(path).status_code == 404
+
+
+def test_a_notification_with_too_many_alerts_is_a_413(receiver):
+    body = notification(*(alert(f"10.99.0.{i % 250}:9100") for i in range(1001)))
+    answer = receiver.post("/alerts", json=body)
+    assert answer.status_code == 413
+    assert answer.json() == {
+        "error": "1001 alerts in one notification, over 1000 (the receiver's --max-alerts); "
+        "set max_alerts in Alertmanager's webhook_config"
+    }
+
+
+def lab_alerts(lab: Lab, count: int) -> list[dict[str, Any]]:
+    """`count` firing alerts, each of its own, spread over the lab's hosts."""
+    addresses = [h["ip"] for h in lab.admin.hosts()]
+    return [alert(f"{addresses[i % len(addresses)]}:9100") for i in range(count)]
+
+
+def test_a_long_notification_ends_at_the_timeout(fresh_lab):
+    # 10,000 alerts of lab hosts: about 4 s of events, past the 1 s timeout
+    app = receiver_app(
+        OpsPlatform.load("lab"), timeout=1, max_alerts=10_000, max_body_bytes=10 << 20
+    )
+    with TestClient(app) as client:
+        client.get("/healthz")
+        started = time.monotonic()
+        answer = client.post("/alerts", json=notification(*lab_alerts(fresh_lab, 10_000)))
+        took = time.monotonic() - started
+    assert answer.status_code == 503
+    assert "not done within 1s" in answer.json()["error"]
+    assert took < 2
+
+
+def test_another_notification_is_answered_while_a_long_one_is_processed(fresh_lab):
+    app = receiver_app(OpsPlatform.load("lab"), max_alerts=5_000, max_body_bytes=10 << 20)
+    long_one = notification(*lab_alerts(fresh_lab, 5_000))  # about 2 s of events
+    short_one = notification(alert(f"{ip_of(fresh_lab, 'lab-db-02')}:9100"))
+    answers: dict[str, Any] = {}
+    with TestClient(app) as client:
+        client.get("/healthz")
+        behind = threading.Thread(
+            target=lambda: answers.update(long=client.post("/alerts", json=long_one))
+        )
+        behind.start()
+        time.sleep(0.3)  # the long one is being processed
+        started = time.monotonic()
+        health = client.get("/healthz")
+        short = client.post("/alerts", json=short_one)
+        took = time.monotonic() - started
+        still_busy = behind.is_alive()
+        behind.join(30)
+    assert health.status_code == 200 and short.status_code == 200, short.text
+    assert short.json()["emitted"] == 1
+    assert still_busy and took < 0.5  # 0.05 s here; 2 s behind the long one before
+    assert answers["long"].status_code == 200 and answers["long"].json()["emitted"] == 5_000
