@@ -35,11 +35,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -317,14 +320,41 @@ def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` stands for is this machine's loopback (so nothing beyond
+    the machine reaches a receiver listening there); an unknown name raises `OSError`."""
+    addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    return all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)
+
+
 def serve_alerts(
     backend: ExecutionBackendBlock,
     host: str = "127.0.0.1",
     port: int = 9095,
     token: str | None = None,
     timeout: float = 10.0,
+    tls: tuple[Path, Path] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_alerts: int = MAX_ALERTS,
 ) -> None:
-    """Run the receiver until interrupted (what `opsflow alerts serve` does)."""
+    """Run the receiver until interrupted (what `opsflow alerts serve` does).
+
+    Args:
+        tls: the certificate (chain) and key files to serve HTTPS with; None: plain HTTP.
+
+    Raises:
+        ValueError: `host` is beyond loopback and there is no token.
+    """
     import uvicorn
 
-    uvicorn.run(receiver_app(backend, token, timeout), host=host, port=port, log_level="warning")
+    if token is None and not is_loopback(host):
+        raise ValueError(f"a receiver listening on {host} (beyond loopback) needs a token")
+    cert, key = tls if tls else (None, None)
+    uvicorn.run(
+        receiver_app(backend, token, timeout, max_body_bytes, max_alerts),
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
