@@ -137,3 +137,13 @@ def test_the_alert_trigger_matches_its_alert_and_templates_the_hosts():
     policy = trigger.parameters["policy"]
     assert policy["selector"] == {"hostnames": "{{ event.payload.hostnames }}"}
     assert policy["platform"] == {"$ref": {"block_document_id": "x"}}
+
+
+def test_the_command_lines_limits_are_the_receivers_own():
+    from opsflow.flows.cli import alerts as command
+    from opsflow.flows.services import alert_receiver
+
+    assert (command.MAX_BODY_BYTES, command.MAX_ALERTS) == (
+        alert_receiver.MAX_BODY_BYTES,
+        alert_receiver.MAX_ALERTS,
+    )
