@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
@@ -13,7 +15,9 @@ from opsflow.blocks.vault import VaultSecret, credential, from_vault_field
 from opsflow.opsapi.platform import OpsPlatformClient
 from opsflow.opsapi.transport import Transport
 
-AUDIT_LOG = "~/.opsflow/audit.jsonl"
+# One audit log per platform (its host and port), so a lab's calls and a real platform's never
+# mix in one file; a path without "{platform}" is used as it is.
+AUDIT_LOG = "~/.opsflow/audit/{platform}.jsonl"
 
 
 class OpsPlatform(ExecutionBackendBlock):
@@ -52,5 +56,20 @@ class OpsPlatform(ExecutionBackendBlock):
             credential(self, "token"),  # type: ignore[arg-type]
             auth_scheme=self.auth_scheme,
             page_size=self.page_size,
-            transport=client_transport("ops platform", self.transport),
+            transport=client_transport("ops platform", self._with_audit_log_named()),
         )
+
+    def _with_audit_log_named(self) -> Transport:
+        """The transport, its audit log's "{platform}" replaced by this platform's host_port.
+
+        Example:
+            >>> OpsPlatform(url="https://ops.example.com")._with_audit_log_named().audit_log
+            '~/.opsflow/audit/ops.example.com_443.jsonl'
+        """
+        path = self.transport.audit_log
+        if not path or "{platform}" not in path:
+            return self.transport
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        name = re.sub(r"[^A-Za-z0-9.-]", "_", f"{parts.hostname or 'platform'}_{port}")
+        return self.transport.model_copy(update={"audit_log": path.replace("{platform}", name)})

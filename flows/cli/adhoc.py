@@ -308,6 +308,11 @@ def show_result(name: str, result: Any) -> None:
         titles = getattr(result, "table_titles", {})
         shown = dicts[:TABLE_ROWS]
         title = name if len(dicts) <= TABLE_ROWS else f"{name} — {len(shown)} of {len(dicts)} shown"
+        total = getattr(result, "hosts", None)  # a report that keeps only its worst rows
+        if isinstance(total, int) and total > len(shown):
+            title = (
+                f"{name} — the worst {len(shown)} of {total} hosts shown (every one: --csv-path)"
+            )
         table = Table(*(titles.get(c, c.replace("_", " ")) for c in columns), title=title)
         for row in shown:
             table.add_row(*(_cell(row.get(c)) for c in columns))

@@ -89,5 +89,5 @@ def test_a_setting_moved_in_keeps_the_blocks_own_transport_defaults() -> None:
     prometheus = Prometheus.model_validate({"url": "http://p:9090", "verify_tls": False})
     assert prometheus.transport.verify_tls is False
     assert OpsPlatform.model_validate({"url": "x", "timeout": 3}).transport.audit_log == (
-        "~/.opsflow/audit.jsonl"  # the platform's own default, not the model's (None)
+        "~/.opsflow/audit/{platform}.jsonl"  # the platform's own default, not the model's (None)
     )
