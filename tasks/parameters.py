@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -248,15 +249,64 @@ def _block_slug_and_name(value: str | None) -> str | None:
     return value
 
 
-NotifyBlock = Annotated[str | None, AfterValidator(_block_slug_and_name)]
+def _named(value: Any) -> Any:
+    """A notification block as `<slug>/<name>`: a picked one arrives as the block (Prefect
+    resolved its reference) or as the reference itself; a name stays as it is."""
+    if isinstance(value, dict) and isinstance(value.get("$ref"), dict):
+        value = Block.load_from_ref(value["$ref"], _sync=True)
+    if isinstance(value, Block):
+        name = value._block_document_name
+        if not name or value._is_anonymous:
+            raise ValueError("a notification block must be saved under a name to be picked")
+        return f"{value.get_block_type_slug()}/{name}"
+    return value
+
+
+def notification_block_types() -> tuple[type[Block], ...]:
+    """Every notification block type this process knows: Prefect's, opsflow's chat webhooks,
+    and those installed packages register."""
+    from prefect.blocks import notifications  # noqa: F401 - registers Prefect's own
+    from prefect.blocks.abstract import NotificationBlock
+
+    import opsflow.blocks  # noqa: F401 - registers opsflow's
+
+    registered = (get_registry_for_type(Block) or {}).values()
+    found = {
+        t.get_block_type_slug(): t
+        for t in registered
+        if issubclass(t, NotificationBlock) and not inspect.isabstract(t)
+    }
+    return tuple(
+        sorted(found.values(), key=lambda t: (not t.__module__.startswith("opsflow."), t.__name__))
+    )
+
+
+class _AnyNotifier:
+    """The JSON schema of `notify_block`: a picker of every saved notification block (the
+    value the run gets is still `<slug>/<name>`, as the command line gives it)."""
+
+    def __get_pydantic_json_schema__(
+        self, _schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        choices = [t.__pydantic_core_schema__ for t in notification_block_types()]
+        return handler(core_schema.union_schema([*choices, core_schema.none_schema()]))
+
+
+NotifyBlock = Annotated[
+    str | None,
+    BeforeValidator(_named),
+    AfterValidator(_block_slug_and_name),
+    _AnyNotifier(),
+    Field(title="Notify Block"),
+]
 
 
 def notify_block_field() -> Any:
     """The `notify_block` parameter every runbook has."""
     return Field(
         default=None,
-        description="Notification block told how the run ended, as its type slug and name, "
-        "e.g. wecom-webhook/ops or slack-webhook/sre.",
+        description="Notification block told how the run ended: pick a saved one (on the "
+        "command line, its type slug and name, e.g. wecom-webhook/ops).",
     )
 
 

@@ -29,8 +29,12 @@ from typing import Any
 import pytest
 import requests
 from playwright.sync_api import Browser, Locator, Page, Response, expect, sync_playwright
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pydantic import SecretStr
 
+from opsflow.blocks import WeComWebhook
 from opsflow.flows.runbooks.disk_cleanup import USAGE_QUERY
+from tests.chat_receiver import ChatReceiver, chat_receiver
 from tests.conftest import Lab, wait_until
 from tests.test_disk_cleanup import cleanups, fill
 
@@ -60,6 +64,7 @@ RESTART = "restart-overloaded-hosts"
 LOAD_REPORT = "load-report"
 REMEDIATE = "remediate"
 SUMMARY = "restart-summary"  # the restart report's markdown artifact
+UI_CHAT = "ui-chat"  # a WeCom block the form's notify picker offers
 
 
 # --- the servers: one `opsflow serve` and one browser for every browser test -----------------
@@ -71,6 +76,7 @@ class Served:
 
     url: str
     deployments: dict[str, dict[str, Any]]
+    chat: ChatReceiver
 
     @property
     def api(self) -> str:
@@ -149,7 +155,12 @@ def served(
             name: wait_until(lambda n=name: deployed(n), 120, f"opsflow serve to deploy {name}")
             for name in (RESTART, LOAD_REPORT, REMEDIATE)
         }
-        yield Served(prefect_server, deployments)
+        with chat_receiver() as chat:
+            with temporary_settings({PREFECT_API_URL: api}):  # saved in the served server
+                WeComWebhook(url=chat.url, key=SecretStr("wecom-key-ui")).save(
+                    UI_CHAT, overwrite=True
+                )
+            yield Served(prefect_server, deployments, chat)
     finally:
         serve.terminate()
         serve.wait(30)
@@ -321,6 +332,13 @@ class TestInTheBrowser:
             "lab"
         )
 
+        # `notify_block` is a picker of saved notification blocks too, of every type.
+        notify = form_field(page, "Notify Block")
+        notify.get_by_role("button", name="WeComWebhook", exact=True).click()
+        options = open_block_picker(page, notify)
+        options.get_by_role("option", name=UI_CHAT, exact=True).click()
+        expect(notify.locator(".p-select-button__value")).to_have_text(UI_CHAT)
+
         fill_restart_form(page, threshold="5", tag="web", dry_run=True)
         form_field(page, "Platform").scroll_into_view_if_needed()
         shots.take(page, "restart-form.png")
@@ -329,6 +347,8 @@ class TestInTheBrowser:
         state = served.wait_for_state(run_id, "COMPLETED")
         expect(run_state_badge(page)).to_have_text("Completed")
         assert state["message"] == "dry run: would restart 1 host in 1 batch; nothing restarted"
+        [told] = wait_until(lambda: served.chat.received, 30, "the picked block to be notified")
+        assert told.body["markdown"]["content"].startswith("**restart-overloaded-hosts dry_run**")
         shots.take(page, "dry-run.png")
 
         plan = open_artifact(page, "restart-plan")
