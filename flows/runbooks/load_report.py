@@ -78,8 +78,8 @@ class LoadReport(BaseModel):
         'nothing matched: tag wbe selected none of the 40 hosts listed'
     """
 
-    outcome: Literal["reported", "nothing_matched"] = Field(
-        default="reported",
+    outcome: Literal["completed", "nothing_matched"] = Field(
+        default="completed",
         description="nothing_matched: the selector picked no host, so nothing was reported.",
     )
     reason: str = Field(default="", description="Why nothing matched.")
