@@ -151,6 +151,7 @@ def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.xdist_group("servers")  # with the other `local_prefect` tests (test_terminal_approval)
 def test_a_killed_ad_hoc_run_frees_its_hosts_and_is_marked_crashed(
     fresh_lab, local_prefect, tmp_path
 ):

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -127,6 +128,7 @@ def test_a_prefect_server_that_is_down_is_one_line_not_a_traceback():
     ) in answer.stdout
 
 
+@pytest.mark.xdist_group("servers")  # with the other `local_prefect` tests (test_terminal_approval)
 def test_a_lock_no_lease_holds_is_freed_saying_why_and_a_leased_one_is_kept(local_prefect):
     """The case of a run killed with the temporary server of earlier versions: the lock's slot
     is taken in the database, its lease died with that server, its run is still marked

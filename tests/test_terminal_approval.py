@@ -19,6 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
+# With every other test of opsflow's local server (`local_prefect`, made once per shard) on the
+# shard of the topology and Salt tests: the other one is the longer (CI, measured).
+pytestmark = pytest.mark.xdist_group("servers")
+
 ARGS = [
     "run",
     "restart-overloaded-hosts",
