@@ -26,6 +26,7 @@ from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.parameters import ByName, block_fields
 
 BOUNDS = ("ge", "gt", "le", "lt")  # a number's limits, checked before the runbook is imported
+STRING_CHECKS = ("pattern", "min_length", "max_length")
 SELECTOR_FLAGS = {"tags": "--tag", "hostname_pattern": "--hostname-pattern", "hostnames": "--host"}
 
 
@@ -119,19 +120,25 @@ def option_specs(model: type[BaseModel]) -> list[dict[str, Any]]:
                 name, "bool", True, f"{flag(name, model)}/--no-{flag(name, model)[2:]}", help_text
             )
         elif base in (bool, int, float, str) or _choice(base):
-            if _choice(base):
-                words = ", ".join(map(str, typing.get_args(base)))
+            choices = list(typing.get_args(base)) if _choice(base) else None
+            if choices:
+                words = ", ".join(map(str, choices))
                 help_text, base = f"{help_text} One of: {words}.", str
             kind = base.__name__ + ("" if default is not None or required else "?")
             option(name, kind + ("!" if required else ""), default, flag(name, model), help_text)
-            bounds = {
+            # What the model would refuse, checked before it is imported (the same words).
+            checks: dict[str, Any] = {
                 key: getattr(meta, key)
                 for meta in field.metadata
-                for key in BOUNDS
-                if base in (int, float) and hasattr(meta, key)
+                for key in (BOUNDS if base in (int, float) else STRING_CHECKS)
+                if getattr(meta, key, None) is not None
             }
-            if bounds:
-                specs[-1]["bounds"] = bounds
+            if choices:
+                checks["choices"] = choices
+            if base is float and model.model_config.get("allow_inf_nan") is False:
+                checks["finite"] = True
+            if checks:
+                specs[-1]["bounds"] = checks
         elif typing.get_origin(base) is list and typing.get_args(base)[:1] == (str,):
             option(name, "list", None, flag(name, model), f"{help_text} (repeatable)")
         else:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import operator
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +96,38 @@ def runbook_command(name: str) -> Any:
 
 
 def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str | None:
-    """The first number given outside its limits, said as the model would say it; None if all
-    are within them (the model checks everything else once the runbook is imported)."""
+    """The first value given that its field refuses (a number out of its limits or not finite,
+    a word not among its choices, a text not matching its pattern or length), said as the model
+    would say it; None if all pass (the model checks everything else once the runbook is
+    imported)."""
     for spec in options:
         value = given.get(spec["name"])
         if value is None:
             continue
-        for key, limit in spec.get("bounds", {}).items():
-            within, words = LIMITS[key]
-            if not within(value, limit):  # exact for ints and floats alike, any size
-                return f"invalid {spec['flag']}: Input should be {words} {limit}"
+        said = _refused(spec.get("bounds", {}), value)
+        if said:
+            return f"invalid {spec['flag']}: {said}"
+    return None
+
+
+def _refused(checks: dict[str, Any], value: Any) -> str | None:
+    if checks.get("finite") and isinstance(value, float) and not math.isfinite(value):
+        return "Input should be a finite number"
+    choices = checks.get("choices")
+    if choices and value not in choices:
+        listed = [repr(c) for c in choices]
+        words = listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} or {listed[-1]}"
+        return f"Input should be {words}"
+    for key, limit in checks.items():
+        if key in LIMITS and isinstance(value, int | float) and not LIMITS[key][0](value, limit):
+            return f"Input should be {LIMITS[key][1]} {limit}"  # exact for any size
+    if isinstance(value, str):
+        if "min_length" in checks and len(value) < checks["min_length"]:
+            n = checks["min_length"]
+            return f"String should have at least {n} character{'s' if n != 1 else ''}"
+        if "max_length" in checks and len(value) > checks["max_length"]:
+            n = checks["max_length"]
+            return f"String should have at most {n} character{'s' if n != 1 else ''}"
+        if "pattern" in checks and not re.search(checks["pattern"], value):
+            return f"String should match pattern '{checks['pattern']}'"
     return None

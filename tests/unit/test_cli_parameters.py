@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from opsflow.flows.cli.options import (
     catalog_option_specs,
     option_specs,
@@ -12,6 +14,7 @@ from opsflow.flows.cli.options import (
 )
 from opsflow.flows.cli.specs import load_specs, signature_of
 from opsflow.flows.runbooks.register_hosts import RegisterHostsParams
+from opsflow.flows.runbooks.registry import load_runbook
 from opsflow.flows.runbooks.remediate import RemediateParams
 from opsflow.flows.runbooks.restart_overloaded_hosts import RestartPolicy
 
@@ -99,3 +102,29 @@ def test_a_flag_on_by_default_can_be_turned_off():
     shown = flags(RemediateParams)
 
     assert "--dry-run/--no-dry-run" in shown
+
+
+EARLY_REFUSALS = [
+    ("restart-overloaded-hosts", "threshold", float("inf")),
+    ("restart-overloaded-hosts", "batch_size", 0),
+    ("restart-overloaded-hosts", "service", "Bad!"),
+    ("restart-overloaded-hosts", "query", ""),
+    ("remediate", "side", "up"),
+    ("run-command", "command", "x" * 10_001),
+]
+
+
+@pytest.mark.parametrize(("runbook", "field", "value"), EARLY_REFUSALS)
+def test_a_value_refused_before_the_import_reads_as_the_model_refuses_it(runbook, field, value):
+    """The command line refuses these from the option specs (no Prefect, no runbook imported):
+    in the model's own words, so nothing reads differently once the runbook is imported."""
+    from pydantic import ValidationError
+
+    from opsflow.flows.cli.specs import load_specs, out_of_bounds
+
+    entry = load_runbook(runbook)
+    early = out_of_bounds(load_specs()[runbook]["options"], {field: value})
+    with pytest.raises(ValidationError) as refused:
+        entry.params.model_validate({field: value})
+    [error] = [e for e in refused.value.errors() if e["loc"] == (field,)]
+    assert early == f"invalid --{field.replace('_', '-')}: {error['msg']}"

@@ -44,6 +44,10 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
         ["run", "remediate", "--bad"],
         ["run", "restart-overloaded-hosts", "--batch-size", "0"],
         ["run", "restart-overloaded-hosts", "--batch-size", "two"],
+        ["run", "restart-overloaded-hosts", "--threshold", "inf"],
+        ["run", "remediate", "--side", "up"],
+        ["run", "restart-overloaded-hosts", "--service", "Bad!"],
+        ["run", "restart-overloaded-hosts", "--query", ""],
     ]
     code = (
         "import sys\n"
@@ -59,9 +63,14 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
-    assert done.stderr.split() == ["exit", "0"] + ["exit", "2"] * 3, done.stderr[-2000:]
+    assert done.stderr.split() == ["exit", "0"] + ["exit", "2"] * 7, done.stderr[-2000:]
     assert "--threshold" in done.stdout
     assert "No such option: --bad" in done.stdout
     assert "invalid --batch-size: Input should be greater than or equal to 1" in done.stdout
     assert "unable to parse string as an integer" in done.stdout
+    # ... each in the words the model uses (tests/unit/test_cli_parameters.py compares them)
+    assert "invalid --threshold: Input should be a finite number" in done.stdout
+    assert "invalid --side: Input should be 'above' or 'below'" in done.stdout
+    assert "invalid --service: String should match pattern" in done.stdout
+    assert "invalid --query: String should have at least 1 character" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
