@@ -4,6 +4,7 @@ drifts from the code; a unit test compares the two).
     .venv/bin/python -m opsflow.blocks.reference > docs/blocks.md
 
 Example:
+    >>> from opsflow.blocks import Prometheus
     >>> "| `url` |" in fields_table(Prometheus)
     True
 """
@@ -15,30 +16,8 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from opsflow.blocks import (
-    Alertmanager,
-    DingTalkWebhook,
-    FeishuWebhook,
-    OpsPlatform,
-    Prometheus,
-    SaltAPI,
-    VaultConnection,
-    VaultSecret,
-    WeComWebhook,
-)
+from opsflow.blocks.registration import BLOCK_TYPES as BLOCKS
 from opsflow.opsapi.transport import Transport
-
-BLOCKS = (
-    OpsPlatform,
-    SaltAPI,
-    Prometheus,
-    Alertmanager,
-    VaultConnection,
-    VaultSecret,
-    WeComWebhook,
-    DingTalkWebhook,
-    FeishuWebhook,
-)
 
 
 def fields_table(model: type[BaseModel]) -> str:

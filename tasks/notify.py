@@ -72,9 +72,9 @@ def notify_on_finish(flow: Any, flow_run: Any, state: Any) -> None:
     outcome = getattr(result, "outcome", None) or state.name.lower()
     try:
         if not isinstance(block, str):  # a block picked in the UI: its reference, as stored
-            from opsflow.tasks.parameters import _named
+            from opsflow.tasks.parameters import notification_block_name
 
-            block = _named(block)
+            block = notification_block_name(block)
         send_notification(block, f"{flow.name} {outcome}", str(summary))
     except Exception as exc:  # noqa: BLE001 - a failed notification must not change the run
         logger.error("could not notify %s about %s: %s", block, flow_run.name, exc)

@@ -249,7 +249,7 @@ def _block_slug_and_name(value: str | None) -> str | None:
     return value
 
 
-def _named(value: Any) -> Any:
+def notification_block_name(value: Any) -> Any:
     """A notification block as `<slug>/<name>`: a picked one arrives as the block (Prefect
     resolved its reference) or as the reference itself; a name stays as it is."""
     if isinstance(value, dict) and isinstance(value.get("$ref"), dict):
@@ -294,7 +294,7 @@ class _AnyNotifier:
 
 NotifyBlock = Annotated[
     str | None,
-    BeforeValidator(_named),
+    BeforeValidator(notification_block_name),
     AfterValidator(_block_slug_and_name),
     _AnyNotifier(),
     Field(title="Notify Block"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperOption
 
 console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
@@ -117,12 +118,33 @@ def prefect_api_problem(api: str, timeout: float = 5) -> str | None:
 @contextmanager
 def prefect_errors(command: str) -> Iterator[None]:
     """The Prefect server unreachable or refusing: one line and exit 1, not a traceback."""
-    import httpx
-    from prefect.exceptions import PrefectHTTPStatusError
-
     try:
         yield
-    except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
-        url = os.environ.get("PREFECT_API_URL", "")
-        console.print(f"[red]{command}: the Prefect API at {url} failed: {exc}[/]"[:400])
+    except Exception as exc:
+        if not prefect_api_failed(exc):
+            raise
+        say_prefect_api_failed(command, exc)
         raise typer.Exit(1) from None
+
+
+def prefect_api_failed(exc: BaseException) -> bool:
+    """The Prefect API unreachable or refusing (httpx's and Prefect's errors), known without
+    importing either: a command that never loaded them cannot have met them."""
+    httpx = sys.modules.get("httpx")
+    exceptions = sys.modules.get("prefect.exceptions")
+    kinds = tuple(
+        kind
+        for kind in (
+            getattr(httpx, "HTTPError", None),
+            getattr(exceptions, "PrefectHTTPStatusError", None),
+        )
+        if kind is not None
+    )
+    return bool(kinds) and isinstance(exc, kinds)
+
+
+def say_prefect_api_failed(command: str, exc: BaseException) -> None:
+    url = os.environ.get("PREFECT_API_URL", "")
+    said = str(exc) or type(exc).__name__
+    line = f"{command}: the Prefect API at {url} failed: {said}"[:400]
+    console.print(f"[red]{escape(line)}[/]", soft_wrap=True)

@@ -27,7 +27,9 @@ from opsflow.flows.cli.common import (
     check_prefect_api,
     console,
     need_prefect_server,
+    prefect_api_failed,
     prefect_errors,
+    say_prefect_api_failed,
 )
 from opsflow.flows.cli.locks import locks_app
 from opsflow.flows.cli.server import server_app
@@ -388,32 +390,12 @@ def run_app(typer_app: typer.Typer, prog_name: str) -> NoReturn:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         raise SystemExit(130) from None
-    except Exception as exc:
-        if os.environ.get("OPSFLOW_VERBOSE") or not _prefect_api_failed(exc):
+    except Exception as exc:  # the server went away after the command checked it
+        if os.environ.get("OPSFLOW_VERBOSE") or not prefect_api_failed(exc):
             raise
-        api = os.environ.get("PREFECT_API_URL", "")
-        console.print(
-            f"[red]{escape(prog_name)}: the Prefect API at {escape(api)} failed mid-way: "
-            f"{escape(str(exc) or type(exc).__name__)}[/]",
-            soft_wrap=True,
-        )
+        say_prefect_api_failed(prog_name, exc)
         raise SystemExit(1) from None
     raise SystemExit(code if isinstance(code, int) else 0)
-
-
-def _prefect_api_failed(exc: BaseException) -> bool:
-    """The Prefect API went away or refused while a command ran (it was checked before)."""
-    httpx = sys.modules.get("httpx")
-    exceptions = sys.modules.get("prefect.exceptions")
-    kinds = tuple(
-        kind
-        for kind in (
-            getattr(httpx, "TransportError", None),
-            getattr(exceptions, "PrefectHTTPStatusError", None),
-        )
-        if kind is not None
-    )
-    return bool(kinds) and isinstance(exc, kinds)
 
 
 def main() -> None:
