@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pydantic import ValidationError
+
 from opsflow.opsapi.backend import FollowsJobs
 from opsflow.opsapi.errors import BadResponse, ConfigurationError
 from opsflow.opsapi.http import JSONClient
@@ -222,8 +224,6 @@ def _page(body: Any, url: str) -> tuple[list[dict[str, Any]], int | None]:
 
 
 def _model(model: type[Any], data: Any, what: str) -> Any:
-    from pydantic import ValidationError
-
     try:
         return model.model_validate(data)
     except ValidationError as exc:

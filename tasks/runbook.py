@@ -37,6 +37,7 @@ from opsflow.tasks.parameters import DEFAULT_BLOCK, kinds, load_block
 
 if TYPE_CHECKING:  # the metric comes as a frame; pandas is imported where frames are built
     import pandas as pd
+    from prefect.futures import PrefectFuture
 
 B = TypeVar("B", bound=Block)
 M = TypeVar("M", bound=BaseModel)
@@ -83,10 +84,40 @@ def read_metric(
     Args:
         what: what the values are ("load", "disk usage"), for the abort message.
     """
-    try:
-        return query_metric(prometheus, promql, max_age_seconds, freshness_query)
-    except OpsAPIError as exc:
-        raise RunbookAborted(f"no usable {what} data, so nothing was done: {exc}") from exc
+    return start_reading(prometheus, promql, what, max_age_seconds, freshness_query).result()
+
+
+class Reading:
+    """A first reading under way (a submitted `query_metric`): `result()` waits for it."""
+
+    def __init__(self, future: PrefectFuture[pd.DataFrame], what: str) -> None:
+        self.future, self.what = future, what
+
+    def result(self) -> pd.DataFrame:
+        """Usable values per instance, or `RunbookAborted`."""
+        try:
+            return self.future.result()
+        except OpsAPIError as exc:
+            raise RunbookAborted(f"no usable {self.what} data, so nothing was done: {exc}") from exc
+
+
+def start_reading(
+    prometheus: Prometheus,
+    promql: str,
+    what: str,
+    max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
+    freshness_query: str | None = None,
+) -> Reading:
+    """`read_metric` started beside other work (the inventory's listing): at 100,000 hosts
+    each takes seconds, mostly Prometheus's and the platform's, so they overlap.
+
+    Example:
+        >>> loads = start_reading(Prometheus.load("lab"), "node_load1", "load")  # doctest: +SKIP
+        >>> hosts = select_hosts(platform, selector)                            # doctest: +SKIP
+        >>> loads.result()                                                      # doctest: +SKIP
+    """
+    future = query_metric.submit(prometheus, promql, max_age_seconds, freshness_query)
+    return Reading(future, what)
 
 
 def run_key() -> str:

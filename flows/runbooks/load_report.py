@@ -34,8 +34,8 @@ from opsflow.tasks.runbook import (
     NOTHING_MATCHED,
     chosen,
     final_state,
-    read_metric,
     refused,
+    start_reading,
     with_deployment_defaults,
 )
 
@@ -113,6 +113,10 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
     params = with_deployment_defaults(params, "params")
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
+    # The load and the CPU counts are read while the inventory is listed: at 100,000 hosts each
+    # takes seconds, mostly the platform's and Prometheus's own.
+    loads_read = start_reading(prometheus, params.query, "load")
+    cpus_read = query_instant.submit(prometheus, params.cpu_query) if params.cpu_query else None
     try:
         selection = select_hosts(platform, params.selector)
     except UnknownHosts as exc:
@@ -131,10 +135,10 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
         get_run_logger().error(empty.summary)
         return final_state(empty, failed=True, name=NOTHING_MATCHED)
     hosts = selection.selected
-    loads = read_metric(prometheus, params.query, "load")
+    loads = loads_read.result()
     cpus = (
-        value_by_instance(query_instant(prometheus, params.cpu_query))
-        if params.cpu_query
+        value_by_instance(cpus_read.result())
+        if cpus_read
         else loads.iloc[:0]  # no CPU counts: the raw load is flagged
     )
     table = load_table(loads, cpus, hosts, params.warning, params.critical)
