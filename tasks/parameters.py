@@ -96,8 +96,26 @@ def by_name(*block_types: type[Block], fallback: str | None = DEFAULT_BLOCK) -> 
 
 def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
     """A block from a name, a `slug/name`, a past run's stored block (loaded afresh), or a
-    block's fields (as a deployment's picked block arrives)."""
-    block_types = concrete(block_types)
+    block's fields (as a deployment's picked block arrives).
+
+    A name is looked up in the block types this process has imported first, and in installed
+    packages' types (`prefect.collections` entry points, 0.3 s to import) only when none of
+    those has it."""
+    if isinstance(value, Block):
+        return value
+    if not isinstance(value, str):  # fields are matched against every type there is
+        return _load_block(value, concrete(block_types))
+    imported = concrete(block_types, load=False)
+    try:
+        return _load_block(value, imported)
+    except ValueError:
+        every = concrete(block_types)
+        if every == imported:
+            raise
+        return _load_block(value, every)
+
+
+def _load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
     if isinstance(value, dict) and value.get("_block_document_id"):
         # A block as a past run's parameters stored it (secrets masked): load it afresh.
         slug = value.get("block_type_slug")
@@ -159,12 +177,13 @@ def _hint(name: str, block_types: list[type[Block]] | tuple[type[Block], ...]) -
     return f"{guess} (saved: {shown})"
 
 
-def concrete(block_types: tuple[type[Block], ...]) -> tuple[type[Block], ...]:
+def concrete(block_types: tuple[type[Block], ...], load: bool = True) -> tuple[type[Block], ...]:
     """The block types a field takes: `ExecutionBackendBlock` stands for every backend type
-    this process knows (opsflow's, and those installed packages register)."""
+    this process knows (opsflow's, and those installed packages register; with `load`, their
+    entry points are imported first)."""
     found: list[type[Block]] = []
     for block_type in block_types:
-        found += backend_block_types() if block_type is ExecutionBackendBlock else [block_type]
+        found += backend_block_types(load) if block_type is ExecutionBackendBlock else [block_type]
     return tuple(dict.fromkeys(found))
 
 
