@@ -34,7 +34,7 @@ class RunbookFlow(Flow):  # type: ignore[type-arg]
 
     def validate_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
         try:
-            return super().validate_parameters(parameters)
+            return super().validate_parameters(_known_blocks_loaded(parameters))
         except ParameterTypeError as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ValidationError):
@@ -55,6 +55,38 @@ def runbook(name: str) -> Callable[[F], RunbookFlow]:
         )
 
     return make
+
+
+def _known_blocks_loaded(parameters: Any) -> Any:
+    """`parameters` with each block reference (a deployment's picked block) whose type this
+    process has imported loaded as that type.
+
+    Prefect's own resolution (`Block.load_from_ref`) finds the type after importing every
+    installed Prefect collection: prefect-redis costs 0.6 s of each flow-run process here,
+    prefect-aws more. A reference to a type not imported here, and any reference that fails,
+    is left to Prefect: a user's block type is found so, and a deleted block refused as before.
+    """
+    if isinstance(parameters, list):
+        return [_known_blocks_loaded(value) for value in parameters]
+    if not isinstance(parameters, dict):
+        return parameters
+    ref = parameters.get("$ref")
+    if not (isinstance(ref, dict) and ref.get("block_document_id")):
+        return {key: _known_blocks_loaded(value) for key, value in parameters.items()}
+    from prefect.blocks.core import Block
+    from prefect.client.orchestration import get_client
+    from prefect.utilities.dispatch import get_registry_for_type
+
+    try:
+        with get_client(sync_client=True) as client:
+            document = client.read_block_document(ref["block_document_id"])
+        slug = document.block_type.slug if document.block_type else None
+        block_type = (get_registry_for_type(Block) or {}).get(slug or "")
+        if block_type is None:
+            return parameters
+        return block_type.load_from_ref(ref, _sync=True)
+    except Exception:  # noqa: BLE001 - Prefect's resolution says what is wrong, as before
+        return parameters
 
 
 def _missing_blocks(parameters: Any, path: str = "") -> list[str]:
