@@ -20,7 +20,7 @@ from opsflow.tasks.notify import notify
 from opsflow.tasks.rollout_plan import Candidate, RolloutPlan
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, RolloutPolicy, Signal
 from opsflow.tasks.rollout_report import ApprovalRecord, HostOutcome, RolloutReport
-from opsflow.tasks.runbook import Reading, RunbookAborted
+from opsflow.tasks.runbook import RunbookAborted
 
 __all__ = [
     "Action",
@@ -35,7 +35,6 @@ __all__ = [
     "RolloutPlan",
     "RolloutPolicy",
     "RolloutReport",
-    "Reading",
     "RunbookAborted",
     "Signal",
     "cancel_job",

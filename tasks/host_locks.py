@@ -27,6 +27,7 @@ from uuid import UUID
 import httpx
 from httpx import Response
 from prefect import get_run_logger, task
+from prefect.client.base import PrefectResponse
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
@@ -94,7 +95,7 @@ def _without_stall(path: str, body: dict[str, Any]) -> Response:
     client with its own retries. A 4xx or 5xx answer raises httpx.HTTPStatusError."""
     with get_client(sync_client=True) as client:
         http = client._client  # Prefect's httpx client: the API's address, auth and headers
-        for pause in BUSY_BACKOFF_SECONDS:
+        for pause in (*BUSY_BACKOFF_SECONDS, None):
             try:
                 # httpx's own send: one try, none of Prefect's retry sleeps
                 response = httpx.Client.send(http, http.build_request("POST", path, json=body))
@@ -102,8 +103,10 @@ def _without_stall(path: str, body: dict[str, Any]) -> Response:
                 break
             if response.status_code == 403:  # a CSRF-protected server: Prefect's client asks
                 break
-            if response.status_code != 503:
-                return response.raise_for_status()
+            if response.status_code != 503:  # raised with the server's detail, as Prefect does
+                return PrefectResponse.from_httpx_response(response).raise_for_status()
+            if pause is None:
+                break
             time.sleep(pause)
         return client.request("POST", path, json=body)  # type: ignore[arg-type]
 
@@ -128,7 +131,7 @@ def _acquire(
                     "mode": "concurrency",
                     "lease_duration": lease_seconds,
                 }
-                | ({"holder": holder.model_dump(mode="json")} if holder else {}),
+                | ({"holder": holder.model_dump(mode="json")} if holder is not None else {}),
             )
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 423:

@@ -103,16 +103,27 @@ def load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
     those has it."""
     if isinstance(value, Block):
         return value
-    if not isinstance(value, str):  # fields are matched against every type there is
-        return _load_block(value, concrete(block_types))
-    imported = concrete(block_types, load=False)
     try:
-        return _load_block(value, imported)
-    except ValueError:
-        every = concrete(block_types)
-        if every == imported:
-            raise
-        return _load_block(value, every)
+        if not isinstance(value, str):  # fields are matched against every type there is
+            return _load_block(value, concrete(block_types))
+        imported = concrete(block_types, load=False)
+        try:
+            return _load_block(value, imported)
+        except ValueError:
+            every = concrete(block_types)
+            if every == imported:
+                raise
+            return _load_block(value, every)
+    except _NotSaved as refused:  # the saved names are read once, for the final refusal
+        raise ValueError(f"{refused}{_hint(refused.name, refused.block_types)}") from None
+
+
+class _NotSaved(ValueError):
+    """No block of these types has this name (the hint is added by `load_block`)."""
+
+    def __init__(self, name: str, block_types: list[type[Block]]) -> None:
+        super().__init__(f"no {kinds(block_types)} block named {name!r} is saved")
+        self.name, self.block_types = name, block_types
 
 
 def _load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
@@ -151,9 +162,7 @@ def _load_block(value: Any, block_types: tuple[type[Block], ...]) -> Any:
                 f"the saved {block_type.get_block_type_name()} block {name!r} is not valid: "
                 f"{said} (correct it in the Prefect UI, or delete it and save it anew)"
             ) from None
-    raise ValueError(
-        f"no {kinds(candidates)} block named {name!r} is saved{_hint(name, candidates)}"
-    )
+    raise _NotSaved(name, candidates)
 
 
 def _hint(name: str, block_types: list[type[Block]] | tuple[type[Block], ...]) -> str:

@@ -19,6 +19,8 @@ Example:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from prefect import get_run_logger
@@ -37,7 +39,6 @@ from opsflow.tasks.parameters import DEFAULT_BLOCK, kinds, load_block
 
 if TYPE_CHECKING:  # the metric comes as a frame; pandas is imported where frames are built
     import pandas as pd
-    from prefect.futures import PrefectFuture
 
 B = TypeVar("B", bound=Block)
 M = TypeVar("M", bound=BaseModel)
@@ -84,21 +85,8 @@ def read_metric(
     Args:
         what: what the values are ("load", "disk usage"), for the abort message.
     """
-    return start_reading(prometheus, promql, what, max_age_seconds, freshness_query).result()
-
-
-class Reading:
-    """A first reading under way (a submitted `query_metric`): `result()` waits for it."""
-
-    def __init__(self, future: PrefectFuture[pd.DataFrame], what: str) -> None:
-        self.future, self.what = future, what
-
-    def result(self) -> pd.DataFrame:
-        """Usable values per instance, or `RunbookAborted`."""
-        try:
-            return self.future.result()
-        except OpsAPIError as exc:
-            raise RunbookAborted(f"no usable {self.what} data, so nothing was done: {exc}") from exc
+    with _aborted_without(what):
+        return query_metric(prometheus, promql, max_age_seconds, freshness_query)
 
 
 def start_reading(
@@ -107,17 +95,32 @@ def start_reading(
     what: str,
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
-) -> Reading:
-    """`read_metric` started beside other work (the inventory's listing): at 100,000 hosts
-    each takes seconds, mostly Prometheus's and the platform's, so they overlap.
+) -> Callable[[], pd.DataFrame]:
+    """`read_metric` started beside other work (the inventory's listing), in a flow run: at
+    100,000 hosts each takes seconds, mostly Prometheus's and the platform's, so they overlap.
+    Calling what it returns waits for the values (or `RunbookAborted`).
 
     Example:
         >>> loads = start_reading(Prometheus.load("lab"), "node_load1", "load")  # doctest: +SKIP
         >>> hosts = select_hosts(platform, selector)                            # doctest: +SKIP
-        >>> loads.result()                                                      # doctest: +SKIP
+        >>> loads()                                                             # doctest: +SKIP
     """
     future = query_metric.submit(prometheus, promql, max_age_seconds, freshness_query)
-    return Reading(future, what)
+
+    def result() -> pd.DataFrame:
+        with _aborted_without(what):
+            return future.result()
+
+    return result
+
+
+@contextmanager
+def _aborted_without(what: str) -> Iterator[None]:
+    """A failed first reading as `RunbookAborted`: nothing is acted on without data."""
+    try:
+        yield
+    except OpsAPIError as exc:
+        raise RunbookAborted(f"no usable {what} data, so nothing was done: {exc}") from exc
 
 
 def run_key() -> str:

@@ -114,7 +114,8 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
     platform = chosen(params.platform, PLATFORM_TYPES, "platform")
     prometheus = chosen(params.prometheus, Prometheus, "prometheus")
     # The load and the CPU counts are read while the inventory is listed: at 100,000 hosts each
-    # takes seconds, mostly the platform's and Prometheus's own.
+    # takes seconds, mostly the platform's and Prometheus's own. A run refused or matching
+    # nothing still ends after them (Prefect waits for its task runs): reads, never actions.
     loads_read = start_reading(prometheus, params.query, "load")
     cpus_read = query_instant.submit(prometheus, params.cpu_query) if params.cpu_query else None
     try:
@@ -135,10 +136,10 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
         get_run_logger().error(empty.summary)
         return final_state(empty, failed=True, name=NOTHING_MATCHED)
     hosts = selection.selected
-    loads = loads_read.result()
+    loads = loads_read()
     cpus = (
         value_by_instance(cpus_read.result())
-        if cpus_read
+        if cpus_read is not None
         else loads.iloc[:0]  # no CPU counts: the raw load is flagged
     )
     table = load_table(loads, cpus, hosts, params.warning, params.critical)

@@ -79,7 +79,7 @@ def _known_blocks_loaded(parameters: Any) -> Any:
 
     try:
         with get_client(sync_client=True) as client:
-            document = client.read_block_document(ref["block_document_id"])
+            document = client.read_block_document(ref["block_document_id"], include_secrets=False)
         slug = document.block_type.slug if document.block_type else None
         block_type = (get_registry_for_type(Block) or {}).get(slug or "")
         if block_type is None:

@@ -40,7 +40,7 @@ class Api:
                 length = int(self.headers.get("Content-Length", 0))
                 api.got.append((self.path, json.loads(self.rfile.read(length))))
                 status = api.answers.pop(0) if api.answers else 200
-                payload = b"{}"
+                payload = b'{"detail": "why"}' if status >= 400 else b"{}"
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -77,10 +77,11 @@ def test_a_busy_503_is_retried_at_once_and_the_locks_are_taken(pauses):
 
 
 def test_a_503_that_lasts_goes_on_to_prefects_own_retries(pauses):
-    api = Api(*[503] * (len(BUSY_BACKOFF_SECONDS) + 1))
+    quick = len(BUSY_BACKOFF_SECONDS) + 1  # tries, with a pause between each two
+    api = Api(*[503] * (quick + 1))
 
     assert call(api).status_code == 200
-    assert len(api.got) == len(BUSY_BACKOFF_SECONDS) + 2
+    assert len(api.got) == quick + 2  # then Prefect's client: a 503, its pause, a 200
     assert pauses[: len(BUSY_BACKOFF_SECONDS)] == list(BUSY_BACKOFF_SECONDS)
     assert len(pauses) == len(BUSY_BACKOFF_SECONDS) + 1 and pauses[-1] >= 1  # Prefect's own
 
@@ -101,4 +102,5 @@ def test_any_other_answer_is_the_callers_to_judge_and_never_repeated(pauses, sta
     with pytest.raises(httpx.HTTPStatusError) as refused:
         call(api)
     assert refused.value.response.status_code == status
+    assert "'detail': 'why'" in str(refused.value)  # the server's detail, as Prefect words it
     assert len(api.got) == 1 and pauses == []
