@@ -467,7 +467,15 @@ def main() -> None:
                 if report_sizes[-1] >= 50_000:
                     # Back to a small inventory before the 1 s scrape: 100,000 hosts scraped
                     # every second would take a core from every section after this one.
+                    # The 100,000 series end only when a scrape at the old interval sees them
+                    # gone (its staleness markers); a reload first would leave Prometheus
+                    # answering with them for its 5-minute lookback, into the next sections.
                     admin.reset(10)
+                    wait(
+                        lambda: prometheus_count(config, "count(node_load1)") == 10,
+                        120,
+                        "Prometheus to drop the 100,000 hosts' series",
+                    )
                     _scrape_every(config, "1s")
                     time.sleep(3)
             if "startup" in only:
