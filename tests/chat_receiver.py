@@ -1,4 +1,5 @@
-"""A local HTTP receiver that records what chat webhooks would have received."""
+"""A local HTTP receiver that records what it was sent (chat webhooks, a stand-in API) and
+answers with the statuses it is given, then 200."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class ChatReceiver:
     url: str
     received: list[Received] = field(default_factory=list)
     answer: dict[str, Any] = field(default_factory=lambda: {"errcode": 0, "errmsg": "ok"})
+    statuses: list[int] = field(default_factory=list)  # one per request, in turn; then 200
 
 
 @contextmanager
@@ -40,7 +42,7 @@ def chat_receiver() -> Iterator[ChatReceiver]:
                 Received(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}, body)
             )
             payload = json.dumps(state.answer).encode()
-            self.send_response(200)
+            self.send_response(state.statuses.pop(0) if state.statuses else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
