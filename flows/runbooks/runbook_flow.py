@@ -17,9 +17,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import prefect.flow_engine
 from prefect import Flow
 from prefect.exceptions import ParameterTypeError
 from pydantic import ValidationError
@@ -43,6 +46,28 @@ class RunbookFlow(Flow):  # type: ignore[type-arg]
             if missing:
                 raise ParameterTypeError("; ".join(missing)) from None
             raise
+
+
+@contextmanager
+def _heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
+    """Prefect's heartbeats for a run; a runbook's run does not wait for the thread at its end.
+
+    The heartbeat thread sleeps in one-second steps, and Prefect's sync engine joins it when
+    the run ends: every run waited 0-1 s (0.5 s on average) after its final state was set.
+    A runbook's run lets the daemon thread see the stop on its own, as Prefect's async
+    engine does: it sends no heartbeat after the run's final state, and it ends with the
+    process. Heartbeats during the run are unchanged (the crash automation needs them).
+    """
+    if isinstance(getattr(engine, "flow", None), RunbookFlow):
+        join_on_exit = False
+    with _prefect_heartbeats(engine, join_on_exit=join_on_exit):
+        yield
+
+
+_prefect_heartbeats = prefect.flow_engine._send_heartbeats
+if "join_on_exit" in inspect.signature(_prefect_heartbeats).parameters:
+    # tests/unit/test_heartbeats.py fails when a Prefect release changes this.
+    prefect.flow_engine._send_heartbeats = _heartbeats
 
 
 def runbook(name: str) -> Callable[[F], RunbookFlow]:
