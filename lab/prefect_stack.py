@@ -279,7 +279,11 @@ def _deploy_here(directory: Path) -> None:
 
     from opsflow.blocks import OpsPlatform, Prometheus
     from opsflow.blocks.registration import register_block_types
-    from opsflow.flows.services.deployments import deploy_to_pool, deployments
+    from opsflow.flows.services.deployments import (
+        deploy_to_pool,
+        deployments,
+        engine_job_template,
+    )
     from opsflow.lab.lab_blocks import save_lab_blocks
     from opsflow.lab.vault_seed import stored_approles
 
@@ -288,7 +292,11 @@ def _deploy_here(directory: Path) -> None:
     save_lab_blocks(config, stored_approles(config))
     with get_client(sync_client=True) as client:
         try:
-            client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=WORK_POOL, type="process", base_job_template=engine_job_template()
+                )
+            )
         except ObjectAlreadyExists:
             pass
     blocks = {
