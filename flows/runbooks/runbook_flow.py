@@ -55,8 +55,10 @@ def _heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
     The heartbeat thread sleeps in one-second steps, and Prefect's sync engine joins it when
     the run ends: every run waited 0-1 s (0.5 s on average) after its final state was set.
     A runbook's run lets the daemon thread see the stop on its own, as Prefect's async
-    engine does: it sends no heartbeat after the run's final state, and it ends with the
-    process. Heartbeats during the run are unchanged (the crash automation needs them).
+    engine does: it sends nothing once stopped (a heartbeat already on its way when the run
+    ends may land after a Failed state; the crash automation cannot move a final run to
+    Crashed), and it ends with the process. Heartbeats during the run are unchanged (the
+    crash automation needs them).
     """
     if isinstance(getattr(engine, "flow", None), RunbookFlow):
         join_on_exit = False

@@ -50,6 +50,22 @@ def new_threads() -> Iterator[list[threading.Thread]]:
         thread.join(5)
 
 
+@pytest.fixture
+def joined(monkeypatch) -> list[threading.Thread]:
+    """The threads joined from the test's own thread (the engine's end joins from there)."""
+    calls: list[threading.Thread] = []
+    join = threading.Thread.join
+    test_thread = threading.current_thread()
+
+    def recorded(self: threading.Thread, timeout: float | None = None) -> None:
+        if threading.current_thread() is test_thread:
+            calls.append(self)
+        join(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", recorded)
+    return calls
+
+
 def _run(engine: Engine, new_threads: list[threading.Thread]) -> threading.Thread:
     before = set(threading.enumerate())
     with prefect.flow_engine._send_heartbeats(engine):  # as the sync engine calls it
@@ -63,9 +79,10 @@ def test_the_engine_uses_opsflows_heartbeats() -> None:
     assert prefect.flow_engine._send_heartbeats is _heartbeats
 
 
-def test_a_runbooks_run_ends_without_waiting_for_the_heartbeat_thread(new_threads) -> None:
+def test_a_runbooks_run_ends_without_waiting_for_the_heartbeat_thread(new_threads, joined) -> None:
     engine = Engine(runbook(name="noop")(lambda: None))
     thread = _run(engine, new_threads)
+    assert thread not in joined
     assert thread.is_alive()  # its heartbeat still in flight: the run did not wait for it
     engine.release.set()
     thread.join(5)
@@ -73,10 +90,10 @@ def test_a_runbooks_run_ends_without_waiting_for_the_heartbeat_thread(new_thread
     assert engine.sent == 1  # nothing sent after the run's end
 
 
-def test_another_flows_run_still_waits_for_it(new_threads) -> None:
+def test_another_flows_run_still_waits_for_it(new_threads, joined) -> None:
     engine = Engine(Flow(fn=lambda: None, name="plain"))
     timer = threading.Timer(0.2, engine.release.set)
     timer.start()
     thread = _run(engine, new_threads)
-    assert not thread.is_alive()  # Prefect joined it
+    assert thread in joined  # Prefect joined it
     assert engine.sent == 1
