@@ -328,7 +328,7 @@ def targets(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
             f"{ratio:.2f}x ({by['opsflow']['median s']:.2f} s)",
             ratio <= limit,
             "per batch, the recovery wait (1 s scrape, 0.5 s polls); per run, Prefect's start "
-            "and end (its heartbeat thread is joined, up to 1 s); see 2",
+            "and end, the host locks and the fleet budget's claim; see 2",
         )
     for row in results.get("startup", []):
         if row.get("target") not in (None, "", "-") and not row["command"].startswith(

@@ -120,8 +120,10 @@ def local_server_rows(
     """An ad hoc run with nothing to do and no PREFECT_API_URL: on opsflow's local server when
     it runs (warm), and as the first run of the day, which starts it (cold); against Prefect's
     own empty flow on the same server, and on Prefect's temporary server. Prefect's flow sends
-    heartbeats as opsflow's ad hoc run does (the crash detection of the local server needs them;
-    at its end Prefect waits up to a second for the heartbeat thread)."""
+    heartbeats as opsflow's ad hoc run does (the crash detection of the local server needs them,
+    and Prefect sends them by default). At its end Prefect's flow waits for the heartbeat thread
+    (up to a second: about 0.9 s after a sub-second flow); a runbook's run does not
+    (flows/runbooks/runbook_flow.py), which is part of the difference."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         env = {**local, "OPSFLOW_SERVER_PORT": str(sock.getsockname()[1])}
