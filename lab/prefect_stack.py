@@ -274,7 +274,7 @@ def deploy(config: LabConfig) -> None:
 def _deploy_here(directory: Path) -> None:
     """What `deploy` runs, with PREFECT_API_URL set to the lab's server."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectAlreadyExists
 
     from opsflow.blocks import OpsPlatform, Prometheus
@@ -291,14 +291,13 @@ def _deploy_here(directory: Path) -> None:
     register_block_types()
     save_lab_blocks(config, stored_approles(config))
     with get_client(sync_client=True) as client:
+        template = engine_job_template()
         try:
             client.create_work_pool(
-                WorkPoolCreate(
-                    name=WORK_POOL, type="process", base_job_template=engine_job_template()
-                )
+                WorkPoolCreate(name=WORK_POOL, type="process", base_job_template=template)
             )
-        except ObjectAlreadyExists:
-            pass
+        except ObjectAlreadyExists:  # a lab started again: its pool as this version makes it
+            client.update_work_pool(WORK_POOL, WorkPoolUpdate(base_job_template=template))
     blocks = {
         "platform": OpsPlatform.load(config.block_name),
         "prometheus": Prometheus.load(config.block_name),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 from typing import Any
 
@@ -191,24 +192,29 @@ def block_reference(block: Block) -> dict[str, Any]:
 
 
 def engine_job_template(python: str | None = None) -> dict[str, Any]:
-    """A process pool's job template whose runs start `python -m prefect.engine` directly.
+    """A process pool's job template whose runs start `python -m prefect.engine` directly,
+    in a session of their own (`setsid`, when the machine has it).
 
     Left blank, Prefect 3.9's process worker starts a workspace supervisor (a Python process
     that imports Prefect and runs the deployment's pull steps), which then execs the engine (a
-    second interpreter importing Prefect again): about a second more per run on this machine.
-    opsflow's deployments are module entrypoints of the installed package, with no pull step
-    to run, so the engine can be started as it is. `python` is the
-    workers' interpreter (default: this one).
+    second interpreter importing Prefect again): about a second more per run on a 2-core
+    machine. Started directly, the engine runs the deployment's pull steps itself, as Prefect's
+    engine always could. `setsid` keeps what the supervisor gave: a run is not in its worker's
+    process group, so a Ctrl-C or a group signal that stops the worker does not stop its runs
+    (setsid execs in place: the worker's cancel still reaches the run's own pid). `python` is
+    the workers' interpreter (default: this one).
 
     Example:
-        >>> engine_job_template("/opt/opsflow/bin/python")["variables"]["properties"][
-        ...     "command"]["default"]
-        '/opt/opsflow/bin/python -m prefect.engine'
+        >>> template = engine_job_template("/opt/opsflow/bin/python")
+        >>> template["variables"]["properties"]["command"]["default"].endswith(
+        ...     "/opt/opsflow/bin/python -m prefect.engine")
+        True
     """
     from prefect.workers.process import ProcessWorker
 
     template = ProcessWorker.get_default_base_job_template()
-    command = shlex.join([python or sys.executable, "-m", "prefect.engine"])
+    session = ["setsid"] if shutil.which("setsid") else []
+    command = shlex.join([*session, python or sys.executable, "-m", "prefect.engine"])
     template["variables"]["properties"]["command"]["default"] = command
     return template
 
