@@ -53,7 +53,8 @@ def _heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
     """Prefect's heartbeats for a run; a runbook's run does not wait for the thread at its end.
 
     The heartbeat thread sleeps in one-second steps, and Prefect's sync engine joins it when
-    the run ends: every run waited 0-1 s (0.5 s on average) after its final state was set.
+    the run ends: every run waited up to 1 s (0.9 s after a sub-second run) after its final
+    state was set.
     A runbook's run lets the daemon thread see the stop on its own, as Prefect's async
     engine does: it sends nothing once stopped (a heartbeat already on its way when the run
     ends may land after a Failed state; the crash automation cannot move a final run to
