@@ -33,6 +33,7 @@ from prefect.settings import (
 from prefect.testing.utilities import prefect_test_harness
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
+from opsflow.flows.runbooks.disk_cleanup import USAGE_QUERY as DISK_USAGE
 from opsflow.flows.services.local_server import PORT_VARIABLE, LocalServer
 from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
 from opsflow.opsapi import Transport
@@ -167,7 +168,9 @@ class Lab:
 
     def reset(self, hosts: int = 10) -> None:
         """Fresh calm hosts, no jobs, every fleet budget unused (on each Prefect server of the
-        session); returns once Prometheus shows exactly the hosts, all calm."""
+        session); returns once Prometheus shows exactly the hosts, all calm: loads, and disks
+        (30 % used when calm). Loads alone could still be the last test's scrape when that
+        test only filled disks."""
         self.admin.reset(hosts)
         topology = [self.config.prefect_api_url] if self.config.prefect != "none" else []
         for url in PREFECT_APIS + topology:
@@ -175,7 +178,11 @@ class Lab:
                 forget_budgets()
         names = {h["hostname"] for h in self.admin.hosts()}
         wait_until(
-            lambda: (loads := self.prometheus_loads()).keys() == names and max(loads.values()) < 2,
+            lambda: (
+                (loads := self.prometheus_loads()).keys() == names
+                and max(loads.values()) < 2
+                and not self.prometheus_query(DISK_USAGE, 50)
+            ),
             20,
             "Prometheus to see the calm lab",
         )
