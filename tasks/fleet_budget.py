@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
@@ -147,27 +148,34 @@ def claim_hosts(budget: FleetBudget, host_ids: list[str]) -> Claim:
                 f"{budget.text}: busy, another run held it {LOCK_WAIT_SECONDS:g} s",
             )
         now = time.time()
-        try:
-            entries = _entries(Variable.get(budget.variable), now - budget.minutes * 60)
-        except LedgerUnreadable as exc:
-            return Claim(
-                [],
-                list(host_ids),
-                f"{budget.text}: variable {budget.variable!r} is unreadable ({exc}); delete it "
-                "to start the budget afresh",
-            )
-        ids, anonymous = _used(entries)
-        # A host already claimed within the window (a rerun after a killed run, say) costs
-        # nothing more: the budget counts hosts, repeats are for max_repeats to judge.
-        left = budget.hosts - len(ids) - anonymous
-        granted = []
-        for host_id in host_ids:
-            if host_id in ids or left > 0:
-                left -= host_id not in ids
-                granted.append(host_id)
-        if granted:
-            entries.append([round(now, 3), len(granted), list(granted)])
-            Variable.set(budget.variable, _compacted(entries), overwrite=True)
+        with get_client(sync_client=True) as client:
+            # one read and one write (Prefect's `Variable.set` reads, writes and reads again)
+            ledger = client.read_variable_by_name(budget.variable)
+            try:
+                entries = _entries(ledger and ledger.value, now - budget.minutes * 60)
+            except LedgerUnreadable as exc:
+                return Claim(
+                    [],
+                    list(host_ids),
+                    f"{budget.text}: variable {budget.variable!r} is unreadable ({exc}); "
+                    "delete it to start the budget afresh",
+                )
+            ids, anonymous = _used(entries)
+            # A host already claimed within the window (a rerun after a killed run, say) costs
+            # nothing more: the budget counts hosts, repeats are for max_repeats to judge.
+            left = budget.hosts - len(ids) - anonymous
+            granted = []
+            for host_id in host_ids:
+                if host_id in ids or left > 0:
+                    left -= host_id not in ids
+                    granted.append(host_id)
+            if granted:
+                entries.append([round(now, 3), len(granted), list(granted)])
+                value = _compacted(entries)
+                if ledger is None:
+                    client.create_variable(VariableCreate(name=budget.variable, value=value))
+                else:
+                    client.update_variable(VariableUpdate(name=budget.variable, value=value))
     refused = [h for h in host_ids if h not in granted]
     return Claim(granted, refused, f"{budget.text} reached" if refused else "")
 

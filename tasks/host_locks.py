@@ -15,7 +15,9 @@ run ended without giving it back (a server restart that lost the lease in memory
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,7 +35,6 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 from prefect.events.filters import (
@@ -172,37 +173,69 @@ def _release(lease_id: UUID) -> None:
         _logger().warning("host locks not given back (%s): they free themselves within 75 s", exc)
 
 
-try:
-    from prefect.concurrency._leases import maintain_concurrency_lease
-except ImportError:  # Prefect moved it: its public context manager, slower, and it holds the
-    _concurrency = concurrency  # existing limits when some are missing (only none raises)
-else:
+# A lease is renewed when this much of it has passed (Prefect's own fraction); a renewal that
+# failed (the API down a moment) is tried again after RENEW_RETRY_SECONDS while time is left.
+RENEW_AT = 0.75
+RENEW_RETRY_SECONDS = 5.0
 
-    @contextmanager
-    def _concurrency(
-        names: list[str],
-        occupy: int,
-        timeout_seconds: float,
-        lease_duration: float,
-        strict: bool,
-        holder: ConcurrencyLeaseHolder | None,
-        raise_on_lease_renewal_failure: bool,
-    ) -> Iterator[None]:
-        """Prefect's `concurrency()` (one lease for all the slots, renewed while held, given
-        back at the end) without its two costs: a 2 s wait whenever a Prefect server on SQLite
-        answers a busy 503 (see `_without_stall`), and one event per limit naming every other
-        limit taken with it, which grows with the square of the hosts (250,000 related resources
-        at 500). Each lock's `opsflow.host.locked` event still says which run holds it."""
-        lease_id = _acquire(names, timeout_seconds, lease_duration, holder)
-        try:
-            with maintain_concurrency_lease(
-                lease_id,
-                lease_duration,
-                raise_on_lease_renewal_failure=raise_on_lease_renewal_failure,
-            ):
-                yield
-        finally:
-            _release(lease_id)
+
+def _renew_until(stop: threading.Event, lease_id: UUID, lease_seconds: float) -> None:
+    """Renew the lease each RENEW_AT of its duration until `stop`: the first time RENEW_AT in,
+    not at once (Prefect's `maintain_concurrency_lease` renews the moment it starts: one more
+    write per lock taken, racing the run's own writes on SQLite, for a lease just granted)."""
+    if stop.wait(lease_seconds * RENEW_AT):
+        return  # most runs: given back before a renewal was due, and no client was made
+    with get_client(sync_client=True) as client:
+        wait = 0.0
+        while not stop.wait(wait):
+            try:
+                client.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_seconds)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code in (404, 410):  # ran out: another run may hold it
+                    _logger().warning(
+                        "host locks lost: their lease ran out before it was renewed (%s)", exc
+                    )
+                    return
+                _logger().warning("host locks' lease not renewed yet (%s)", exc)
+                wait = RENEW_RETRY_SECONDS
+            except Exception as exc:  # the API unreachable, ...: try again while time is left
+                _logger().warning("host locks' lease not renewed yet (%s)", exc)
+                wait = RENEW_RETRY_SECONDS
+            else:
+                wait = lease_seconds * RENEW_AT
+
+
+@contextmanager
+def _concurrency(
+    names: list[str],
+    timeout_seconds: float,
+    lease_seconds: float,
+    holder: ConcurrencyLeaseHolder | None,
+) -> Iterator[None]:
+    """Prefect's `concurrency()` (one lease for all the slots, renewed while held, given back
+    at the end) without its costs: a 2 s wait whenever a Prefect server on SQLite answers a
+    busy 503 (see `_without_stall`), one event per limit naming every other limit taken with
+    it (250,000 related resources at 500 hosts), and a renewal the moment the lease is granted.
+    A renewal that fails warns and is tried again; the run goes on (cancelling it between a
+    restart and its verification would be worse; the platform's job history, the cooldown,
+    still keeps a host from a second restart). Each lock's `opsflow.host.locked` event says
+    which run holds it."""
+    lease_id = _acquire(names, timeout_seconds, lease_seconds, holder)
+    stop = threading.Event()
+    # the run's context goes with the thread, so its warnings reach the run's logs
+    renewal = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(_renew_until, stop, lease_id, lease_seconds),
+        name=f"opsflow-lease-{lease_id}",
+        daemon=True,
+    )
+    renewal.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewal.join(timeout=2)
+        _release(lease_id)
 
 
 def lock_name(host_id: str) -> str:
@@ -263,15 +296,9 @@ def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds
         stack.enter_context(
             _concurrency(
                 names,
-                occupy=1,
                 timeout_seconds=wait_seconds,
-                lease_duration=lease_seconds,
-                strict=True,
+                lease_seconds=lease_seconds,
                 holder=ConcurrencyLeaseHolder(type="flow_run", id=run_id) if run_id else None,
-                # A renewal that fails mid-rollout (Prefect API blip) warns instead of
-                # cancelling the run between a restart and its verification; the platform's
-                # job history (the cooldown) still keeps a host from a second restart.
-                raise_on_lease_renewal_failure=False,
             )
         )
 
@@ -279,7 +306,7 @@ def _take(stack: ExitStack, names: list[str], wait_seconds: float, lease_seconds
         enter()
     except ConcurrencySlotAcquisitionError as exc:
         # A limit that does not exist locks nothing: create the missing ones (all of them when
-        # Prefect's own context manager, which does not say which, is in use).
+        # the server's refusal did not say which).
         missing = exc.missing if isinstance(exc, LocksNotCreated) else names
         with get_client(sync_client=True) as client:
             for name in missing:
