@@ -26,7 +26,7 @@ from opsflow.opsapi.errors import (
 from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.models import Host, HostSelector, HostSpec, Job, JobResult, JobStatus
 from opsflow.opsapi.platform import OpsPlatformClient
-from opsflow.opsapi.prometheus import PrometheusClient
+from opsflow.opsapi.prometheus import PrometheusClient, Sample
 from opsflow.opsapi.salt import SaltAPIClient
 from opsflow.opsapi.transport import Transport
 from opsflow.opsapi.vault import AppRoleAuth, JWTAuth, TokenAuth, UserpassAuth, VaultClient
@@ -64,6 +64,7 @@ __all__ = [
     "RegistersHosts",
     "RequestTimedOut",
     "SaltAPIClient",
+    "Sample",
     "ServerError",
     "TokenAuth",
     "Transport",

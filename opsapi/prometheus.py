@@ -1,7 +1,10 @@
-"""Prometheus HTTP API client: instant and range queries as pandas DataFrames.
+"""Prometheus HTTP API client: instant queries as samples or a pandas DataFrame, range
+queries as a DataFrame.
 
 Example:
     >>> prom = PrometheusClient("http://127.0.0.1:9090")
+    >>> prom.samples("node_load1")                   # doctest: +SKIP
+    [Sample(labels={'__name__': 'node_load1', 'instance': '10.0.0.7:9100'}, value=5.25, ...)]
     >>> prom.query("node_load1")                     # doctest: +SKIP
          instance  __name__      value            timestamp
     0  10.0.0.7:9100  node_load1   5.25  2026-11-25 06:30:00+00:00
@@ -9,8 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opsflow.opsapi.errors import BadResponse
 from opsflow.opsapi.http import JSONClient
@@ -20,6 +24,23 @@ from opsflow.opsapi.transport import Transport
 # pandas is imported where a frame is built, not on every process start (0.5 s of it)
 if TYPE_CHECKING:
     import pandas as pd
+
+
+class Sample(NamedTuple):
+    """One series of an instant query's answer: its labels, its value (NaN stays NaN) and the
+    sample's time (seconds since the epoch)."""
+
+    labels: dict[str, str]
+    value: float
+    timestamp: float
+
+
+def _sample(labels: dict[str, str], timestamp: Any, value: Any) -> Sample:
+    try:
+        number = float(value)  # Prometheus sends "NaN", "+Inf", "5.25"
+    except (TypeError, ValueError):
+        number = math.nan
+    return Sample(labels, number, float(timestamp))
 
 
 class PrometheusClient(JSONClient):
@@ -43,8 +64,9 @@ class PrometheusClient(JSONClient):
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
         super().__init__(base_url, headers, transport)
 
-    def query(self, promql: str, at: datetime | None = None) -> pd.DataFrame:
-        """Instant query: one row per series, label columns plus `value` and `timestamp`.
+    def samples(self, promql: str, at: datetime | None = None) -> list[Sample]:
+        """Instant query: one `Sample` per series (a scalar answer: one without labels).
+        What a runbook's signal reads: no pandas to import for it.
 
         GET: /api/v1/query
         """
@@ -53,11 +75,17 @@ class PrometheusClient(JSONClient):
             params["time"] = at.timestamp()
         data = self._data("/api/v1/query", params)
         if data["resultType"] == "scalar":
-            ts, value = data["result"]
-            return _frame([({}, ts, value)])
+            return [_sample({}, *data["result"])]
         if data["resultType"] != "vector":
             raise BadResponse(f"query {promql!r} returned {data['resultType']}, not a vector")
-        return _frame([(s.get("metric", {}), *s["value"]) for s in data["result"]])
+        return [_sample(s.get("metric", {}), *s["value"]) for s in data["result"]]
+
+    def query(self, promql: str, at: datetime | None = None) -> pd.DataFrame:
+        """Instant query: one row per series, label columns plus `value` and `timestamp`.
+
+        GET: /api/v1/query
+        """
+        return _frame([(s.labels, s.timestamp, s.value) for s in self.samples(promql, at)])
 
     def query_range(
         self, promql: str, start: datetime, end: datetime, step: float = 15.0

@@ -15,7 +15,14 @@ from opsflow.tasks.hosts import (
     update_host,
 )
 from opsflow.tasks.jobs import cancel_job, execute_job, get_job, run_job, wait_for_job
-from opsflow.tasks.monitoring import query_instant, query_metric, query_range, wait_for_recovery
+from opsflow.tasks.monitoring import (
+    Reading,
+    query_instant,
+    query_metric,
+    query_range,
+    query_values,
+    wait_for_recovery,
+)
 from opsflow.tasks.notify import notify
 from opsflow.tasks.rollout_plan import Candidate, RolloutPlan
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, RolloutPolicy, Signal
@@ -30,6 +37,7 @@ __all__ = [
     "FleetBudget",
     "HostOutcome",
     "HostSelection",
+    "Reading",
     "RemediationPolicy",
     "Rollout",
     "RolloutPlan",
@@ -51,6 +59,7 @@ __all__ = [
     "query_instant",
     "query_metric",
     "query_range",
+    "query_values",
     "replace_host",
     "replace_hosts",
     "run_job",

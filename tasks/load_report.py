@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from opsflow.opsapi.models import Host
+from opsflow.tasks.monitoring import Reading
 
 if TYPE_CHECKING:  # pandas is imported where the table is built, not on every process start
     import pandas as pd
@@ -19,16 +20,16 @@ ARTIFACT_ROWS = 200  # the UI table shows the worst hosts; the CSV has every one
 
 
 def load_table(
-    loads: pd.DataFrame,
-    cpus: pd.DataFrame,
+    loads: list[Reading],
+    cpus: list[Reading],
     hosts: list[Host],
     warning: float,
     critical: float,
 ) -> pd.DataFrame:
     """One row per host: hostname, ip, load, cpus, load_per_cpu, status; worst first.
 
-    `loads` and `cpus` have one row per instance (`ip`, `value`); the per-CPU figure is used for
-    the flags where the CPU count is known, the raw load otherwise.
+    `loads` and `cpus` have one reading per instance; the per-CPU figure is used for the flags
+    where the CPU count is known (none given: nowhere), the raw load otherwise.
     """
     import numpy as np
     import pandas as pd
@@ -40,15 +41,8 @@ def load_table(
             "tags": [",".join(h.tags) for h in hosts],
         }
     )
-    table = inventory.merge(
-        loads[["ip", "value"]].rename(columns={"value": "load"}), on="ip", how="left"
-    )
-    cpu_counts = (
-        cpus.rename(columns={"value": "cpus"})[["ip", "cpus"]]
-        if not cpus.empty
-        else pd.DataFrame({"ip": pd.Series(dtype=str), "cpus": pd.Series(dtype=float)})
-    )
-    table = table.merge(cpu_counts, on="ip", how="left")
+    table = inventory.merge(_by_ip(loads, "load"), on="ip", how="left")
+    table = table.merge(_by_ip(cpus, "cpus"), on="ip", how="left")
     table["load_per_cpu"] = (table["load"] / table["cpus"]).round(3)
     measure = table["load_per_cpu"].fillna(table["load"])
     table["status"] = np.select(
@@ -59,6 +53,18 @@ def load_table(
     table["rank"] = table["status"].map(STATUS_ORDER)
     table = table.sort_values(["rank", "load"], ascending=[True, False], kind="stable")
     return table.drop(columns="rank").reset_index(drop=True)
+
+
+def _by_ip(readings: list[Reading], column: str) -> pd.DataFrame:
+    """Columns `ip` and `column` (float), one row per reading."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "ip": pd.Series([r.ip for r in readings], dtype=object),
+            column: pd.Series([r.value for r in readings], dtype=float),
+        }
+    )
 
 
 @task(name="Publish load report", cache_policy=NO_CACHE)

@@ -3,17 +3,18 @@ hosts to fall back under a threshold."""
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import BadResponse
-from opsflow.opsapi.prometheus import PrometheusClient
+from opsflow.opsapi.prometheus import PrometheusClient, Sample
 from opsflow.tasks.hosts import READ
 
 # pandas is imported where a frame is built, not on every process start (0.5 s of it)
@@ -49,15 +50,32 @@ def instance_ip(instance: str) -> str:
     return host if sep and port.isdigit() and ":" not in host else instance
 
 
-def value_by_instance(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per instance: `instance`, `ip`, `value` (the highest if several series)."""
-    if frame.empty or "instance" not in frame.columns:
-        import pandas as pd
+class Reading(NamedTuple):
+    """A metric's value for one instance: what runbooks plan and verify with (no pandas to
+    import for it; `pandas.DataFrame(readings)` makes a table with these columns)."""
 
-        return pd.DataFrame({"instance": [], "ip": [], "value": []})
-    values = frame.groupby("instance", as_index=False)["value"].max()
-    values["ip"] = values["instance"].map(instance_ip)
-    return values[["instance", "ip", "value"]]
+    instance: str
+    ip: str
+    value: float
+
+
+def value_by_instance(samples: list[Sample]) -> list[Reading]:
+    """One reading per instance, in instance order: the highest value if several series (NaN
+    only when all are); series without an `instance` label are left out.
+
+    Example:
+        >>> value_by_instance([Sample({"instance": "10.0.0.7:9100"}, 5.25, 0.0)])
+        [Reading(instance='10.0.0.7:9100', ip='10.0.0.7', value=5.25)]
+    """
+    best: dict[str, float] = {}
+    for sample in samples:
+        instance = sample.labels.get("instance")
+        if instance is None:
+            continue
+        seen = best.get(instance)
+        if seen is None or math.isnan(seen) or sample.value > seen:
+            best[instance] = sample.value
+    return [Reading(i, instance_ip(i), best[i]) for i in sorted(best)]
 
 
 MAX_SAMPLE_AGE_SECONDS = 120.0
@@ -71,7 +89,7 @@ def query_with_ages(
     promql: str,
     freshness_query: str | None,
     max_age_seconds: float | None,
-) -> tuple[pd.DataFrame, dict[str, float]]:
+) -> tuple[list[Sample], dict[str, float]]:
     """`promql`'s answer and, when ages matter, the seconds since each instance's newest
     `freshness_query` sample (default: `promql`'s own) was taken, for the instances whose newest
     sample is older than `max_age_seconds` (an instance not in the dict is fresh): in one query,
@@ -86,40 +104,36 @@ def query_with_ages(
     exporter as its freshness query.
     """
     if max_age_seconds is None:
-        return client.query(promql), {}
+        return client.samples(promql), {}
     fresh = freshness_query or promql
-    frame = client.query(
+    answer = client.samples(
         f"({promql}) or label_replace(max by (instance) (timestamp({fresh})) "
         f'< time() - {max_age_seconds:g}, "{SAMPLE_TIME}", "1", "", "")'
     )
-    if SAMPLE_TIME not in frame.columns:
-        return frame, {}
-    is_time = frame[SAMPLE_TIME] == "1"
-    values = frame[~is_time].drop(columns=SAMPLE_TIME)
-    # Labels only the sample-time series have are not labels of the answer.
-    labels = [c for c in values.columns if c not in ("value", "timestamp")]
-    values = values.drop(columns=[c for c in labels if values[c].isna().all()])
-    times = frame[is_time]
-    if times.empty or "instance" not in times.columns:
-        return values, {}
-    ages = times["timestamp"].map(lambda t: t.timestamp()) - times["value"]
-    return values, dict(zip(times["instance"], ages, strict=True))
+    values = [s for s in answer if s.labels.get(SAMPLE_TIME) != "1"]
+    ages = {
+        s.labels["instance"]: s.timestamp - s.value
+        for s in answer
+        if s.labels.get(SAMPLE_TIME) == "1" and "instance" in s.labels
+    }
+    return values, ages
 
 
 def current_values(
-    frame: pd.DataFrame, ages: dict[str, float], max_age_seconds: float | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`frame` (a query's answer) as (usable values, unusable rows with a `why`): NaN, and
+    samples: list[Sample], ages: dict[str, float], max_age_seconds: float | None
+) -> tuple[list[Reading], list[tuple[Reading, str]]]:
+    """`samples` (a query's answer) as (usable readings, unusable ones with why): NaN, and
     instances whose newest sample is older than `max_age_seconds` (`ages`), are never used."""
-    values = value_by_instance(frame)
-    values["why"] = None
-    values.loc[values["value"].isna(), "why"] = "NaN"
-    if max_age_seconds is not None and not values.empty:
-        age = values["instance"].map(ages)
-        stale = age > max_age_seconds
-        values.loc[stale, "why"] = "stale, " + age[stale].round().astype(int).astype(str) + "s old"
-    unusable = values["why"].notna()
-    return values[~unusable].drop(columns="why"), values[unusable]
+    usable, unusable = [], []
+    for reading in value_by_instance(samples):
+        age = ages.get(reading.instance) if max_age_seconds is not None else None
+        if math.isnan(reading.value):
+            unusable.append((reading, "NaN"))
+        elif age is not None and age > max_age_seconds:  # type: ignore[operator]
+            unusable.append((reading, f"stale, {round(age)}s old"))
+        else:
+            usable.append(reading)
+    return usable, unusable
 
 
 SELECTOR = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*", re.DOTALL)
@@ -158,8 +172,8 @@ def values_of_ips(
     values, _ = current_values(
         *query_with_ages(client, narrowed, fresh, max_age_seconds), max_age_seconds
     )
-    seen = dict(zip(values["ip"], values["value"], strict=True))
-    return {ip: (float(seen[ip]) if ip in seen else None) for ip in ips}
+    seen = {r.ip: r.value for r in values}
+    return {ip: seen.get(ip) for ip in ips}
 
 
 @task(name="Query metric", **READ)
@@ -168,42 +182,52 @@ def query_metric(
     promql: str = "node_load1",
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
-) -> pd.DataFrame:
-    """The current value of `promql` per instance (`instance`, `ip`, `value`), only usable ones.
+) -> list[Reading]:
+    """The current value of `promql` per instance, only usable ones, in instance order.
 
     NaN values, and instances whose newest `freshness_query` sample (default: `promql`
     itself, right for a plain selector) is older than `max_age_seconds`, are dropped and named
     in a warning: their hosts then count as hosts without data, which no runbook acts on.
+
+    Example:
+        >>> query_metric(Prometheus.load("lab"), "node_load1")              # doctest: +SKIP
+        [Reading(instance='10.0.0.7:9100', ip='10.0.0.7', value=5.25), ...]
 
     Raises:
         BadResponse: the query returned no series, or only NaN or stale ones, or series
             without an `instance` label; nothing should be acted on then.
     """
     with prometheus.get_client() as client:
-        frame, ages = query_with_ages(client, promql, freshness_query, max_age_seconds)
-        if frame.empty:
+        samples, ages = query_with_ages(client, promql, freshness_query, max_age_seconds)
+        if not samples:
             raise BadResponse(
                 f"Prometheus returned no series for {promql!r}: check the query and that the "
                 "exporters are scraped"
             )
-        if "instance" not in frame.columns:
+        if not any("instance" in s.labels for s in samples):
             raise BadResponse(f"series of {promql!r} have no 'instance' label to match hosts by")
-        usable, unusable = current_values(frame, ages, max_age_seconds)
+        usable, unusable = current_values(samples, ages, max_age_seconds)
     logger = get_run_logger()
-    if not unusable.empty:
+    if unusable:
         logger.warning(
             "%d instances have no usable sample of %r (not acted on): %s",
             len(unusable),
             promql,
-            ", ".join(
-                f"{i} ({w})" for i, w in zip(unusable["instance"], unusable["why"], strict=True)
-            ),
+            ", ".join(f"{r.instance} ({why})" for r, why in unusable),
         )
-    if usable.empty:
-        reasons = ", ".join(sorted(set(unusable["why"])))[:200]
+    if not usable:
+        reasons = ", ".join(sorted({why for _, why in unusable}))[:200]
         raise BadResponse(f"every series of {promql!r} is NaN or stale ({reasons})")
-    logger.info("%s: %d instances, max %.2f", promql, len(usable), usable["value"].max())
+    logger.info("%s: %d instances, max %.2f", promql, len(usable), max(r.value for r in usable))
     return usable
+
+
+@task(name="Query values", **READ)
+def query_values(prometheus: Prometheus, promql: str) -> list[Reading]:
+    """`promql`'s value per instance as it is (NaN included; no age check; an empty answer is
+    an empty list): figures that describe hosts rather than judge them, CPU counts say."""
+    with prometheus.get_client() as client:
+        return value_by_instance(client.samples(promql))
 
 
 @task(name="Check values now", **READ)

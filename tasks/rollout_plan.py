@@ -1,9 +1,9 @@
 """Planning a rollout: which hosts, in which batches, and what was left out and why.
 
 Example:
-    >>> import pandas as pd
     >>> from opsflow.opsapi.models import Host
-    >>> values = pd.DataFrame({"instance": ["10.0.0.1:9100"], "ip": ["10.0.0.1"], "value": [9.0]})
+    >>> from opsflow.tasks.monitoring import Reading
+    >>> values = [Reading(instance="10.0.0.1:9100", ip="10.0.0.1", value=9.0)]
     >>> host = Host(id="1", hostname="web-1", ip="10.0.0.1")
     >>> plan = build_plan(values, [host], {"10.0.0.1"}, threshold=4, max_hosts=5, batch_size=2)
     >>> [[c.hostname for c in batch] for batch in plan.batches]
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -22,11 +22,9 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from opsflow.opsapi.models import Host
+from opsflow.tasks.monitoring import Reading
 from opsflow.tasks.rollout_policy import RemediationPolicy, Rollout, RolloutPolicy
 from opsflow.tasks.wording import minutes_ago, plural
-
-if TYPE_CHECKING:  # the values come as a frame; pandas is imported where frames are built
-    import pandas as pd
 
 
 class Candidate(BaseModel):
@@ -98,7 +96,7 @@ class RolloutPlan(BaseModel):
 
 
 def build_plan(
-    values: pd.DataFrame,
+    values: list[Reading],
     hosts: list[Host],
     all_ips: set[str],
     threshold: float,
@@ -113,7 +111,7 @@ def build_plan(
     """Join a metric with the selected hosts and decide; pure, so it is easy to test.
 
     Args:
-        values: one row per instance with `instance`, `ip`, `value` (load, disk usage, ...).
+        values: one reading per instance: `instance`, `ip`, `value` (load, disk usage, ...).
         hosts: the selected hosts.
         all_ips: every IP in the inventory, to tell unselected hosts from unknown series.
         threshold: act on hosts whose value is on the bad `side` of this.
@@ -126,14 +124,9 @@ def build_plan(
     """
     recent = recent or {}
     repeats = repeats or {}
-    by_ip = {
-        ip: (instance, value)
-        for instance, ip, value in values[["instance", "ip", "value"]].itertuples(index=False)
-    }
+    by_ip = {r.ip: (r.instance, r.value) for r in values}
     without_data = sorted(h.hostname for h in hosts if h.ip not in by_ip)
-    unknown = sorted(
-        inst for inst, ip in zip(values["instance"], values["ip"], strict=True) if ip not in all_ips
-    )
+    unknown = sorted(r.instance for r in values if r.ip not in all_ips)
     sign = 1 if side == "above" else -1
     over = [
         Candidate(
@@ -183,7 +176,7 @@ def plan_rollout(
     policy: RolloutPolicy,
     hosts: list[Host],
     all_ips: set[str] | None = None,
-    values: pd.DataFrame | None = None,
+    values: list[Reading] | None = None,
     recent: dict[str, float] | None = None,
     repeats: dict[str, int] | None = None,
 ) -> RolloutPlan:

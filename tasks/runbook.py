@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prefect import get_run_logger
 from prefect.blocks.core import Block
@@ -34,11 +34,8 @@ from pydantic import BaseModel
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
 from opsflow.tasks.expected_ends import ended_on_purpose
-from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, query_metric
+from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, Reading, query_metric
 from opsflow.tasks.parameters import DEFAULT_BLOCK, kinds, load_block
-
-if TYPE_CHECKING:  # the metric comes as a frame; pandas is imported where frames are built
-    import pandas as pd
 
 B = TypeVar("B", bound=Block)
 M = TypeVar("M", bound=BaseModel)
@@ -79,7 +76,7 @@ def read_metric(
     what: str,
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
-) -> pd.DataFrame:
+) -> list[Reading]:
     """The runbook's first reading: usable values per instance, or `RunbookAborted`.
 
     Args:
@@ -95,7 +92,7 @@ def start_reading(
     what: str,
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
-) -> Callable[[], pd.DataFrame]:
+) -> Callable[[], list[Reading]]:
     """`read_metric` started beside other work (the inventory's listing), in a flow run: at
     100,000 hosts each takes seconds, mostly Prometheus's and the platform's, so they overlap.
     Calling what it returns waits for the values (or `RunbookAborted`).
@@ -107,7 +104,7 @@ def start_reading(
     """
     future = query_metric.submit(prometheus, promql, max_age_seconds, freshness_query)
 
-    def result() -> pd.DataFrame:
+    def result() -> list[Reading]:
         with _aborted_without(what):
             return future.result()
 

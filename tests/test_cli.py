@@ -81,3 +81,29 @@ def test_failed_rollout_exits_1(fresh_lab):
     assert result.returncode == 1
     assert "restart failed" in result.stdout
     assert "failed: 1 host failed (limit 1)" in result.stdout
+
+
+def test_a_restart_run_reads_its_signal_without_importing_pandas(fresh_lab):
+    """pandas' import (0.35-0.45 s) is paid only where a table is built (load-report, a CSV):
+    a runbook's signal is read, planned on and checked again as plain readings."""
+    fresh_lab.overload(8.0, "lab-db-02")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "opsflow.flows", "run", "restart-overloaded-hosts", "--dry-run"]
+        + list(LAB_BLOCKS),
+        env={
+            **os.environ,
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            "COLUMNS": "200",
+            "PYTHONPROFILEIMPORTTIME": "1",  # every import, one line each, on stderr
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "would restart 1 host" in result.stdout and "lab-db-02" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "opsflow.tasks.monitoring" in imported  # the listing is there
+    assert not {"pandas", "numpy"} & imported

@@ -144,7 +144,7 @@ def test_a_batch_read_asks_for_its_hosts_only_and_judges_them_as_the_fleet_read_
     # Prometheus answered for the batch's hosts only (the unknown address has no series).
     assert set(narrowed["hostname"]) == {"lab-web-01", "lab-db-02", "lab-web-03"}
     assert len(fleet) == 9  # lab-web-01 is unusable in the fleet read too
-    by_ip = dict(zip(fleet["ip"], fleet["value"], strict=True))
+    by_ip = {r.ip: r.value for r in fleet}
     assert batch_read == {
         ips["lab-web-01"]: None,
         ips["lab-db-02"]: by_ip[ips["lab-db-02"]],

@@ -19,7 +19,7 @@ from opsflow.opsapi.errors import UnknownHosts
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.hosts import select_hosts
 from opsflow.tasks.load_report import load_table, publish_load_report
-from opsflow.tasks.monitoring import query_instant, value_by_instance
+from opsflow.tasks.monitoring import query_values
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
     PLATFORM_TYPES,
@@ -117,7 +117,7 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
     # takes seconds, mostly the platform's and Prometheus's own. A run refused or matching
     # nothing still ends after them (Prefect waits for its task runs): reads, never actions.
     loads_read = start_reading(prometheus, params.query, "load")
-    cpus_read = query_instant.submit(prometheus, params.cpu_query) if params.cpu_query else None
+    cpus_read = query_values.submit(prometheus, params.cpu_query) if params.cpu_query else None
     try:
         selection = select_hosts(platform, params.selector)
     except UnknownHosts as exc:
@@ -137,11 +137,7 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
         return final_state(empty, failed=True, name=NOTHING_MATCHED)
     hosts = selection.selected
     loads = loads_read()
-    cpus = (
-        value_by_instance(cpus_read.result())
-        if cpus_read is not None
-        else loads.iloc[:0]  # no CPU counts: the raw load is flagged
-    )
+    cpus = cpus_read.result() if cpus_read is not None else []  # none: the raw load is flagged
     table = load_table(loads, cpus, hosts, params.warning, params.critical)
     counts = publish_load_report(table, params.csv_path)
     worst = table.head(20).astype(object).where(table.head(20).notna(), None)

@@ -41,7 +41,7 @@ from opsflow.tasks.host_locks import action_history, host_locks, locked_now, rec
 from opsflow.tasks.host_selection import HostSelection
 from opsflow.tasks.hosts import select_hosts
 from opsflow.tasks.jobs import cancel_grace, run_job
-from opsflow.tasks.monitoring import current_values_of, wait_for_recovery
+from opsflow.tasks.monitoring import Reading, current_values_of, wait_for_recovery
 from opsflow.tasks.parameters import PLATFORM_TYPES
 from opsflow.tasks.rollout_plan import Candidate, RolloutPlan, plan_markdown, plan_rollout
 from opsflow.tasks.rollout_policy import RemediationPolicy, Rollout, RolloutPolicy
@@ -144,7 +144,7 @@ class _Engine:
 
     # -- 1-2: read, select, plan -------------------------------------------------------------
 
-    def plan(self) -> tuple[RolloutPlan, HostSelection, object]:
+    def plan(self) -> tuple[RolloutPlan, HostSelection, list[Reading] | None]:
         """The plan, the selection and the first reading of the signal (None without).
 
         The inventory is read first: a host named that it lacks is refused (`UnknownHosts`)
@@ -223,14 +223,14 @@ class _Engine:
         return plan.model_copy(update={"being_handled": handled, "cooling_down": still})
 
     def recovered_since_named(
-        self, values: object, selected: list[Host], plan: RolloutPlan
+        self, values: list[Reading] | None, selected: list[Host], plan: RolloutPlan
     ) -> list[HostOutcome]:
         """Hosts the run was started for by name (an alert's hosts) that are on the good side
         now: the alert resolved before the run could act, so they are reported, not acted on."""
         if self.signal is None or self.policy.selector.hostnames is None:
             return []
         planned = {c.host_id for c in plan.candidates} | set(plan.cooling_down)
-        now = dict(zip(values["ip"], values["value"], strict=True))  # type: ignore[index]
+        now = {r.ip: r.value for r in values or []}
         return [
             HostOutcome(
                 hostname=h.hostname,

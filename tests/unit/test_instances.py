@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import math
+
 import pytest
 
-from opsflow.tasks.monitoring import instance_ip, only_instances, value_by_instance
+from opsflow.opsapi.prometheus import Sample
+from opsflow.tasks.monitoring import Reading, instance_ip, only_instances, value_by_instance
 
 
 @pytest.mark.parametrize(
@@ -25,20 +27,34 @@ def test_instance_to_ip(instance, ip):
 
 
 def test_several_series_of_one_instance_keep_the_highest_value():
-    frame = pd.DataFrame(
-        {"instance": ["10.0.0.1:9100", "10.0.0.1:9100", "[::1]:9100"], "value": [1.0, 3.0, 2.0]}
-    )
+    samples = [
+        Sample({"instance": "10.0.0.1:9100"}, 1.0, 0.0),
+        Sample({"instance": "10.0.0.1:9100"}, 3.0, 0.0),
+        Sample({"instance": "[::1]:9100"}, 2.0, 0.0),
+    ]
 
-    table = value_by_instance(frame)
-
-    assert table.to_dict("records") == [
-        {"instance": "10.0.0.1:9100", "ip": "10.0.0.1", "value": 3.0},
-        {"instance": "[::1]:9100", "ip": "::1", "value": 2.0},
+    assert value_by_instance(samples) == [
+        Reading("10.0.0.1:9100", "10.0.0.1", 3.0),
+        Reading("[::1]:9100", "::1", 2.0),
     ]
 
 
-def test_series_without_an_instance_label_give_an_empty_table():
-    assert value_by_instance(pd.DataFrame({"value": [1.0]})).empty
+def test_a_nan_series_beside_a_number_gives_the_number_and_only_nans_give_nan():
+    nan = float("nan")
+    samples = [
+        Sample({"instance": "a:9100"}, nan, 0.0),
+        Sample({"instance": "a:9100"}, 2.0, 0.0),
+        Sample({"instance": "a:9100"}, nan, 0.0),
+        Sample({"instance": "b:9100"}, nan, 0.0),
+    ]
+
+    a, b = value_by_instance(samples)
+
+    assert a.value == 2.0 and math.isnan(b.value)
+
+
+def test_series_without_an_instance_label_are_left_out():
+    assert value_by_instance([Sample({"job": "node"}, 1.0, 0.0)]) == []
 
 
 @pytest.mark.parametrize(

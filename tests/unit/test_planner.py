@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from opsflow.opsapi.models import Host
+from opsflow.tasks.monitoring import Reading
 from opsflow.tasks.rollout_plan import build_plan
 
 
@@ -12,11 +11,9 @@ def hosts(*names_and_ips: tuple[str, str]) -> list[Host]:
     return [Host(id=str(n), hostname=h, ip=ip) for n, (h, ip) in enumerate(names_and_ips, 1)]
 
 
-def values(**by_ip: float) -> pd.DataFrame:
-    ips = [ip.replace("_", ".") for ip in by_ip]
-    return pd.DataFrame(
-        {"instance": [f"{ip}:9100" for ip in ips], "ip": ips, "value": list(by_ip.values())}
-    )
+def values(**by_ip: float) -> list[Reading]:
+    ips = [(ip.replace("_", "."), value) for ip, value in by_ip.items()]
+    return [Reading(f"{ip}:9100", ip, value) for ip, value in ips]
 
 
 FLEET = hosts(("web-1", "10.0.0.1"), ("web-2", "10.0.0.2"), ("db-1", "10.0.0.3"))
