@@ -29,15 +29,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
+import httpx
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
-from opsflow.tasks.host_locks import host_locks
+from opsflow.tasks.host_locks import host_locks, without_stall
 from opsflow.tasks.wording import plural
 
 BUDGET_PREFIX = "opsflow-budget-"
@@ -148,36 +149,54 @@ def claim_hosts(budget: FleetBudget, host_ids: list[str]) -> Claim:
                 f"{budget.text}: busy, another run held it {LOCK_WAIT_SECONDS:g} s",
             )
         now = time.time()
-        with get_client(sync_client=True) as client:
-            # one read and one write (Prefect's `Variable.set` reads, writes and reads again)
-            ledger = client.read_variable_by_name(budget.variable)
-            try:
-                entries = _entries(ledger and ledger.value, now - budget.minutes * 60)
-            except LedgerUnreadable as exc:
-                return Claim(
-                    [],
-                    list(host_ids),
-                    f"{budget.text}: variable {budget.variable!r} is unreadable ({exc}); "
-                    "delete it to start the budget afresh",
-                )
-            ids, anonymous = _used(entries)
-            # A host already claimed within the window (a rerun after a killed run, say) costs
-            # nothing more: the budget counts hosts, repeats are for max_repeats to judge.
-            left = budget.hosts - len(ids) - anonymous
-            granted = []
-            for host_id in host_ids:
-                if host_id in ids or left > 0:
-                    left -= host_id not in ids
-                    granted.append(host_id)
-            if granted:
-                entries.append([round(now, 3), len(granted), list(granted)])
-                value = _compacted(entries)
-                if ledger is None:
-                    client.create_variable(VariableCreate(name=budget.variable, value=value))
-                else:
-                    client.update_variable(VariableUpdate(name=budget.variable, value=value))
+        exists, value = _read_ledger(budget.variable)
+        try:
+            entries = _entries(value, now - budget.minutes * 60)
+        except LedgerUnreadable as exc:
+            return Claim(
+                [],
+                list(host_ids),
+                f"{budget.text}: variable {budget.variable!r} is unreadable ({exc}); delete it "
+                "to start the budget afresh",
+            )
+        ids, anonymous = _used(entries)
+        # A host already claimed within the window (a rerun after a killed run, say) costs
+        # nothing more: the budget counts hosts, repeats are for max_repeats to judge.
+        left = budget.hosts - len(ids) - anonymous
+        granted = []
+        for host_id in host_ids:
+            if host_id in ids or left > 0:
+                left -= host_id not in ids
+                granted.append(host_id)
+        if granted:
+            entries.append([round(now, 3), len(granted), list(granted)])
+            _write_ledger(budget.variable, _compacted(entries), exists)
     refused = [h for h in host_ids if h not in granted]
     return Claim(granted, refused, f"{budget.text} reached" if refused else "")
+
+
+# The ledger is read and written as the host locks' leases are taken: one call each, a busy
+# SQLite 503 retried at once (Prefect's `Variable.set` reads, writes and reads again, and its
+# client sleeps 2 s on a 503, which a claim made beside the run's own writes meets often).
+
+
+def _read_ledger(name: str) -> tuple[bool, object]:
+    """(whether the variable exists, its value)."""
+    try:
+        answer = without_stall(f"/variables/name/{quote(name)}", None, method="GET")
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return False, None
+        raise
+    return True, answer.json()["value"]
+
+
+def _write_ledger(name: str, value: list[Entry], exists: bool) -> None:
+    """The whole ledger, written over the old one (so a retried write is the same write)."""
+    if exists:
+        without_stall(f"/variables/name/{quote(name)}", {"value": value}, method="PATCH")
+    else:
+        without_stall("/variables/", {"name": name, "value": value})
 
 
 def budget_used(budget: FleetBudget) -> int:

@@ -90,16 +90,18 @@ INCREMENT = "/v2/concurrency_limits/increment-with-lease"
 DECREMENT = "/v2/concurrency_limits/decrement-with-lease"
 
 
-def _without_stall(path: str, body: dict[str, Any]) -> Response:
-    """POST one lease call to Prefect's API, a busy 503 retried within a second; anything
-    else (a connection error, a 503 that lasts, a CSRF token to fetch) goes on to Prefect's
-    client with its own retries. A 4xx or 5xx answer raises httpx.HTTPStatusError."""
+def without_stall(path: str, body: dict[str, Any] | None, method: str = "POST") -> Response:
+    """One call to Prefect's API (a lease, the fleet budget's ledger), a busy 503 retried
+    within a second; anything else (a connection error, a 503 that lasts, a CSRF token to
+    fetch) goes on to Prefect's client with its own retries. A 4xx or 5xx answer raises
+    httpx.HTTPStatusError. Only for calls that a busy 503 leaves undone and that may be made
+    again: a lease, a read, a write of a whole value."""
     with get_client(sync_client=True) as client:
         http = client._client  # Prefect's httpx client: the API's address, auth and headers
         for pause in (*BUSY_BACKOFF_SECONDS, None):
             try:
                 # httpx's own send: one try, none of Prefect's retry sleeps
-                response = httpx.Client.send(http, http.build_request("POST", path, json=body))
+                response = httpx.Client.send(http, http.build_request(method, path, json=body))
             except httpx.TransportError:
                 break
             if response.status_code == 403:  # a CSRF-protected server: Prefect's client asks
@@ -109,7 +111,7 @@ def _without_stall(path: str, body: dict[str, Any]) -> Response:
             if pause is None:
                 break
             time.sleep(pause)
-        return client.request("POST", path, json=body)  # type: ignore[arg-type]
+        return client.request(method, path, json=body)  # type: ignore[arg-type]
 
 
 def _acquire(
@@ -124,7 +126,7 @@ def _acquire(
     deadline = time.monotonic() + timeout_seconds
     while True:
         try:
-            response = _without_stall(
+            response = without_stall(
                 INCREMENT,
                 {
                     "names": names,
@@ -168,7 +170,7 @@ def _release(lease_id: UUID) -> None:
     """Give a lease back; when that fails it runs out by itself (its duration, then the
     server's repossessor), so a finished rollout does not fail over it."""
     try:
-        _without_stall(DECREMENT, {"lease_id": str(lease_id)})
+        without_stall(DECREMENT, {"lease_id": str(lease_id)})
     except httpx.HTTPError as exc:
         _logger().warning("host locks not given back (%s): they free themselves within 75 s", exc)
 
@@ -214,7 +216,7 @@ def _concurrency(
 ) -> Iterator[None]:
     """Prefect's `concurrency()` (one lease for all the slots, renewed while held, given back
     at the end) without its costs: a 2 s wait whenever a Prefect server on SQLite answers a
-    busy 503 (see `_without_stall`), one event per limit naming every other limit taken with
+    busy 503 (see `without_stall`), one event per limit naming every other limit taken with
     it (250,000 related resources at 500 hosts), and a renewal the moment the lease is granted.
     A renewal that fails warns and is tried again; the run goes on (cancelling it between a
     restart and its verification would be worse; the platform's job history, the cooldown,

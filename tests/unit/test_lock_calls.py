@@ -20,7 +20,7 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from opsflow.tasks.host_locks import BUSY_BACKOFF_SECONDS, INCREMENT, _without_stall
+from opsflow.tasks.host_locks import BUSY_BACKOFF_SECONDS, INCREMENT, without_stall
 from tests.chat_receiver import ChatReceiver, chat_receiver
 
 BODY = {"names": ["opsflow-host-1"], "slots": 1, "mode": "concurrency", "lease_duration": 60}
@@ -44,7 +44,7 @@ def call(api: ChatReceiver) -> httpx.Response:
     # this stand-in has no CSRF token to hand out (a Prefect server off by default does not ask)
     settings = {PREFECT_API_URL: f"{api.url}/api", PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False}
     with temporary_settings(settings):
-        return _without_stall(INCREMENT, BODY)
+        return without_stall(INCREMENT, BODY)
 
 
 def got(api: ChatReceiver) -> list[tuple[str, dict]]:
