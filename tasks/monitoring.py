@@ -102,12 +102,18 @@ def query_with_ages(
     `node_load1` that is the sample's own time; for a computed expression Prometheus gives the
     evaluation time (age 0), which is why a computed query names a plain selector of the same
     exporter as its freshness query.
+
+    Prometheus itself keeps each instance's highest value (`max by (instance)`, NaN only when
+    every series of the instance is NaN, as `value_by_instance` does): the answer carries the
+    one label a reading keeps, not every label of every series (at 100,000 hosts half
+    the JSON to send and parse).
     """
+    highest = f"max by (instance) ({promql})"
     if max_age_seconds is None:
-        return client.samples(promql), {}
+        return client.samples(highest), {}
     fresh = freshness_query or promql
     answer = client.samples(
-        f"({promql}) or label_replace(max by (instance) (timestamp({fresh})) "
+        f"({highest}) or label_replace(max by (instance) (timestamp({fresh})) "
         f'< time() - {max_age_seconds:g}, "{SAMPLE_TIME}", "1", "", "")'
     )
     values = [s for s in answer if s.labels.get(SAMPLE_TIME) != "1"]
