@@ -103,7 +103,8 @@ def bench_client(
 
 
 def scrape_seconds(config: LabConfig) -> float:
-    """The lab Prometheus's scrape interval ("1s", "5s") in seconds."""
+    """The lab Prometheus's scrape interval as the lab was started ("1s", "5s") in seconds
+    (`_scrape_every` slows it later, for the load report only, without changing `config`)."""
     return float(config.scrape_interval.removesuffix("s"))
 
 

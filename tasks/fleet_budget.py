@@ -183,7 +183,7 @@ def claim_hosts(budget: FleetBudget, host_ids: list[str]) -> Claim:
 def _read_ledger(name: str) -> tuple[bool, object]:
     """(whether the variable exists, its value)."""
     try:
-        answer = without_stall(f"/variables/name/{quote(name)}", None, method="GET")
+        answer = without_stall(f"/variables/name/{quote(name, safe='')}", None, method="GET")
     except httpx.HTTPStatusError as exc:
         if exc.response.status_code == 404:
             return False, None
@@ -192,11 +192,22 @@ def _read_ledger(name: str) -> tuple[bool, object]:
 
 
 def _write_ledger(name: str, value: list[Entry], exists: bool) -> None:
-    """The whole ledger, written over the old one (so a retried write is the same write)."""
-    if exists:
-        without_stall(f"/variables/name/{quote(name)}", {"value": value}, method="PATCH")
-    else:
-        without_stall("/variables/", {"name": name, "value": value})
+    """The whole ledger, written over the old one. A ledger deleted since it was read (a
+    reset) is created again, and one created meanwhile (a create whose answer was lost, then
+    retried) is written over: either way the variable ends holding `value`."""
+    path = f"/variables/name/{quote(name, safe='')}"
+    try:
+        if exists:
+            without_stall(path, {"value": value}, method="PATCH")
+        else:
+            without_stall("/variables/", {"name": name, "value": value})
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404 and exists:
+            without_stall("/variables/", {"name": name, "value": value})
+        elif exc.response.status_code == 409 and not exists:
+            without_stall(path, {"value": value}, method="PATCH")
+        else:
+            raise
 
 
 def budget_used(budget: FleetBudget) -> int:

@@ -2,7 +2,7 @@
 
 A lock is a Prefect global concurrency limit of 1 named ``opsflow-host-<id>``, created before it
 is taken (a limit that does not exist locks nothing) and held with a 60 s lease (Prefect's
-minimum) that Prefect renews while the run lives, so a crashed (even SIGKILLed) run frees its
+minimum) that the run renews while it lives (3/4 into each lease), so a crashed (even SIGKILLed) run frees its
 hosts within about 75 s: the lease runs out and the server's repossessor (every 15 s) takes the
 slots back. The cooldown is read from the platform's own job history, so it holds across
 process restarts and for every tool that uses the platform.
@@ -176,7 +176,8 @@ def _release(lease_id: UUID) -> None:
 
 
 # A lease is renewed when this much of it has passed (Prefect's own fraction); a renewal that
-# failed (the API down a moment) is tried again after RENEW_RETRY_SECONDS while time is left.
+# failed (the API down a moment) is tried again every RENEW_RETRY_SECONDS until the locks are
+# given back or the server says the lease is gone.
 RENEW_AT = 0.75
 RENEW_RETRY_SECONDS = 5.0
 
@@ -187,24 +188,31 @@ def _renew_until(stop: threading.Event, lease_id: UUID, lease_seconds: float) ->
     write per lock taken, racing the run's own writes on SQLite, for a lease just granted)."""
     if stop.wait(lease_seconds * RENEW_AT):
         return  # most runs: given back before a renewal was due, and no client was made
+    failing = False  # warned once per outage, not at every try
     with get_client(sync_client=True) as client:
         wait = 0.0
         while not stop.wait(wait):
             try:
                 client.renew_concurrency_lease(lease_id=lease_id, lease_duration=lease_seconds)
-            except httpx.HTTPStatusError as exc:
-                if exc.response.status_code in (404, 410):  # ran out: another run may hold it
+            except Exception as exc:  # the API unreachable, a 5xx, the lease gone
+                if stop.is_set():  # given back meanwhile: the answer is about a lease let go
+                    return
+                status = getattr(getattr(exc, "response", None), "status_code", None)
+                if status in (404, 410):  # ran out: another run may hold them now
                     _logger().warning(
                         "host locks lost: their lease ran out before it was renewed (%s)", exc
                     )
                     return
-                _logger().warning("host locks' lease not renewed yet (%s)", exc)
-                wait = RENEW_RETRY_SECONDS
-            except Exception as exc:  # the API unreachable, ...: try again while time is left
-                _logger().warning("host locks' lease not renewed yet (%s)", exc)
-                wait = RENEW_RETRY_SECONDS
+                (_logger().debug if failing else _logger().warning)(
+                    "host locks' lease not renewed yet, trying again every %g s (%s)",
+                    RENEW_RETRY_SECONDS,
+                    exc,
+                )
+                failing, wait = True, RENEW_RETRY_SECONDS
             else:
-                wait = lease_seconds * RENEW_AT
+                if failing:
+                    _logger().info("host locks' lease renewed again")
+                failing, wait = False, lease_seconds * RENEW_AT
 
 
 @contextmanager

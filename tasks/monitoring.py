@@ -108,12 +108,13 @@ def query_with_ages(
     one label a reading keeps, not every label of every series (at 100,000 hosts half
     the JSON to send and parse).
     """
-    highest = f"max by (instance) ({promql})"
+    # each query closes its parenthesis on a line of its own: a query may end in a # comment
+    highest = f"max by (instance) ({promql}\n)"
     if max_age_seconds is None:
         return client.samples(highest), {}
     fresh = freshness_query or promql
     answer = client.samples(
-        f"({highest}) or label_replace(max by (instance) (timestamp({fresh})) "
+        f"({highest}) or label_replace(max by (instance) (timestamp({fresh}\n)) "
         f'< time() - {max_age_seconds:g}, "{SAMPLE_TIME}", "1", "", "")'
     )
     values = [s for s in answer if s.labels.get(SAMPLE_TIME) != "1"]
@@ -132,11 +133,11 @@ def current_values(
     instances whose newest sample is older than `max_age_seconds` (`ages`), are never used."""
     usable, unusable = [], []
     for reading in value_by_instance(samples):
-        age = ages.get(reading.instance) if max_age_seconds is not None else None
-        if math.isnan(reading.value):
-            unusable.append((reading, "NaN"))
-        elif age is not None and age > max_age_seconds:  # type: ignore[operator]
+        age = ages.get(reading.instance)
+        if max_age_seconds is not None and age is not None and age > max_age_seconds:
             unusable.append((reading, f"stale, {round(age)}s old"))
+        elif math.isnan(reading.value):
+            unusable.append((reading, "NaN"))
         else:
             usable.append(reading)
     return usable, unusable

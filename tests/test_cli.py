@@ -85,7 +85,8 @@ def test_failed_rollout_exits_1(fresh_lab):
 
 def test_a_restart_run_reads_its_signal_without_importing_pandas(fresh_lab):
     """pandas' import (0.35-0.45 s) is paid only where a table is built (load-report, a CSV):
-    a runbook's signal is read, planned on and checked again as plain readings."""
+    a runbook's signal is read and planned on as plain readings (a dry run: the re-reads
+    before a batch and the recovery wait use the same readings)."""
     fresh_lab.overload(8.0, "lab-db-02")
 
     result = subprocess.run(

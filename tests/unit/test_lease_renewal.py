@@ -88,20 +88,25 @@ def test_a_lease_held_is_renewed_each_three_quarters_of_its_duration(api):
     assert renewal_threads() == []
 
 
-def test_a_lease_that_ran_out_is_said_lost_and_no_longer_renewed(api, caplog):
+@pytest.mark.parametrize("gone", [404, 410])
+def test_a_lease_that_ran_out_is_said_lost_and_no_longer_renewed(api, caplog, gone):
     with held(api, 0.2):
-        api.statuses = [410]
+        api.statuses = [gone]
         until(lambda: renewals(api) and not renewal_threads())
 
     assert len(renewals(api)) == 1
     assert "host locks lost: their lease ran out" in caplog.text
 
 
-def test_a_failed_renewal_is_tried_again(api, caplog, monkeypatch):
+def test_a_failed_renewal_is_tried_again_soon_and_said_once(api, caplog, monkeypatch):
     monkeypatch.setattr(host_locks, "RENEW_RETRY_SECONDS", 0.05)
-    with held(api, 0.4), caplog.at_level(logging.WARNING):
-        api.statuses = [500]
-        until(lambda: len(renewals(api)) >= 2)
+    with held(api, 2), caplog.at_level(logging.WARNING):  # renewals due every 1.5 s
+        api.statuses = [500, 500]
+        until(lambda: len(renewals(api)) >= 1)
+        failed_at = time.monotonic()
+        until(lambda: len(renewals(api)) >= 3)
+        again_after = time.monotonic() - failed_at
 
-    assert "host locks' lease not renewed yet" in caplog.text
+    assert again_after < 1.0  # the retries' pace, not the next renewal's 1.5 s
+    assert caplog.text.count("host locks' lease not renewed yet") == 1
     assert renewal_threads() == []
