@@ -36,7 +36,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect.variables import Variable
 
 from opsflow.tasks.host_locks import host_locks, without_stall
 from opsflow.tasks.wording import plural
@@ -180,10 +179,14 @@ def claim_hosts(budget: FleetBudget, host_ids: list[str]) -> Claim:
 # client sleeps 2 s on a 503, which a claim made beside the run's own writes meets often).
 
 
+def _ledger_path(name: str) -> str:
+    return f"/variables/name/{quote(name, safe='')}"
+
+
 def _read_ledger(name: str) -> tuple[bool, object]:
     """(whether the variable exists, its value)."""
     try:
-        answer = without_stall(f"/variables/name/{quote(name, safe='')}", None, method="GET")
+        answer = without_stall(_ledger_path(name), None, method="GET")
     except httpx.HTTPStatusError as exc:
         if exc.response.status_code == 404:
             return False, None
@@ -195,7 +198,7 @@ def _write_ledger(name: str, value: list[Entry], exists: bool) -> None:
     """The whole ledger, written over the old one. A ledger deleted since it was read (a
     reset) is created again, and one created meanwhile (a create whose answer was lost, then
     retried) is written over: either way the variable ends holding `value`."""
-    path = f"/variables/name/{quote(name, safe='')}"
+    path = _ledger_path(name)
     try:
         if exists:
             without_stall(path, {"value": value}, method="PATCH")
@@ -217,7 +220,7 @@ def budget_used(budget: FleetBudget) -> int:
         >>> budget_used(FleetBudget("restart-overloaded-hosts", 5, 30))  # doctest: +SKIP
         2
     """
-    entries = _entries(Variable.get(budget.variable), time.time() - budget.minutes * 60)
+    entries = _entries(_read_ledger(budget.variable)[1], time.time() - budget.minutes * 60)
     ids, anonymous = _used(entries)
     return len(ids) + anonymous
 

@@ -58,3 +58,35 @@ def test_a_lock_freed_during_the_wait_is_taken_before_the_wait_ends(prefect_api)
             assert slots([host]) == {host: 1}
     finally:
         other.join()
+
+
+def test_a_lock_held_past_its_renewals_stays_held_and_nothing_is_said(
+    prefect_api, monkeypatch, caplog
+):
+    """The lease is renewed while held (on this real API: renewals every 45 ms here, every
+    45 s in a run): the server accepts each, the lock stays taken, no warning is logged."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    import opsflow.tasks.host_locks as locks
+
+    renewed: list[int] = []
+    renew = SyncPrefectClient.renew_concurrency_lease
+
+    def counted(self, *args, **kwargs):
+        answer = renew(self, *args, **kwargs)
+        renewed.append(answer.status_code)
+        return answer
+
+    monkeypatch.setattr(SyncPrefectClient, "renew_concurrency_lease", counted)
+    monkeypatch.setattr(locks, "RENEW_AT", 0.00075)
+    host = f"{uuid4().hex[:8]}-long"
+
+    with caplog.at_level("WARNING"), host_locks([host]) as (ours, _):
+        deadline = time.monotonic() + 10
+        while len(renewed) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ours == [host] and slots([host]) == {host: 1}
+
+    assert len(renewed) >= 3 and set(renewed) == {204}
+    assert "host locks" not in caplog.text
+    assert slots([host]) == {host: 0}
