@@ -17,6 +17,7 @@ from opsflow.tasks.hosts import (
 from opsflow.tasks.jobs import cancel_job, execute_job, get_job, run_job, wait_for_job
 from opsflow.tasks.monitoring import (
     Reading,
+    Readings,
     query_instant,
     query_metric,
     query_range,
@@ -38,6 +39,7 @@ __all__ = [
     "HostOutcome",
     "HostSelection",
     "Reading",
+    "Readings",
     "RemediationPolicy",
     "Rollout",
     "RolloutPlan",

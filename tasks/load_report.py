@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,8 @@ ARTIFACT_ROWS = 200  # the UI table shows the worst hosts; the CSV has every one
 
 
 def load_table(
-    loads: list[Reading],
-    cpus: list[Reading],
+    loads: Sequence[Reading],
+    cpus: Sequence[Reading],
     hosts: list[Host],
     warning: float,
     critical: float,
@@ -55,7 +56,7 @@ def load_table(
     return table.drop(columns="rank").reset_index(drop=True)
 
 
-def _by_ip(readings: list[Reading], column: str) -> pd.DataFrame:
+def _by_ip(readings: Sequence[Reading], column: str) -> pd.DataFrame:
     """Columns `ip` and `column` (float), one row per reading."""
     import pandas as pd
 

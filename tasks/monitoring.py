@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, overload
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -57,6 +58,48 @@ class Reading(NamedTuple):
     instance: str
     ip: str
     value: float
+
+
+class Readings(Sequence[Reading]):
+    """What a read task answers: `Reading`s in instance order, read-only; iterate it, index
+    it, take its `len`, or `list(...)` it (`pandas.DataFrame(readings)` makes a table).
+
+    A sequence, not a list: Prefect links a task's list answer to its run element by element
+    to draw dependencies (about 6 µs an element, 0.6 s of a 100,000-host read, on the GIL the
+    inventory's pages are decoded under); this it links once.
+
+    Example:
+        >>> r = Readings([Reading("10.0.0.7:9100", "10.0.0.7", 5.25)])
+        >>> len(r), r[0].value, r == [Reading("10.0.0.7:9100", "10.0.0.7", 5.25)]
+        (1, 5.25, True)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[Reading] = ()) -> None:
+        self._items = list(items)
+
+    @overload
+    def __getitem__(self, index: int) -> Reading: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Reading]: ...
+    def __getitem__(self, index: int | slice) -> Reading | list[Reading]:
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Readings):
+            return self._items == other._items
+        if isinstance(other, list):
+            return self._items == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list, so not hashable either
+
+    def __repr__(self) -> str:
+        return f"Readings({self._items!r})"
 
 
 def value_by_instance(samples: list[Sample]) -> list[Reading]:
@@ -189,7 +232,7 @@ def query_metric(
     promql: str = "node_load1",
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
-) -> list[Reading]:
+) -> Readings:
     """The current value of `promql` per instance, only usable ones, in instance order.
 
     NaN values, and instances whose newest `freshness_query` sample (default: `promql`
@@ -226,15 +269,15 @@ def query_metric(
         reasons = ", ".join(sorted({why for _, why in unusable}))[:200]
         raise BadResponse(f"every series of {promql!r} is NaN or stale ({reasons})")
     logger.info("%s: %d instances, max %.2f", promql, len(usable), max(r.value for r in usable))
-    return usable
+    return Readings(usable)
 
 
 @task(name="Query values", **READ)
-def query_values(prometheus: Prometheus, promql: str) -> list[Reading]:
+def query_values(prometheus: Prometheus, promql: str) -> Readings:
     """`promql`'s value per instance as it is (NaN included; no age check; an empty answer is
     an empty list): figures that describe hosts rather than judge them, CPU counts say."""
     with prometheus.get_client() as client:
-        return value_by_instance(client.samples(promql))
+        return Readings(value_by_instance(client.samples(promql)))
 
 
 @task(name="Check values now", **READ)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Literal
 
 from prefect import get_run_logger, task
@@ -96,7 +97,7 @@ class RolloutPlan(BaseModel):
 
 
 def build_plan(
-    values: list[Reading],
+    values: Sequence[Reading],
     hosts: list[Host],
     all_ips: set[str],
     threshold: float,
@@ -176,7 +177,7 @@ def plan_rollout(
     policy: RolloutPolicy,
     hosts: list[Host],
     all_ips: set[str] | None = None,
-    values: list[Reading] | None = None,
+    values: Sequence[Reading] | None = None,
     recent: dict[str, float] | None = None,
     repeats: dict[str, int] | None = None,
 ) -> RolloutPlan:

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import ConfigurationError, OpsAPIError
 from opsflow.tasks.expected_ends import ended_on_purpose
-from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, Reading, query_metric
+from opsflow.tasks.monitoring import MAX_SAMPLE_AGE_SECONDS, Readings, query_metric
 from opsflow.tasks.parameters import DEFAULT_BLOCK, kinds, load_block
 
 B = TypeVar("B", bound=Block)
@@ -76,7 +76,7 @@ def read_metric(
     what: str,
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
-) -> list[Reading]:
+) -> Readings:
     """The runbook's first reading: usable values per instance, or `RunbookAborted`.
 
     Args:
@@ -92,7 +92,7 @@ def start_reading(
     what: str,
     max_age_seconds: float | None = MAX_SAMPLE_AGE_SECONDS,
     freshness_query: str | None = None,
-) -> Callable[[], list[Reading]]:
+) -> Callable[[], Readings]:
     """`read_metric` started beside other work (the inventory's listing), in a flow run: at
     100,000 hosts each takes seconds, mostly Prometheus's and the platform's, so they overlap.
     Calling what it returns waits for the values (or `RunbookAborted`).
@@ -104,7 +104,7 @@ def start_reading(
     """
     future = query_metric.submit(prometheus, promql, max_age_seconds, freshness_query)
 
-    def result() -> list[Reading]:
+    def result() -> Readings:
         with _aborted_without(what):
             return future.result()
 

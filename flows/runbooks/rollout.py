@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import get_run_logger
 from prefect.states import State
 from prefect.utilities.annotations import quote
@@ -144,7 +146,7 @@ class _Engine:
 
     # -- 1-2: read, select, plan -------------------------------------------------------------
 
-    def plan(self) -> tuple[RolloutPlan, HostSelection, list[Reading] | None]:
+    def plan(self) -> tuple[RolloutPlan, HostSelection, Sequence[Reading] | None]:
         """The plan, the selection and the first reading of the signal (None without).
 
         The inventory is read first: a host named that it lacks is refused (`UnknownHosts`)
@@ -223,7 +225,7 @@ class _Engine:
         return plan.model_copy(update={"being_handled": handled, "cooling_down": still})
 
     def recovered_since_named(
-        self, values: list[Reading] | None, selected: list[Host], plan: RolloutPlan
+        self, values: Sequence[Reading] | None, selected: list[Host], plan: RolloutPlan
     ) -> list[HostOutcome]:
         """Hosts the run was started for by name (an alert's hosts) that are on the good side
         now: the alert resolved before the run could act, so they are reported, not acted on."""
