@@ -45,6 +45,19 @@ def current_load(state: sqlite3.Row, now: float | None = None) -> float:
     return round(overload + (base - overload) * elapsed / RECOVERY_SECONDS, 3)
 
 
+def load_settles_at(state: sqlite3.Row) -> float:
+    """When a host's `current_load` stops moving with time alone (0.0: it does not move now,
+    only a change of its state moves it)."""
+    restarted = state["restarted_at"]
+    if (
+        state["overload"] is None
+        or restarted is None
+        or restarted < (state["overloaded_at"] or 0.0)
+    ):
+        return 0.0
+    return restarted + RECOVERY_SECONDS
+
+
 def disk_used(root: Path, hostname: str) -> float:
     """Apparent size of everything under the host's var/ (sparse files count in full)."""
     var = host_dir(root, hostname) / "var"

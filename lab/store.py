@@ -90,6 +90,7 @@ class LabStore:
             if column not in columns:
                 self._db.execute(f"ALTER TABLE host_state ADD COLUMN {column} {declaration}")
         self.lock = threading.RLock()
+        self.changes = 0  # writes made through this store: what was read is current while equal
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self.lock:
@@ -101,7 +102,9 @@ class LabStore:
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self.lock:
-            return self._db.execute(sql, args)
+            cursor = self._db.execute(sql, args)
+            self.changes += 1
+            return cursor
 
     # hosts -------------------------------------------------------------------------------
 
@@ -157,6 +160,7 @@ class LabStore:
         now = time.time()
         ids = []
         with self.lock:
+            self.changes += 1
             try:
                 self._db.execute("BEGIN")
                 for spec, load in zip(specs, base_loads, strict=True):
@@ -198,6 +202,7 @@ class LabStore:
 
     def delete_all_hosts(self) -> None:
         with self.lock:
+            self.changes += 1
             self._db.execute("DELETE FROM job_results")
             self._db.execute("DELETE FROM jobs")
             self._db.execute("DELETE FROM host_state")
