@@ -38,6 +38,7 @@ from opsflow.opsapi.errors import (
     RequestTimedOut,
     ServerError,
 )
+from opsflow.opsapi.gc_pause import paused_gc
 from opsflow.opsapi.redaction import mask_secrets
 from opsflow.opsapi.transport import Transport
 
@@ -372,7 +373,8 @@ class JSONClient:
         if not response.content:
             return None
         try:
-            return response.json()
+            with paused_gc():  # a page of hosts, a fleet's series: many objects, no cycles
+                return response.json()
         except ValueError as exc:
             if not expect_json:
                 return response.text

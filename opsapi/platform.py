@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from opsflow.opsapi.backend import FollowsJobs
 from opsflow.opsapi.errors import BadResponse, ConfigurationError
+from opsflow.opsapi.gc_pause import paused_gc
 from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.models import Host, HostSpec, Job
 from opsflow.opsapi.redaction import register_secret
@@ -90,7 +91,7 @@ class OpsPlatformClient(FollowsJobs, JSONClient):
             return rows, total, size
 
         rows, total, size = fetch(1)
-        yield from (_model(Host, row, "host") for row in rows)
+        yield from _hosts(rows)
         seen, page = len(rows), 1
         if total is not None and rows and seen < total and len(rows) == size:
             known = range(2, 1 + -(-total // size))  # ceil(total / size) pages in all
@@ -98,7 +99,7 @@ class OpsPlatformClient(FollowsJobs, JSONClient):
             pool = ThreadPoolExecutor(max_workers=bound)
             try:
                 for rows, total, size in pool.map(fetch, known):
-                    yield from (_model(Host, row, "host") for row in rows)
+                    yield from _hosts(rows)
                     seen, page = seen + len(rows), page + 1
                     if not rows or (len(rows) < size and (total is None or seen >= total)):
                         return  # the inventory shrank while it was read: this was the last
@@ -107,7 +108,7 @@ class OpsPlatformClient(FollowsJobs, JSONClient):
         while rows and (seen < total if total is not None else len(rows) >= size):
             page += 1
             rows, total, size = fetch(page)
-            yield from (_model(Host, row, "host") for row in rows)
+            yield from _hosts(rows)
             seen += len(rows)
 
     def list_hosts(
@@ -221,6 +222,11 @@ def _page(body: Any, url: str) -> tuple[list[dict[str, Any]], int | None]:
     return body["data"], int(total) if isinstance(total, int | str) and str(
         total
     ).isdigit() else None
+
+
+def _hosts(rows: list[dict[str, Any]]) -> list[Host]:
+    with paused_gc():  # a page's hosts: objects that stay, no cycles
+        return [_model(Host, row, "host") for row in rows]
 
 
 def _model(model: type[Any], data: Any, what: str) -> Any:

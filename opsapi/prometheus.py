@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opsflow.opsapi.errors import BadResponse
+from opsflow.opsapi.gc_pause import paused_gc
 from opsflow.opsapi.http import JSONClient
 from opsflow.opsapi.redaction import register_secret
 from opsflow.opsapi.transport import Transport
@@ -78,7 +79,8 @@ class PrometheusClient(JSONClient):
             return [_sample({}, *data["result"])]
         if data["resultType"] != "vector":
             raise BadResponse(f"query {promql!r} returned {data['resultType']}, not a vector")
-        return [_sample(s.get("metric", {}), *s["value"]) for s in data["result"]]
+        with paused_gc():
+            return [_sample(s.get("metric", {}), *s["value"]) for s in data["result"]]
 
     def query(self, promql: str, at: datetime | None = None) -> pd.DataFrame:
         """Instant query: one row per series, label columns plus `value` and `timestamp`.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +20,12 @@ if TYPE_CHECKING:  # pandas is imported where the table is built, not on every p
 
 STATUS_ORDER = {"critical": 0, "warning": 1, "no data": 2, "ok": 3}
 ARTIFACT_ROWS = 200  # the UI table shows the worst hosts; the CSV has every one
+
+
+def import_pandas_meanwhile() -> None:
+    """Import pandas in a thread of its own while the run waits for its reads: 0.3-0.5 s that
+    would otherwise come after the last answer, before the table."""
+    threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True).start()
 
 
 def load_table(

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from opsflow.blocks.monitoring import Prometheus
 from opsflow.opsapi.errors import BadResponse
+from opsflow.opsapi.gc_pause import paused_gc
 from opsflow.opsapi.prometheus import PrometheusClient, Sample
 from opsflow.tasks.hosts import READ
 
@@ -118,7 +119,8 @@ def value_by_instance(samples: list[Sample]) -> list[Reading]:
         seen = best.get(instance)
         if seen is None or math.isnan(seen) or sample.value > seen:
             best[instance] = sample.value
-    return [Reading(i, instance_ip(i), best[i]) for i in sorted(best)]
+    with paused_gc():  # a fleet's readings: objects that stay, no cycles
+        return [Reading(i, instance_ip(i), best[i]) for i in sorted(best)]
 
 
 MAX_SAMPLE_AGE_SECONDS = 120.0

@@ -18,7 +18,7 @@ from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.opsapi.errors import UnknownHosts
 from opsflow.opsapi.models import HostSelector
 from opsflow.tasks.hosts import select_hosts
-from opsflow.tasks.load_report import load_table, publish_load_report
+from opsflow.tasks.load_report import import_pandas_meanwhile, load_table, publish_load_report
 from opsflow.tasks.monitoring import query_values
 from opsflow.tasks.parameters import (
     DEFAULT_BLOCK_HELP,
@@ -118,6 +118,7 @@ def load_report(params: LoadReportParams = DEFAULTS) -> LoadReport | State:
     # nothing still ends after them (Prefect waits for its task runs): reads, never actions.
     loads_read = start_reading(prometheus, params.query, "load")
     cpus_read = query_values.submit(prometheus, params.cpu_query) if params.cpu_query else None
+    import_pandas_meanwhile()
     try:
         selection = select_hosts(platform, params.selector)
     except UnknownHosts as exc:
