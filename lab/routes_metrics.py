@@ -4,6 +4,7 @@ Prometheus text format (what the lab's Prometheus scrapes; not in the OpenAPI do
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 
@@ -49,16 +50,19 @@ class MetricsPage:
         self._rendered_at = 0.0
         self._settled_at = 0.0  # from when no load on the page moves with time alone
         self._page = ""
+        self._lock = threading.Lock()  # scrapes that overlap (one timed out) render one at a time
 
     def text(self) -> str:
-        now = time.time()
-        changes = self.store.changes  # read first: a write after it renders again next time
-        if changes != self._changes or self._rendered_at < self._settled_at:
-            states = self.store.host_states()
-            self._page = render_page(states, now)
-            self._settled_at = max((load_settles_at(s) for s in states), default=0.0)
-            self._changes, self._rendered_at = changes, now
-        return self._page.replace(IDLE, str(round(now - LAB_EPOCH, 1)))
+        with self._lock:
+            now = time.time()
+            changes = self.store.changes  # read first: a write after it renders again next time
+            if changes != self._changes or self._rendered_at < self._settled_at:
+                states = self.store.host_states()
+                self._page = render_page(states, now)
+                self._settled_at = max((load_settles_at(s) for s in states), default=0.0)
+                self._changes, self._rendered_at = changes, now
+            page = self._page
+        return page.replace(IDLE, str(round(now - LAB_EPOCH, 1)))
 
 
 def render_page(states: Iterable[sqlite3.Row], now: float) -> str:

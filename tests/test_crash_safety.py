@@ -120,7 +120,7 @@ def test_sigkill_mid_rollout_then_rerun_restarts_no_host_twice(
         os.killpg(runbook.pid, signal.SIGKILL)  # no finally, no hook, no lock release
         runbook.wait(10)
     done_by_killed_run = fresh_lab.admin.restarts()
-    assert done_by_killed_run == {"lab-web-01": 1}, done_by_killed_run
+    assert done_by_killed_run == {"lab-web-01": 1}, (done_by_killed_run, log.read_text()[-3000:])
     # Its load is still high (the restart has not helped yet): the rerun must not try again.
     fresh_lab.overload(OVERLOADED["lab-web-01"], "lab-web-01")
 
