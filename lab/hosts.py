@@ -36,12 +36,12 @@ def current_load(state: sqlite3.Row, now: float | None = None) -> float:
     base, overload = state["base_load"], state["overload"]
     if overload is None:
         return base
-    restarted, since = state["restarted_at"], state["overloaded_at"] or 0.0
-    if restarted is None or restarted < since:
+    settles = load_settles_at(state)
+    if not settles:  # not restarted since it was overloaded
         return overload
-    elapsed = now - restarted
-    if elapsed >= RECOVERY_SECONDS:
+    if now >= settles:
         return base
+    elapsed = now - state["restarted_at"]
     return round(overload + (base - overload) * elapsed / RECOVERY_SECONDS, 3)
 
 

@@ -4,8 +4,8 @@ A lock is a Prefect global concurrency limit of 1 named ``opsflow-host-<id>``, c
 is taken (a limit that does not exist locks nothing) and held with a 60 s lease (Prefect's
 minimum) that the run renews while it lives (3/4 into each lease), so a crashed (even
 SIGKILLed) run frees its hosts within about 75 s: the lease runs out and the server's
-repossessor (every 15 s) takes the slots back. The cooldown is read from the platform's own job history, so it holds across
-process restarts and for every tool that uses the platform.
+repossessor (every 15 s) takes the slots back. The cooldown is read from the platform's own
+job history, so it holds across process restarts and for every tool that uses the platform.
 
 Each run that takes locks says so in an ``opsflow.host.locked`` event (the lock, the run), so
 `held_locks()` can name the run holding each lock and `release_stale()` can free a lock whose

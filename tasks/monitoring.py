@@ -277,7 +277,7 @@ def query_metric(
 @task(name="Query values", **READ)
 def query_values(prometheus: Prometheus, promql: str) -> Readings:
     """`promql`'s value per instance as it is (NaN included; no age check; an empty answer is
-    an empty list): figures that describe hosts rather than judge them, CPU counts say."""
+    empty `Readings`): figures that describe hosts rather than judge them, CPU counts say."""
     with prometheus.get_client() as client:
         return Readings(value_by_instance(client.samples(promql)))
 
