@@ -34,13 +34,16 @@ from prefect.testing.utilities import prefect_test_harness
 
 from opsflow.blocks import OpsPlatform, VaultConnection, VaultSecret
 from opsflow.flows.runbooks.disk_cleanup import USAGE_QUERY as DISK_USAGE
-from opsflow.flows.services.local_server import PORT_VARIABLE, LocalServer
+from opsflow.flows.services.local_server import PORT_VARIABLE, WRITE_BATCHING, LocalServer
 from opsflow.lab.stack import LabAdmin, LabConfig, LabPorts, down, lab_secrets, up
 from opsflow.opsapi import Transport
 from opsflow.tasks.fleet_budget import forget_budgets
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Every Prefect server of the suite commits its records as opsflow's local server does.
+for _key, _value in WRITE_BATCHING.items():
+    os.environ.setdefault(_key, _value)
 # Anything the suite starts without a server of its own (a temporary one, `opsflow lab up`)
 # keeps its Prefect database here, never in the developer's ~/.prefect; each shard of a
 # parallel run its own (the workers would inherit the controller's).

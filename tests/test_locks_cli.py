@@ -24,7 +24,7 @@ from prefect.client.schemas.actions import (
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Running
+from prefect.states import Cancelled, Running
 
 from opsflow.tasks.host_locks import LOCKED_EVENT, host_locks, lock_name
 from tests.cli_in_process import Done, opsflow_in_process
@@ -146,9 +146,20 @@ def test_a_lock_no_lease_holds_is_freed_saying_why_and_a_leased_one_is_kept(loca
         client.update_global_concurrency_limit(
             orphan, GlobalConcurrencyLimitUpdate(active_slots=1)
         )  # as the dead server left it: a slot taken, no lease
-        client.increment_concurrency_slots_with_lease(
+        lease = client.increment_concurrency_slots_with_lease(
             names=[leased], slots=1, mode="concurrency", lease_duration=300
-        )
+        ).json()["lease_id"]
+    try:
+        _release_stale_frees_the_orphan_only(local_prefect, api, orphan, leased, runs)
+    finally:  # the server is the session's: no lock held, no run left Running for later tests
+        with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            client.release_concurrency_slots_with_lease(lease)
+            client.set_flow_run_state(runs[1], Cancelled(), force=True)
+
+
+def _release_stale_frees_the_orphan_only(
+    local_prefect: dict[str, str], api: str, orphan: str, leased: str, runs: list[uuid.UUID]
+) -> None:
     for name, run_id in zip((orphan, leased), runs, strict=True):
         said = requests.post(f"{api}/events", json=[locked_event(name, run_id)], timeout=10)
         assert said.ok, said.text

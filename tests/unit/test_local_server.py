@@ -4,6 +4,7 @@ by another program, a mistyped port; each one line from `opsflow server ...`."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,7 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from opsflow.flows.cli.main import app
-from opsflow.flows.services.local_server import LocalServer, ServerError
+from opsflow.flows.services.local_server import (
+    SERVER_SETTINGS,
+    WRITE_BATCHING,
+    LocalServer,
+    ServerError,
+)
 
 
 @pytest.fixture
@@ -91,3 +97,33 @@ def test_a_mistyped_port_variable_is_refused(home: Path, monkeypatch: pytest.Mon
         said
         == "opsflow server status: OPSFLOW_SERVER_PORT='42OO' is not a port: give a number 1-65535"
     )
+
+
+def test_every_server_setting_is_one_prefect_reads() -> None:
+    """A setting Prefect does not know is ignored without a word: each one the local server is
+    started with must reach Prefect's settings with the value given (a rename upstream would
+    otherwise bring back a commit per task-run state, and the busy 503s with it)."""
+    script = (
+        "import json; from prefect.settings import get_current_settings as s; "
+        "t = s().server.services; print(json.dumps([t.task_run_recorder.batch_size, "
+        "t.task_run_recorder.flush_interval, t.event_persister.batch_size, "
+        "t.event_persister.flush_interval, s().server.concurrency.lease_storage, "
+        "s().server.analytics_enabled]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    answer = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env | SERVER_SETTINGS,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(answer.stdout) == [
+        int(WRITE_BATCHING["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"]),
+        float(WRITE_BATCHING["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"]),
+        int(WRITE_BATCHING["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE"]),
+        float(WRITE_BATCHING["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL"]),
+        SERVER_SETTINGS["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"],
+        False,
+    ]
+    assert int(WRITE_BATCHING["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"]) > 1
