@@ -108,12 +108,20 @@ def alert_to_fix(config: LabConfig, admin: LabAdmin, hostname: str) -> dict[str,
                 limit=1,
             ).events
             run = new[0]
-            tasks = {
-                t.name.rsplit("-", 1)[0]: t
-                for t in client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
-                )
-            }
+            # The server records task runs from their events in batches, once a second (as
+            # opsflow's local server does): a run's last task may end on record after the run.
+            deadline = time.monotonic() + 10
+            while True:
+                tasks = {
+                    t.name.rsplit("-", 1)[0]: t
+                    for t in client.read_task_runs(
+                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+                    )
+                }
+                recorded = [tasks.get(n) for n in ("Execute job", "Wait for recovery")]
+                if all(t and t.end_time for t in recorded) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
     if not run.state.is_completed():
         raise RuntimeError(f"the alert's run did not complete: {run.state.message}")
     execute, verify = tasks["Execute job"], tasks["Wait for recovery"]
