@@ -226,7 +226,7 @@ def bench_runbook(
                     "variant": name,
                     "median s": statistics.median(times),
                     "runs s": f"{min(times):.2f}-{max(times):.2f}" if len(times) > 1 else "",
-                    "task runs": statistics.median(task_runs) if name == "opsflow" else None,
+                    "task runs": statistics.median_low(task_runs) if name == "opsflow" else None,
                     "note": note,
                 }
             )

@@ -80,8 +80,10 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
 
 
 # A Prefect server on SQLite answers 503 when another write committed while a request read
-# (SQLITE_BUSY_SNAPSHOT: nothing was changed). Taking the locks collides with the run's own
-# task-run writes in most runs, so these calls retry a 503 after a few tens of milliseconds.
+# (SQLITE_BUSY_SNAPSHOT: nothing was changed). Taking the locks collided with the run's own
+# task-run writes in most runs on a server that commits each as it comes (opsflow's local
+# server batches them: local_server.WRITE_BATCHING), so these calls retry a 503 after a few
+# tens of milliseconds.
 # They bypass Prefect's retry loop for that: it sleeps (2 s and more) before it hands back a
 # 503, even with PREFECT_CLIENT_MAX_RETRIES=0 (it sleeps, then counts): measured 2.2 s of a
 # 5 s run at 1,000 hosts.

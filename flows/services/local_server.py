@@ -47,7 +47,7 @@ SERVER_APP = "prefect.server.api.server:create_app"
 # retried): a run's lock, budget and lease calls met one or more in most runs, because the
 # server's own services committed every task-run state and every 20 events as they came. These
 # commit what came in each second (or each 100 and 200) at once: task runs and events show on
-# the UI up to a second later, and a 1,000-host restart's first job went out 0.25-0.36 s into
+# the UI up to a second later, and a 1,000-host restart's first job went out 0.29-0.33 s into
 # the run instead of 0.57-0.75 s. `prefect server start` on SQLite takes the same settings.
 WRITE_BATCHING = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
