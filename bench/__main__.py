@@ -24,6 +24,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 os.environ.setdefault("OPSFLOW_LAB_RECOVERY_SECONDS", "1")  # the lab platform inherits it
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -166,7 +167,7 @@ def bench_runbook(
             "hand-written threaded": [],
             "seed style": [],
         }
-        runs: list = []  # flow run ids, their task runs counted once recorded (within 1 s)
+        runs: list[UUID] = []  # flow run ids, their task runs counted once recorded (within 1 s)
         # One unmeasured run first: Prefect creates the hosts' lock limits once per lab, as a
         # long-lived deployment would have them already.
         prepare(config, admin, size, overloaded)
