@@ -117,7 +117,7 @@ class LabStore:
     def list_hosts(
         self, page: int, page_size: int, hostname: str | None, ip: str | None, tag: str | None
     ) -> tuple[list[dict[str, Any]], int]:
-        where, args = ["1=1"], []
+        where, args = [], []
         if hostname:
             where.append("hostname = ?")
             args.append(hostname)
@@ -127,13 +127,19 @@ class LabStore:
         if tag:
             where.append("EXISTS (SELECT 1 FROM json_each(hosts.tags) WHERE value = ?)")
             args.append(tag)
-        clause = " AND ".join(where)
-        total = self._one(f"SELECT COUNT(*) FROM hosts WHERE {clause}", args)[0]
+        # No WHERE at all when nothing filters: SQLite then counts from the table's b-tree
+        # (a 100,000-host listing asked for the total on each of its 100 pages).
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        columns = ", ".join(HOST_COLUMNS)
+        total = self._one(f"SELECT COUNT(*) FROM hosts {clause}", args)[0]
         rows = self._all(
-            f"SELECT * FROM hosts WHERE {clause} ORDER BY id LIMIT ? OFFSET ?",
+            f"SELECT {columns} FROM hosts {clause} ORDER BY id LIMIT ? OFFSET ?",
             [*args, page_size, (page - 1) * page_size],
         )
-        return [self.host_dict(r) for r in rows], total
+        hosts = [dict(zip(HOST_COLUMNS, row, strict=True)) for row in rows]
+        for host in hosts:
+            host["tags"] = json.loads(host["tags"])
+        return hosts, total
 
     def get_host(self, host_id: int) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM hosts WHERE id = ?", (host_id,))
