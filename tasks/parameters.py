@@ -53,6 +53,7 @@ __all__ = [
     "load_block",
     "not_above",
     "notify_block_field",
+    "ordered_fields",
 ]
 
 DEFAULT_BLOCK = "default"
@@ -350,3 +351,24 @@ def not_above(model: BaseModel, lower: str, upper: str) -> None:
             f"{lower} ({low:g}) must not be above {upper} ({high:g}): "
             f"lower {lower} or raise {upper}"
         )
+
+
+def ordered_fields(model: BaseModel) -> None:
+    """`not_above` for each pair in the model's `NOT_ABOVE` (lower field -> upper field).
+
+    Declared, not only checked, so that `opsflow run` refuses the same pairs, in the same words,
+    from its option specs before the runbook is imported (`opsflow.flows.cli.specs`).
+
+    Example:
+        >>> from typing import ClassVar
+        >>> class Lines(StrictModel):
+        ...     NOT_ABOVE: ClassVar[dict[str, str]] = {"warning": "critical"}
+        ...     warning: float = 0.7
+        ...     critical: float = 1.0
+        >>> ordered_fields(Lines(warning=2))
+        Traceback (most recent call last):
+        ...
+        ValueError: warning (2) must not be above critical (1): lower warning or raise critical
+    """
+    for lower, upper in getattr(model, "NOT_ABOVE", {}).items():
+        not_above(model, lower, upper)

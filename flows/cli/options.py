@@ -143,6 +143,9 @@ def option_specs(model: type[BaseModel]) -> list[dict[str, Any]]:
             option(name, "list", None, flag(name, model), f"{help_text} (repeatable)")
         else:
             option(name, "str?", None, flag(name, model), f"{help_text} (JSON)")
+    for lower, upper in getattr(model, "NOT_ABOVE", {}).items():  # `ordered_fields`' pairs
+        [spec] = [spec for spec in specs if spec["name"] == lower]
+        spec.setdefault("bounds", {})["not_above"] = upper
     return specs
 
 

@@ -97,8 +97,9 @@ def runbook_command(name: str) -> Any:
 
 def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str | None:
     """The first value given that its field refuses (a number out of its limits or not finite,
-    a word not among its choices, a text not matching its pattern or length), said as the model
-    would say it; None if all pass (the model checks everything else once the runbook is
+    a word not among its choices, a text not matching its pattern or length), then a number
+    above the one it must not exceed (`not_above`: a recovery above its trigger), said as the
+    model would say it; None if all pass (the model checks everything else once the runbook is
     imported)."""
     for spec in options:
         value = given.get(spec["name"])
@@ -107,6 +108,16 @@ def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str |
         said = _refused(spec.get("bounds", {}), value)
         if said:
             return f"invalid {spec['flag']}: {said}"
+    flags = {spec["name"]: spec["flag"] for spec in options}
+    for spec in options:
+        upper = spec.get("bounds", {}).get("not_above")
+        low, high = given.get(spec["name"]), given.get(upper or "")
+        if low is not None and high is not None and low > high:
+            lower_flag, upper_flag = spec["flag"], flags[upper]
+            return (
+                f"{lower_flag} ({low:g}) must not be above {upper_flag} ({high:g}): "
+                f"lower {lower_flag} or raise {upper_flag}"
+            )
     return None
 
 

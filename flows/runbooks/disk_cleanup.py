@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from opsflow.flows.runbooks.rollout import roll_out
 from opsflow.flows.runbooks.runbook_flow import runbook
-from opsflow.tasks.parameters import not_above
+from opsflow.tasks.parameters import ordered_fields
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal
 from opsflow.tasks.runbook import with_deployment_defaults
 
@@ -37,6 +37,7 @@ class DiskCleanupParams(RemediationPolicy):
     """Which hosts count as full, what cleaning means, and what counts as fixed."""
 
     runbook: ClassVar[str] = "disk-cleanup"
+    NOT_ABOVE: ClassVar[dict[str, str]] = {"target_percent": "threshold_percent"}
 
     threshold_percent: float = Field(
         default=85, gt=0, lt=100, description="Clean hosts above this usage."
@@ -65,7 +66,7 @@ class DiskCleanupParams(RemediationPolicy):
 
     @model_validator(mode="after")
     def _target_below_threshold(self) -> DiskCleanupParams:
-        not_above(self, "target_percent", "threshold_percent")
+        ordered_fields(self)
         return self
 
     @property

@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from prefect import get_run_logger
 from prefect.states import State
@@ -27,8 +27,8 @@ from opsflow.tasks.parameters import (
     Platform,
     StrictModel,
     by_name,
-    not_above,
     notify_block_field,
+    ordered_fields,
 )
 from opsflow.tasks.runbook import (
     NOTHING_MATCHED,
@@ -45,6 +45,8 @@ CPU_QUERY = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
 
 class LoadReportParams(StrictModel):
     """What to measure and where the lines are."""
+
+    NOT_ABOVE: ClassVar[dict[str, str]] = {"warning": "critical"}
 
     platform: Platform = Field(
         default=None,
@@ -65,7 +67,7 @@ class LoadReportParams(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> LoadReportParams:
-        not_above(self, "warning", "critical")
+        ordered_fields(self)
         return self
 
 

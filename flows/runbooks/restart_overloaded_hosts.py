@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 
 from opsflow.flows.runbooks.rollout import roll_out
 from opsflow.flows.runbooks.runbook_flow import runbook
-from opsflow.tasks.parameters import not_above
+from opsflow.tasks.parameters import ordered_fields
 from opsflow.tasks.rollout_policy import Action, RemediationPolicy, Rollout, Signal
 from opsflow.tasks.runbook import with_deployment_defaults
 
@@ -44,6 +44,7 @@ class RestartPolicy(RemediationPolicy):
     """
 
     runbook: ClassVar[str] = "restart-overloaded-hosts"
+    NOT_ABOVE: ClassVar[dict[str, str]] = {"recovery_threshold": "threshold"}
 
     query: str = Field(
         default="node_load1", min_length=1, description="PromQL giving load per instance."
@@ -58,7 +59,7 @@ class RestartPolicy(RemediationPolicy):
 
     @model_validator(mode="after")
     def _recovery_below_threshold(self) -> RestartPolicy:
-        not_above(self, "recovery_threshold", "threshold")
+        ordered_fields(self)
         return self
 
     @property

@@ -128,3 +128,27 @@ def test_a_value_refused_before_the_import_reads_as_the_model_refuses_it(runbook
         entry.params.model_validate({field: value})
     [error] = [e for e in refused.value.errors() if e["loc"] == (field,)]
     assert early == f"invalid --{field.replace('_', '-')}: {error['msg']}"
+
+
+ORDER_REFUSALS = [
+    ("restart-overloaded-hosts", {"threshold": 2.0, "recovery_threshold": 3.0}),
+    ("load-report", {"warning": 2.0}),  # --critical left at its default, 1
+    ("disk-cleanup", {"threshold_percent": 80.0, "target_percent": 85.0}),
+]
+
+
+@pytest.mark.parametrize(("runbook", "given"), ORDER_REFUSALS)
+def test_a_value_above_its_upper_one_is_refused_before_the_import_as_after(runbook, given):
+    """`--warning 2` with --critical at 1 is refused from the option specs, in the words the
+    model's refusal reaches the operator in once the runbook is imported."""
+    from opsflow.flows.cli.adhoc import Refused, check_without_server
+    from opsflow.flows.cli.specs import load_specs, out_of_bounds
+
+    options = load_specs()[runbook]["options"]
+    typed = {**{option["name"]: option["default"] for option in options}, **given}  # as typer
+    entry = load_runbook(runbook)
+    with pytest.raises(Refused) as refused:
+        check_without_server(entry.params, given)
+
+    assert out_of_bounds(options, typed) == str(refused.value)
+    assert out_of_bounds(options, {**typed, **dict.fromkeys(given, 1.0)}) is None

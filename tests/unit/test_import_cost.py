@@ -48,6 +48,8 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
         ["run", "remediate", "--side", "up"],
         ["run", "restart-overloaded-hosts", "--service", "Bad!"],
         ["run", "restart-overloaded-hosts", "--query", ""],
+        ["run", "load-report", "--warning", "2"],  # above --critical's default, 1
+        ["run", "restart-overloaded-hosts", "--threshold", "1.5"],  # --recovery-threshold 2
     ]
     code = (
         "import sys\n"
@@ -59,11 +61,11 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
         "    except SystemExit as done:\n"
         "        print('exit', done.code, file=sys.stderr)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'"
-        " or m.startswith('opsflow.flows.runbooks.r')))\n"
+        " or m.startswith(('opsflow.flows.runbooks.r', 'opsflow.flows.runbooks.l'))))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
-    assert done.stderr.split() == ["exit", "0"] + ["exit", "2"] * 7, done.stderr[-2000:]
+    assert done.stderr.split() == ["exit", "0"] + ["exit", "2"] * 9, done.stderr[-2000:]
     assert "--threshold" in done.stdout
     assert "No such option: --bad" in done.stdout
     assert "invalid --batch-size: Input should be greater than or equal to 1" in done.stdout
@@ -73,4 +75,6 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
     assert "invalid --side: Input should be 'above' or 'below'" in done.stdout
     assert "invalid --service: String should match pattern" in done.stdout
     assert "invalid --query: String should have at least 1 character" in done.stdout
+    assert "--warning (2) must not be above --critical (1): lower --warning or raise" in done.stdout
+    assert "--recovery-threshold (2) must not be above --threshold (1.5)" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
