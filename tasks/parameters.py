@@ -18,6 +18,7 @@ import difflib
 import inspect
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from prefect.blocks.core import Block
@@ -54,6 +55,7 @@ __all__ = [
     "not_above",
     "notify_block_field",
     "ordered_fields",
+    "existing_file",
 ]
 
 DEFAULT_BLOCK = "default"
@@ -351,6 +353,27 @@ def not_above(model: BaseModel, lower: str, upper: str) -> None:
             f"{lower} ({low:g}) must not be above {upper} ({high:g}): "
             f"lower {lower} or raise {upper}"
         )
+
+
+def existing_file(value: str | None, kind: str) -> str | None:
+    """`value` if it names a file (after `~`), else a refusal saying what to give: `kind` is
+    what the file is ("a CSV file"). A model lists such fields in its `FILES` (field ->
+    kind), which `opsflow run` checks the same way before the runbook is imported.
+
+    Example:
+        >>> existing_file("/", "a CSV file")
+        Traceback (most recent call last):
+        ...
+        ValueError: '/' is a directory: give the path of a CSV file
+    """
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{value!r} is a directory: give the path of {kind}")
+    if not path.is_file():
+        raise ValueError(f"{value!r} does not exist: give the path of {kind}")
+    return value
 
 
 def ordered_fields(model: BaseModel) -> None:

@@ -146,6 +146,9 @@ def option_specs(model: type[BaseModel]) -> list[dict[str, Any]]:
     for lower, upper in getattr(model, "NOT_ABOVE", {}).items():  # `ordered_fields`' pairs
         [spec] = [spec for spec in specs if spec["name"] == lower]
         spec.setdefault("bounds", {})["not_above"] = upper
+    for name, kind in getattr(model, "FILES", {}).items():  # `existing_file`'s fields
+        [spec] = [spec for spec in specs if spec["name"] == name]
+        spec.setdefault("bounds", {})["file"] = kind
     return specs
 
 

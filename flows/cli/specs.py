@@ -97,7 +97,8 @@ def runbook_command(name: str) -> Any:
 
 def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str | None:
     """The first value given that its field refuses (a number out of its limits or not finite,
-    a word not among its choices, a text not matching its pattern or length), then a number
+    a word not among its choices, a text not matching its pattern or length, a file that is
+    not there), then a number
     above the one it must not exceed (`not_above`: a recovery above its trigger), said as the
     model would say it; None if all pass (the model checks everything else once the runbook is
     imported)."""
@@ -132,6 +133,12 @@ def _refused(checks: dict[str, Any], value: Any) -> str | None:
     for key, limit in checks.items():
         if key in LIMITS and isinstance(value, int | float) and not LIMITS[key][0](value, limit):
             return f"Input should be {LIMITS[key][1]} {limit}"  # exact for any size
+    if isinstance(value, str) and "file" in checks:  # as `existing_file` says it
+        path = Path(value).expanduser()
+        if path.is_dir():
+            return f"{value!r} is a directory: give the path of {checks['file']}"
+        if not path.is_file():
+            return f"{value!r} does not exist: give the path of {checks['file']}"
     if isinstance(value, str):
         if "min_length" in checks and len(value) < checks["min_length"]:
             n = checks["min_length"]

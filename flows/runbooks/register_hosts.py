@@ -7,11 +7,10 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from prefect.artifacts import create_table_artifact
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from opsflow.flows.runbooks.runbook_flow import runbook
 from opsflow.opsapi.backend import RegistersHosts
@@ -24,6 +23,7 @@ from opsflow.tasks.parameters import (
     NotifyBlock,
     Platform,
     StrictModel,
+    existing_file,
     notify_block_field,
 )
 from opsflow.tasks.runbook import chosen, with_deployment_defaults
@@ -32,6 +32,8 @@ from opsflow.tasks.wording import plural
 
 class RegisterHostsParams(StrictModel):
     """Where the hosts come from and what to do with ones that exist."""
+
+    FILES: ClassVar[dict[str, str]] = {"csv_path": "a CSV file"}
 
     platform: Platform = Field(
         default=None, description=f"The ops platform to register the hosts in. {DEFAULT_BLOCK_HELP}"
@@ -57,17 +59,10 @@ class RegisterHostsParams(StrictModel):
     dry_run: bool = Field(default=False, description="Validate and report; register nothing.")
     notify_block: NotifyBlock = notify_block_field()
 
-    @field_validator("csv_path")
+    @field_validator(*FILES)
     @classmethod
-    def _a_readable_file(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        if path.is_dir():
-            raise ValueError(f"{value!r} is a directory: give the path of a CSV file")
-        if not path.is_file():
-            raise ValueError(f"{value!r} does not exist: give the path of a CSV file")
-        return value
+    def _a_readable_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return existing_file(value, cls.FILES[info.field_name])
 
     @model_validator(mode="after")
     def _exactly_one_source_every_row_valid(self) -> RegisterHostsParams:

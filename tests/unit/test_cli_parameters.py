@@ -152,3 +152,19 @@ def test_a_value_above_its_upper_one_is_refused_before_the_import_as_after(runbo
 
     assert out_of_bounds(options, typed) == str(refused.value)
     assert out_of_bounds(options, {**typed, **dict.fromkeys(given, 1.0)}) is None
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/hosts.csv", "/"])
+def test_a_file_that_is_not_there_is_refused_before_the_import_as_after(path, tmp_path):
+    from opsflow.flows.cli.adhoc import Refused, check_without_server
+    from opsflow.flows.cli.specs import load_specs, out_of_bounds
+
+    options = load_specs()["register-hosts"]["options"]
+    entry = load_runbook("register-hosts")
+    with pytest.raises(Refused) as refused:
+        check_without_server(entry.params, {"csv_path": path})
+    there = tmp_path / "hosts.csv"
+    there.write_text("hostname,ip\nweb-01,10.0.0.1\n")
+
+    assert out_of_bounds(options, {"csv_path": path}) == str(refused.value)
+    assert out_of_bounds(options, {"csv_path": str(there)}) is None
