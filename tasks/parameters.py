@@ -49,13 +49,13 @@ __all__ = [
     "block_fields",
     "by_name",
     "concrete",
+    "existing_file",
     "from_fields",
     "kinds",
     "load_block",
     "not_above",
     "notify_block_field",
     "ordered_fields",
-    "existing_file",
 ]
 
 DEFAULT_BLOCK = "default"

@@ -98,10 +98,9 @@ def runbook_command(name: str) -> Any:
 def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str | None:
     """The first value given that its field refuses (a number out of its limits or not finite,
     a word not among its choices, a text not matching its pattern or length, a file that is
-    not there), then a number
-    above the one it must not exceed (`not_above`: a recovery above its trigger), said as the
-    model would say it; None if all pass (the model checks everything else once the runbook is
-    imported)."""
+    not there), then a number above the one it must not exceed (`not_above`: a recovery above
+    its trigger), said as the model would say it; None if all pass (the model checks
+    everything else once the runbook is imported)."""
     for spec in options:
         value = given.get(spec["name"])
         if value is None:
