@@ -120,11 +120,7 @@ class OpsPlatformClient(FollowsJobs, JSONClient):
     ) -> list[Host]:
         """Every host matching the filters (all pages, `workers` at a time when the total is
         known)."""
-        # One pause for the whole list, not one per page: between pages the collector came back
-        # to a heap grown by a page's hosts and ran full collections over all of it, six in a
-        # 100,000-host load-report (0.7 s holding the GIL), finding nothing to free.
-        with paused_gc():
-            return list(self.iter_hosts(hostname=hostname, ip=ip, tag=tag, workers=workers))
+        return list(self.iter_hosts(hostname=hostname, ip=ip, tag=tag, workers=workers))
 
     def get_host(self, host_id: str | int) -> Host:
         """GET: /api/v1/hosts/{id}"""

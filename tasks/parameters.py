@@ -368,7 +368,10 @@ def existing_file(value: str | None, kind: str) -> str | None:
     """
     if value is None:
         return None
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # ~someone who is no user here: no such file either
+        path = Path(value)
     if path.is_dir():
         raise ValueError(f"{value!r} is a directory: give the path of {kind}")
     if not path.is_file():

@@ -133,7 +133,10 @@ def _refused(checks: dict[str, Any], value: Any) -> str | None:
         if key in LIMITS and isinstance(value, int | float) and not LIMITS[key][0](value, limit):
             return f"Input should be {LIMITS[key][1]} {limit}"  # exact for any size
     if isinstance(value, str) and "file" in checks:  # as `existing_file` says it
-        path = Path(value).expanduser()
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError:  # ~someone who is no user here
+            path = Path(value)
         if path.is_dir():
             return f"{value!r} is a directory: give the path of {checks['file']}"
         if not path.is_file():

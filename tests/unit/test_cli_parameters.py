@@ -154,7 +154,7 @@ def test_a_value_above_its_upper_one_is_refused_before_the_import_as_after(runbo
     assert out_of_bounds(options, {**typed, **dict.fromkeys(given, 1.0)}) is None
 
 
-@pytest.mark.parametrize("path", ["/nonexistent/hosts.csv", "/"])
+@pytest.mark.parametrize("path", ["/nonexistent/hosts.csv", "/", "~nosuchuser-opsflow/hosts.csv"])
 def test_a_file_that_is_not_there_is_refused_before_the_import_as_after(path, tmp_path):
     from opsflow.flows.cli.adhoc import Refused, check_without_server
     from opsflow.flows.cli.specs import load_specs, out_of_bounds
