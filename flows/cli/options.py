@@ -149,6 +149,9 @@ def option_specs(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, kind in getattr(model, "FILES", {}).items():  # `existing_file`'s fields
         [spec] = [spec for spec in specs if spec["name"] == name]
         spec.setdefault("bounds", {})["file"] = kind
+    if empty_scope := getattr(model, "EMPTY_SCOPE", None):  # no host chosen, all_hosts unset
+        [spec] = [spec for spec in specs if spec["name"] == "all_hosts"]
+        spec.setdefault("bounds", {})["unless_chosen"] = say_in_flags(empty_scope, model)
     return specs
 
 

@@ -99,8 +99,9 @@ def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str |
     """The first value given that its field refuses (a number out of its limits or not finite,
     a word not among its choices, a text not matching its pattern or length, a file that is
     not there), then a number above the one it must not exceed (`not_above`: a recovery above
-    its trigger), said as the model would say it; None if all pass (the model checks
-    everything else once the runbook is imported)."""
+    its trigger) or no host chosen where all must be asked for (`unless_chosen`), said as the
+    model would say it; None if all pass (the model checks everything else once the runbook
+    is imported)."""
     for spec in options:
         value = given.get(spec["name"])
         if value is None:
@@ -110,6 +111,10 @@ def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str |
             return f"invalid {spec['flag']}: {said}"
     flags = {spec["name"]: spec["flag"] for spec in options}
     for spec in options:
+        empty_scope = spec.get("bounds", {}).get("unless_chosen")  # run-command's `_scope`
+        chosen = given.get("tag") or given.get("hostname_pattern") or given.get("host") is not None
+        if empty_scope and not chosen and not given.get(spec["name"]):
+            return str(empty_scope)
         upper = spec.get("bounds", {}).get("not_above")
         low, high = given.get(spec["name"]), given.get(upper or "")
         if low is not None and high is not None and low > high:

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from prefect.states import State
 from pydantic import Field, field_serializer, field_validator, model_validator
 
@@ -25,6 +27,11 @@ from opsflow.tasks.runbook import with_deployment_defaults
 
 class RunCommandParams(RolloutPolicy):
     """The command, where it runs, and how carefully."""
+
+    # Also refused by `opsflow run` before the runbook is imported (the option specs).
+    EMPTY_SCOPE: ClassVar[str] = (
+        "selector is empty: give tags, hostname_pattern or hostnames, or set all_hosts"
+    )
 
     command: str = Field(min_length=1, max_length=10_000, description="Command for /bin/sh -c.")
     all_hosts: bool = Field(
@@ -58,9 +65,7 @@ class RunCommandParams(RolloutPolicy):
     def _scope(self) -> RunCommandParams:
         chosen = self.selector.tags or self.selector.hostname_pattern
         if not chosen and self.selector.hostnames is None and not self.all_hosts:
-            raise ValueError(
-                "selector is empty: give tags, hostname_pattern or hostnames, or set all_hosts"
-            )
+            raise ValueError(self.EMPTY_SCOPE)
         check_command(self.command, self.allowlist)  # refused before anything starts
         return self
 

@@ -154,6 +154,37 @@ def test_a_value_above_its_upper_one_is_refused_before_the_import_as_after(runbo
     assert out_of_bounds(options, {**typed, **dict.fromkeys(given, 1.0)}) is None
 
 
+@pytest.mark.parametrize(
+    ("chosen", "refused"),
+    [
+        ({}, True),
+        ({"hostname_pattern": ""}, True),
+        ({"tag": ["web"]}, False),
+        ({"hostname_pattern": "web-*"}, False),
+        ({"host": ["web-01"]}, False),
+        ({"all_hosts": True}, False),
+    ],
+)
+def test_a_command_for_no_chosen_host_is_refused_before_the_import_as_after(chosen, refused):
+    """`opsflow run run-command --command uptime` with no selector and no --all-hosts."""
+    from opsflow.flows.cli.adhoc import Refused, check_without_server
+    from opsflow.flows.cli.options import values_from_flags
+    from opsflow.flows.cli.specs import load_specs, out_of_bounds
+
+    options = load_specs()["run-command"]["options"]
+    typed = {**{option["name"]: option["default"] for option in options}, "command": "uptime"}
+    entry = load_runbook("run-command")
+    values = values_from_flags(entry.params, {"command": "uptime", **chosen})
+    late = None
+    try:
+        check_without_server(entry.params, values)
+    except Refused as exc:
+        late = str(exc)
+
+    assert out_of_bounds(options, {**typed, **chosen}) == late
+    assert (late is not None) is refused
+
+
 @pytest.mark.parametrize("path", ["/nonexistent/hosts.csv", "/", "~nosuchuser-opsflow/hosts.csv"])
 def test_a_file_that_is_not_there_is_refused_before_the_import_as_after(path, tmp_path):
     from opsflow.flows.cli.adhoc import Refused, check_without_server

@@ -51,6 +51,7 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
         ["run", "load-report", "--warning", "2"],  # above --critical's default, 1
         ["run", "restart-overloaded-hosts", "--threshold", "1.5"],  # --recovery-threshold 2
         ["run", "register-hosts", "--csv-path", "/nonexistent/hosts.csv"],
+        ["run", "run-command", "--command", "uptime"],  # no host chosen, no --all-hosts
     ]
     code = (
         "import sys\n"
@@ -66,7 +67,7 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
-    assert done.stderr.split() == ["exit", "0"] + ["exit", "2"] * 10, done.stderr[-2000:]
+    assert done.stderr.split() == ["exit", "0"] + ["exit", "2"] * 11, done.stderr[-2000:]
     assert "--threshold" in done.stdout
     assert "No such option: --bad" in done.stdout
     assert "invalid --batch-size: Input should be greater than or equal to 1" in done.stdout
@@ -79,4 +80,7 @@ def test_a_runbooks_help_and_refused_flags_import_neither_prefect_nor_the_runboo
     assert "--warning (2) must not be above --critical (1): lower --warning or raise" in done.stdout
     assert "--recovery-threshold (2) must not be above --threshold (1.5)" in done.stdout
     assert "'/nonexistent/hosts.csv' does not exist: give the path of a CSV file" in done.stdout
+    assert "selector is empty: give --tag, --hostname-pattern or --host, or set --all-hosts" in (
+        done.stdout
+    )
     assert done.stdout.strip().splitlines()[-1] == "[]"
