@@ -62,6 +62,7 @@ CREATE INDEX IF NOT EXISTS job_results_host ON job_results(host_id);
 """
 
 HOST_COLUMNS = ("id", "hostname", "ip", "os", "owner", "tags", "created_at")
+SELECT_HOSTS = f"SELECT {', '.join(HOST_COLUMNS)} FROM hosts"  # the columns `host_dict` reads
 
 
 class Duplicate(Exception):
@@ -110,7 +111,8 @@ class LabStore:
 
     @staticmethod
     def host_dict(row: sqlite3.Row) -> dict[str, Any]:
-        host = {k: row[k] for k in HOST_COLUMNS}
+        """A row of `SELECT_HOSTS` as the API's host."""
+        host = dict(zip(HOST_COLUMNS, row, strict=True))
         host["tags"] = json.loads(host["tags"])
         return host
 
@@ -130,23 +132,19 @@ class LabStore:
         # No WHERE at all when nothing filters: SQLite then counts from the table's b-tree
         # (a 100,000-host listing asked for the total on each of its 100 pages).
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        columns = ", ".join(HOST_COLUMNS)
         total = self._one(f"SELECT COUNT(*) FROM hosts {clause}", args)[0]
         rows = self._all(
-            f"SELECT {columns} FROM hosts {clause} ORDER BY id LIMIT ? OFFSET ?",
+            f"{SELECT_HOSTS} {clause} ORDER BY id LIMIT ? OFFSET ?",
             [*args, page_size, (page - 1) * page_size],
         )
-        hosts = [dict(zip(HOST_COLUMNS, row, strict=True)) for row in rows]
-        for host in hosts:
-            host["tags"] = json.loads(host["tags"])
-        return hosts, total
+        return [self.host_dict(r) for r in rows], total
 
     def get_host(self, host_id: int) -> dict[str, Any] | None:
-        row = self._one("SELECT * FROM hosts WHERE id = ?", (host_id,))
+        row = self._one(f"{SELECT_HOSTS} WHERE id = ?", (host_id,))
         return self.host_dict(row) if row else None
 
     def get_host_by_name(self, hostname: str) -> dict[str, Any] | None:
-        row = self._one("SELECT * FROM hosts WHERE hostname = ?", (hostname,))
+        row = self._one(f"{SELECT_HOSTS} WHERE hostname = ?", (hostname,))
         return self.host_dict(row) if row else None
 
     def hosts_by_ids(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -155,7 +153,7 @@ class LabStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._all(f"SELECT * FROM hosts WHERE id IN ({marks})", chunk):
+            for row in self._all(f"{SELECT_HOSTS} WHERE id IN ({marks})", chunk):
                 found[row["id"]] = self.host_dict(row)
         return found
 

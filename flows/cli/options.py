@@ -143,15 +143,16 @@ def option_specs(model: type[BaseModel]) -> list[dict[str, Any]]:
             option(name, "list", None, flag(name, model), f"{help_text} (repeatable)")
         else:
             option(name, "str?", None, flag(name, model), f"{help_text} (JSON)")
+    # The model's rules beyond one field's value, as bounds of the option they refuse.
+    by_name = {spec["name"]: spec for spec in specs}
     for lower, upper in getattr(model, "NOT_ABOVE", {}).items():  # `ordered_fields`' pairs
-        [spec] = [spec for spec in specs if spec["name"] == lower]
-        spec.setdefault("bounds", {})["not_above"] = upper
+        by_name[lower].setdefault("bounds", {})["not_above"] = upper
     for name, kind in getattr(model, "FILES", {}).items():  # `existing_file`'s fields
-        [spec] = [spec for spec in specs if spec["name"] == name]
-        spec.setdefault("bounds", {})["file"] = kind
+        by_name[name].setdefault("bounds", {})["file"] = kind
     if empty_scope := getattr(model, "EMPTY_SCOPE", None):  # no host chosen, all_hosts unset
-        [spec] = [spec for spec in specs if spec["name"] == "all_hosts"]
-        spec.setdefault("bounds", {})["unless_chosen"] = say_in_flags(empty_scope, model)
+        by_name["all_hosts"].setdefault("bounds", {})["unless_chosen"] = say_in_flags(
+            empty_scope, model
+        )
     return specs
 
 

@@ -110,9 +110,9 @@ def out_of_bounds(options: list[dict[str, Any]], given: dict[str, Any]) -> str |
         if said:
             return f"invalid {spec['flag']}: {said}"
     flags = {spec["name"]: spec["flag"] for spec in options}
+    chosen = given.get("tag") or given.get("hostname_pattern") or given.get("host") is not None
     for spec in options:
         empty_scope = spec.get("bounds", {}).get("unless_chosen")  # run-command's `_scope`
-        chosen = given.get("tag") or given.get("hostname_pattern") or given.get("host") is not None
         if empty_scope and not chosen and not given.get(spec["name"]):
             return str(empty_scope)
         upper = spec.get("bounds", {}).get("not_above")
